@@ -1,0 +1,302 @@
+"""Built-in tasks: solvers agree with BBH, generation is seeded and exact, exemplars are sound."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from arte_core.errors import ArteError
+from arte_core.tasks import AnswerFormat, load_task
+from arte_core.tasks.bbh import parse_cot_prompt
+from arte_core.tasks.builtin import BUILTIN_TASKS
+
+from paths import require_bbh
+
+EXPECTED_FORMATS = {
+    "boolean_expressions": AnswerFormat.BOOLEAN,
+    "multistep_arithmetic_two": AnswerFormat.INTEGER,
+    "word_sorting": AnswerFormat.TEXT,
+    "object_counting": AnswerFormat.INTEGER,
+    "dyck_languages": AnswerFormat.TEXT,
+    "navigate": AnswerFormat.YES_NO,
+    "web_of_lies": AnswerFormat.YES_NO,
+}
+NAMES = sorted(EXPECTED_FORMATS)
+
+_NAV_PREFIX = "If you follow these instructions, do you return to the starting point? "
+_NAV_OPTIONS = "\nOptions:\n- Yes\n- No"
+_DYCK_PREFIX = "Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: "
+_SORT_PREFIX = "Sort the following words alphabetically: List: "
+
+# The textual shape of every BBH question of each task; generated questions must have it too.
+_GROUP = r"\(-?\d(?: [-+*] -?\d){3}\)"
+_OC_ITEM = r"(?:a|an|two|three|four|five) [a-z]+(?: [a-z]+)*"
+_NAV_STEP = r"Take (?:1 step|(?:[2-9]|10) steps)"
+_NAV_SENTENCE = rf"(?:{_NAV_STEP}(?: (?:forward|backward|left|right))?|Turn (?:left|right|around))\."
+_WOL_NAME = r"[A-Z][a-z]+"
+_WOL_VERDICT = r"(?:tells the truth|lies)"
+BBH_SHAPES = {
+    "boolean_expressions": r"(?:(?:not|True|False|and|or|\(|\)) ){8}is",
+    "multistep_arithmetic_two": rf"\({_GROUP} [-+*] {_GROUP}\) =",
+    "word_sorting": re.escape(_SORT_PREFIX) + r"[a-z&']+(?: [a-z&']+){1,19}",
+    "object_counting": (
+        rf"I have {_OC_ITEM}(?:, {_OC_ITEM})*, and {_OC_ITEM}\. "
+        r"How many (?:fruits|vegetables|animals|musical instruments|objects) do I have\?"
+    ),
+    "dyck_languages": re.escape(_DYCK_PREFIX) + r"[\[\](){}<>](?: [\[\](){}<>])*",
+    "navigate": (
+        re.escape(_NAV_PREFIX) + rf"(?:Always face forward\. )?{_NAV_SENTENCE}(?: {_NAV_SENTENCE}){{1,9}}"
+        + re.escape(_NAV_OPTIONS)
+    ),
+    "web_of_lies": (
+        rf"Question: {_WOL_NAME} {_WOL_VERDICT}\.(?: {_WOL_NAME} says {_WOL_NAME} {_WOL_VERDICT}\.){{4}} "
+        rf"Does {_WOL_NAME} tell the truth\?"
+    ),
+}
+
+
+_MIXED_THINGS = "I have a flute, two heads of broccoli, a cow, and three mice."
+
+
+def _navigate(instructions: str) -> str:
+    return f"{_NAV_PREFIX}{instructions}{_NAV_OPTIONS}"
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return {name: BUILTIN_TASKS[name](0) for name in NAMES}
+
+
+def _bbh_rows(name: str) -> list[dict]:
+    path = require_bbh() / "tasks" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))["examples"]
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+
+def test_registry_holds_the_required_tasks_with_their_answer_formats(tasks):
+    assert set(NAMES) <= set(BUILTIN_TASKS)
+    for name, task in tasks.items():
+        assert task.name == name
+        assert task.answer_format is EXPECTED_FORMATS[name]
+        assert task.source == "builtin"
+        assert task.description.strip() and "\n" not in task.description
+        assert task.solver is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_load_task_builds_each_builtin_task(name):
+    task = load_task(name)
+    assert task.name == name and len(task.examples) == 300
+    assert load_task(name, seed=7).examples == BUILTIN_TASKS[name](7).examples
+
+
+def test_load_task_rejects_an_unknown_name_and_lists_the_builtin_tasks():
+    with pytest.raises(ArteError) as error:
+        load_task("nope")
+    message = str(error.value)
+    assert "nope" in message
+    for name in NAMES:
+        assert name in message
+
+
+# --- solvers against BBH -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solver_reproduces_every_bbh_target(name, tasks):
+    task = tasks[name]
+    rows = _bbh_rows(name)
+    assert len(rows) == 250
+    wrong = [
+        (row["input"], row["target"], task.solver(row["input"]))
+        for row in rows
+        if task.normalise(task.solver(row["input"])) != task.normalise(row["target"])
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bbh_shape_pattern_matches_every_bbh_question(name):
+    unmatched = [row["input"] for row in _bbh_rows(name) if not re.fullmatch(BBH_SHAPES[name], row["input"])]
+    assert unmatched == []
+
+
+@pytest.mark.parametrize(
+    "name, question, expected",
+    [
+        ("boolean_expressions", "not ( True ) and ( True ) is", "False"),
+        ("boolean_expressions", "True or False and False is", "True"),  # "and" binds tighter than "or"
+        ("boolean_expressions", "not not not ( False or False ) is", "True"),
+        ("boolean_expressions", "( True and not True ) or not True is", "False"),
+        ("multistep_arithmetic_two", "((-1 + 2 + 9 * 5) - (-2 + -4 + -4 * -7)) =", "24"),
+        # (7 - (-6) + 1) * (-4 - (-12) + 0) = 14 * 8
+        ("multistep_arithmetic_two", "((7 - 3 * -2 + 1) * (-4 - -6 * 2 + 0)) =", "112"),
+        ("multistep_arithmetic_two", "((9 - 4 - 3 - 2) + (0 * -7 * 8 - 1)) =", "-1"),
+        ("multistep_arithmetic_two", "2 - 3 - 4 =", "-5"),
+        ("word_sorting", _SORT_PREFIX + "pear apple peach", "apple peach pear"),
+        ("word_sorting", _SORT_PREFIX + "zebra it&t ant antelope", "ant antelope it&t zebra"),
+        ("object_counting", _MIXED_THINGS + " How many animals do I have?", "4"),
+        ("object_counting", _MIXED_THINGS + " How many vegetables do I have?", "2"),
+        ("object_counting", "I have an oven, and five fish. How many fruits do I have?", "0"),
+        ("dyck_languages", _DYCK_PREFIX + "[ { ( ) < >", "} ]"),
+        ("dyck_languages", _DYCK_PREFIX + "< [ ] ( { } )", ">"),
+        ("dyck_languages", _DYCK_PREFIX + "( ( [ < > ] { [ ]", "} ) )"),
+        ("navigate", _navigate("Take 3 steps. Turn around. Take 3 steps."), "Yes"),
+        ("navigate", _navigate("Always face forward. Take 2 steps left. Take 2 steps forward."), "No"),
+        ("navigate", _navigate("Take 1 step. Turn right. " * 3 + "Take 1 step."), "Yes"),  # a square
+        # Steps to the side do not turn the walker: left, forward, right ends at (0, 1).
+        ("navigate", _navigate("Take 1 step left. Take 1 step forward. Take 1 step right."), "No"),
+        ("web_of_lies", "Question: Ann lies. Bob says Ann lies. Does Bob tell the truth?", "Yes"),
+        ("web_of_lies", "Question: Ann lies. Bob says Ann tells the truth. Does Bob tell the truth?", "No"),
+        # Ann is honest, so Bob (calling her a liar) lies, so Cy (calling Bob a liar) is honest.
+        ("web_of_lies", "Question: Ann tells the truth. Bob says Ann lies. Cy says Bob lies. Does Cy tell the truth?",
+         "Yes"),
+    ],
+)
+def test_solver_literal_cases(name, question, expected, tasks):
+    assert tasks[name].solver(question) == expected
+
+
+@pytest.mark.parametrize(
+    "name, question",
+    [
+        ("boolean_expressions", "True and is"),
+        ("boolean_expressions", "( True or False is"),
+        ("multistep_arithmetic_two", "((1 + 2) * 3 ="),
+        ("multistep_arithmetic_two", "((6 / 2) + 1) ="),
+        ("word_sorting", "Sort these please: b a"),
+        ("object_counting", "I have a guitar, and a drum. How many musical instruments do I have?"),
+        ("object_counting", "I have a cat, and a dog. How many planets do I have?"),
+        ("dyck_languages", _DYCK_PREFIX + "( ]"),
+        ("dyck_languages", _DYCK_PREFIX + "( )"),  # nothing left to close
+        ("navigate", _navigate("Take 3 steps. Jump twice.")),
+        ("web_of_lies", "Question: Ann lies. Bob says Ann lies. Does Cy tell the truth?"),
+        ("web_of_lies", "Question: Ann lies. Ann tells the truth. Does Ann tell the truth?"),
+    ],
+)
+def test_solver_returns_none_for_malformed_questions(name, question, tasks):
+    assert tasks[name].solver(question) is None
+
+
+_GARBAGE = [
+    "", "   ", "hello", "is", "=", "(((", ")", "Input:", "Question:", "Options:\n- Yes\n- No", "²", "1/0",
+    "not " * 3000, "(" * 3000 + "True", "- " * 3000 + "1 =", "9" * 5000 + " =", "* 3 =",
+    "I have . How many fruits do I have?", "Does  tell the truth?", "Take 99999999999999999999 steps.",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solver_returns_none_on_garbage_and_never_raises(name, tasks):
+    solver = tasks[name].solver
+    assert solver("hello") is None
+    assert solver("") is None
+    for junk in _GARBAGE:
+        assert solver(junk) is None or isinstance(solver(junk), str)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solver_never_raises_on_truncated_or_corrupted_questions(name, tasks):
+    task = tasks[name]
+    rng = random.Random(0)
+    for example in task.examples[:8]:
+        text = example.input
+        variants = [text[:cut] for cut in range(len(text))]
+        variants += [_corrupt(rng, text) for _ in range(40)]
+        for variant in variants:
+            answer = task.solver(variant)
+            assert answer is None or isinstance(answer, str)
+
+
+def _corrupt(rng: random.Random, text: str) -> str:
+    chars = list(text)
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(chars))
+        chars[i] = rng.choice(["", " ", "(", ")", "-", "*", ".", "x", "9", "\n", chars[i] * 2])
+    return "".join(chars)
+
+
+# --- generated examples ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_examples_are_deterministic_by_seed(name, tasks):
+    factory = BUILTIN_TASKS[name]
+    assert factory(0).examples == tasks[name].examples
+    assert factory(1).examples != tasks[name].examples
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_examples_are_300_distinct_questions_labelled_by_the_solver(name, tasks):
+    task = tasks[name]
+    inputs = [e.input for e in task.examples]
+    assert len(task.examples) == 300
+    assert len(set(inputs)) == 300
+    assert not {x.input for x in task.exemplars} & set(inputs)
+    for example in task.examples:
+        assert example.target == task.solver(example.input)
+        assert task.normalise(example.target) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generated_questions_have_the_bbh_shape(name, tasks):
+    unmatched = [e.input for e in tasks[name].examples if not re.fullmatch(BBH_SHAPES[name], e.input)]
+    assert unmatched == []
+
+
+@pytest.mark.parametrize("name", ["boolean_expressions", "navigate", "web_of_lies"])
+def test_two_label_tasks_are_roughly_balanced(name, tasks):
+    targets = [e.target for e in tasks[name].examples]
+    for label in set(targets):
+        assert 0.3 <= targets.count(label) / len(targets) <= 0.7
+    assert len(set(targets)) == 2
+
+
+def test_text_targets_follow_bbh_conventions(tasks):
+    for example in tasks["word_sorting"].examples:
+        words = example.input.removeprefix(_SORT_PREFIX).split()
+        assert example.target == " ".join(sorted(words))
+    for example in tasks["dyck_languages"].examples:
+        assert re.fullmatch(r"[\])}>](?: [\])}>])*", example.target)
+
+
+# --- exemplars and techniques -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exemplars_end_with_their_answer_and_the_solver_agrees(name, tasks):
+    task = tasks[name]
+    assert len(task.exemplars) == 3
+    assert len({x.input for x in task.exemplars}) == 3
+    for exemplar in task.exemplars:
+        assert exemplar.rationale.endswith(f"So the answer is {exemplar.answer}.")
+        assert exemplar.answer == task.solver(exemplar.input)
+        assert re.fullmatch(BBH_SHAPES[name], exemplar.input)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exemplars_are_not_copied_from_bbh_cot_prompts(name, tasks):
+    path = require_bbh() / "cot-prompts" / f"{name}.txt"
+    if not path.is_file():
+        pytest.skip(f"BBH cot-prompt not found at {path}")
+    _, bbh_exemplars = parse_cot_prompt(path.read_text(encoding="utf-8"), path)
+    bbh_questions = {x.input.strip() for x in bbh_exemplars}
+    assert not bbh_questions & {x.input.strip() for x in tasks[name].exemplars}
+    bbh_rows = {row["input"].strip() for row in _bbh_rows(name)}
+    assert not bbh_rows & {x.input.strip() for x in tasks[name].exemplars}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_techniques_are_two_to_five_sentences_each(name, tasks):
+    techniques = tasks[name].extra["techniques"]
+    assert set(techniques) == {"expert_procedure", "common_sense"}
+    for text in techniques.values():
+        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text.strip())
+        assert 2 <= len(sentences) <= 5, text
+        assert text.strip().endswith(".")
