@@ -1,0 +1,68 @@
+"""The one generation interface every backend implements (transformers on CPU, vLLM on GPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode. temperature 0 means greedy; seed makes sampling reproducible."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    include_stop: bool = False  # keep the stop string that ended the text (e.g. a closing </ans>)
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """One completion: the text up to (not including) the first stop string."""
+
+    text: str
+    n_prompt_tokens: int
+    n_generated_tokens: int
+    stopped: bool  # True when a stop string or EOS ended it, False when it hit max_new_tokens
+    extra: dict = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[int], None]  # called with the number of prompts just completed
+
+
+class Generator(Protocol):
+    """A loaded causal language model that completes text prompts."""
+
+    name: str  # the registry name or path it was loaded from
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> list[Generation]:
+        """Complete every prompt; results are in prompt order."""
+        ...
+
+    def chat_prompt(self, user: str, system: str | None = None) -> str:
+        """The prompt text for one user turn, through the model's chat template when it has one."""
+        ...
+
+    def loglikelihood(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[float]:
+        """Sum of log-probabilities of each continuation given its context."""
+        ...
+
+
+def truncate_at_stop(text: str, stop: Sequence[str], include_stop: bool = False) -> tuple[str, bool]:
+    """Cut `text` at the earliest stop string (keeping it if asked); report whether one was found."""
+    cut, end = len(text), len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if i != -1 and i < cut:
+                cut, end = i, i + len(s)
+    found = cut < len(text)
+    return (text[:end] if include_stop else text[:cut]), found
