@@ -57,10 +57,21 @@ def looks_like_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and not os.path.exists(name)
 
 
+def check_model_name(name: str) -> None:
+    """Raise ArteError for a name that cannot name a model, without loading or converting anything."""
+    if name in REGISTRY:
+        return
+    _resolve_unregistered(name)
+
+
 def resolve_model_path(name: str) -> str:
     """Turn a registry name, a local model folder or a Hub id into what `from_pretrained` takes."""
     if name in REGISTRY:
         return str(ensure_converted(name))
+    return _resolve_unregistered(name)
+
+
+def _resolve_unregistered(name: str) -> str:
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():

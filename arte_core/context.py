@@ -1,0 +1,110 @@
+"""The run context every stage receives: config, store, task, run folder, models and progress."""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arte_core.config import RunConfig
+from arte_core.models import load_generator
+from arte_core.models.registry import check_model_name
+from arte_core.progress import Reporter
+from arte_core.prompts import TeacherPrompts
+from arte_core.store import Store
+from arte_core.tasks import Example, Task, load_task
+
+
+class ModelCache:
+    """Keeps loaded generators by (name, dtype, engine) so teacher == student loads once."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self._generators: dict[tuple, object] = {}
+
+    def generator(self, name: str, dtype: str = "float32", engine: str = "batched"):
+        key = (name, dtype, engine)
+        if key not in self._generators:
+            self._generators[key] = _build_generator(self.config, name, dtype, engine)
+        return self._generators[key]
+
+    def teacher(self):
+        return self.generator(self.config.teacher)
+
+    def student(self, name: str | None = None):
+        score = self.config.score
+        return self.generator(name or self.config.student, score.dtype, score.engine)
+
+    def clear(self) -> None:
+        """Free every loaded model (before training, which loads its own copy)."""
+        self._generators.clear()
+        gc.collect()
+
+
+def _build_generator(config: RunConfig, name: str, dtype: str, engine: str):
+    if engine == "fast" and config.backend == "transformers":
+        try:
+            from arte_core.models.fast import FastICLGenerator
+        except ImportError:
+            pass
+        else:
+            return FastICLGenerator.load(name, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    return load_generator(name, backend=config.backend, dtype=dtype, trust_remote_code=config.trust_remote_code)
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    store: Store
+    task: Task
+    run_id: str
+    run_dir: Path
+    reporter: Reporter
+    models: ModelCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = ModelCache(self.config)
+
+    @property
+    def prompts(self) -> TeacherPrompts:
+        return TeacherPrompts(self.task, self.config.elicit.prompt_format, self.config.elicit.questions_per_call,
+                              self.config.pairs.step_by_step_prompt)
+
+    @property
+    def pref_items(self) -> list[dict]:
+        return self.store.split(self.run_id, "pref_items")
+
+    @property
+    def test_items(self) -> list[dict]:
+        return self.store.split(self.run_id, "test_items")
+
+
+def open_run(config: RunConfig, store: Store, reporter: Reporter | None = None) -> RunContext:
+    """Load the task, register the run (or check it matches), and store its splits once.
+
+    Everything that can be checked without loading a model is checked before the store is touched.
+    """
+    for model in (config.teacher, config.student):
+        check_model_name(model)
+    task = load_task(config.task, config.task_dir, seed=config.seed)
+    pref, test = task.split(config.score.n_pref, config.eval.n_test, seed=config.seed)
+    run_id = config.resolved_run_name
+    store.ensure_run(run_id, task.name, task.source, config.teacher, config.student,
+                     config.fingerprint(), config.to_yaml())
+    store.save_split(run_id, "pref_items", pref)
+    store.save_split(run_id, "test_items", test)
+    run_dir = Path(config.runs_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or Reporter(run_dir / "events.jsonl")
+    return RunContext(config, store, task, run_id, run_dir, reporter)
+
+
+def seeded(*parts: int) -> int:
+    """A stable 63-bit seed from integers (Python's hash() of tuples is salted per process for str)."""
+    value = 1469598103934665603
+    for part in parts:
+        value = ((value ^ (int(part) & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return value
+
+
+__all__ = ["RunContext", "ModelCache", "open_run", "seeded", "Example"]

@@ -1,0 +1,341 @@
+"""The project store: one DuckDB file, its connection, transactions and the engine's reads and writes.
+
+Every write that belongs together happens in one transaction, so an interrupted run leaves either
+the whole unit (a generation call with its questions, a draft with all of its ICL items) or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from arte_core.errors import ArteError
+from arte_core.store.schema import SCHEMA_VERSION, TABLES, create_statements
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """A DuckDB project store. One process owns it read-write; others may open it read-only."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = str(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            if not read_only:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise ArteError(
+                f"cannot open the store {self.path}: {exc}. Another process may hold it open for "
+                "writing (the studio or a CLI run); stop it or use another --db."
+            ) from None
+        if not read_only:
+            self._create_schema()
+        self._check_version()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- connection helpers -------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        with self.transaction():
+            for stmt in create_statements():
+                self.con.execute(stmt)
+            if self.con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == 0:
+                self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+
+    def _check_version(self) -> None:
+        try:
+            row = self.con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+        except duckdb.CatalogException:
+            raise ArteError(f"{self.path} is not an ARTE Studio store (no schema_version table).") from None
+        if row[0] is not None and row[0] > SCHEMA_VERSION:
+            raise ArteError(f"{self.path} was written by a newer ARTE Studio (schema {row[0]}); upgrade arte-studio.")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nested use joins the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.con.execute("BEGIN TRANSACTION")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self.con.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.con.execute("COMMIT")
+
+    def rows(self, sql: str, params: list | tuple = ()) -> list[dict]:
+        with self._lock:
+            cur = self.con.execute(sql, list(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def scalar(self, sql: str, params: list | tuple = ()) -> Any:
+        with self._lock:
+            rows = self.con.execute(sql, list(params)).fetchall()  # fetchone() leaves the result open
+        return rows[0][0] if rows else None
+
+    def df(self, sql: str, params: list | tuple = ()):
+        """A query as a pandas DataFrame (for plots and tables)."""
+        with self._lock:
+            return self.con.execute(sql, list(params)).df()
+
+    def execute(self, sql: str, params: list | tuple = ()) -> None:
+        with self._lock:
+            self.con.execute(sql, list(params))
+
+    def insert(self, table: str, rows: list[dict]) -> None:
+        """Insert dict rows by column name (columns not given take their default or NULL)."""
+        if not rows:
+            return
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table}")
+        arrow_rows = pa.Table.from_pylist(rows)
+        with self._lock:
+            self.con.register("_arte_rows", arrow_rows)
+            try:
+                cols = ", ".join(arrow_rows.column_names)
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arte_rows")
+            finally:
+                self.con.unregister("_arte_rows")
+
+    # -- runs and stage status ----------------------------------------------------------------
+
+    def ensure_run(self, run_id: str, task: str, task_source: str, teacher: str, student: str,
+                   fingerprint: str, config_yaml: str) -> None:
+        """Register a run, or check that an existing run of that name has the same config."""
+        existing = self.rows("SELECT fingerprint FROM runs WHERE run_id = ?", [run_id])
+        if existing:
+            if existing[0]["fingerprint"] != fingerprint:
+                raise ArteError(
+                    f"run '{run_id}' already exists in {self.path} with a different config; "
+                    "choose another --run-name, or drop run_name from the config to derive one."
+                )
+            return
+        with self.transaction():
+            self.insert("runs", [dict(run_id=run_id, task=task, task_source=task_source, teacher=teacher,
+                                      student=student, fingerprint=fingerprint, config_yaml=config_yaml,
+                                      created_at=utcnow())])
+
+    def run(self, run_id: str) -> dict:
+        found = self.rows("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        if not found:
+            known = ", ".join(r["run_id"] for r in self.list_runs()) or "none"
+            raise ArteError(f"no run '{run_id}' in {self.path} (runs: {known}).")
+        return found[0]
+
+    def list_runs(self) -> list[dict]:
+        return self.rows("SELECT * FROM runs ORDER BY created_at")
+
+    def mark_done(self, run_id: str, stage: str, scope: str = "", info: dict | None = None) -> None:
+        with self.transaction():
+            self.execute("DELETE FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?", [run_id, stage, scope])
+            self.insert("stage_status", [dict(run_id=run_id, stage=stage, scope=scope, finished_at=utcnow(),
+                                              info_json=json.dumps(info or {}))])
+
+    def is_done(self, run_id: str, stage: str, scope: str = "") -> bool:
+        return bool(self.scalar("SELECT count(*) FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",
+                                [run_id, stage, scope]))
+
+    def stage_info(self, run_id: str, stage: str, scope: str = "") -> dict | None:
+        raw = self.scalar("SELECT info_json FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",
+                          [run_id, stage, scope])
+        return json.loads(raw) if raw else None
+
+    # -- splits ---------------------------------------------------------------------------------
+
+    def save_split(self, run_id: str, table: str, examples: list) -> None:
+        """Store a run's preference or test split once; later calls keep the stored one."""
+        if self.scalar(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id]):
+            return
+        with self.transaction():
+            self.insert(table, [dict(run_id=run_id, item_index=i, input=e.input, target=e.target)
+                                for i, e in enumerate(examples)])
+
+    def split(self, run_id: str, table: str) -> list[dict]:
+        return self.rows(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY item_index", [run_id])
+
+    # -- drafts ---------------------------------------------------------------------------------
+
+    def generation_calls(self, run_id: str, origin: str) -> list[dict]:
+        return self.rows("SELECT * FROM generation_calls WHERE run_id = ? AND origin = ? ORDER BY call_index",
+                         [run_id, origin])
+
+    def add_generation_call(self, call: dict, questions: list[dict]) -> None:
+        """One teacher call and the questions kept from it, committed together."""
+        with self.transaction():
+            self.insert("generation_calls", [call])
+            self.insert("questions", questions)
+
+    def questions(self, run_id: str, origin: str = "draft") -> list[dict]:
+        return self.rows("SELECT * FROM questions WHERE run_id = ? AND origin = ? ORDER BY idx", [run_id, origin])
+
+    def add_rationales(self, rows: list[dict]) -> None:
+        with self.transaction():
+            self.insert("rationales", rows)
+
+    def rationales(self, run_id: str, origin: str = "draft") -> list[dict]:
+        return self.rows(
+            "SELECT r.*, q.input AS question, q.target AS target, q.idx AS question_idx FROM rationales r "
+            "JOIN questions q USING (question_id) WHERE r.run_id = ? AND r.origin = ? ORDER BY q.idx, r.technique",
+            [run_id, origin],
+        )
+
+    def rationale_ids(self, run_id: str, origin: str = "draft") -> set[str]:
+        return {r["rationale_id"] for r in self.rows(
+            "SELECT rationale_id FROM rationales WHERE run_id = ? AND origin = ?", [run_id, origin])}
+
+    # -- preferences ----------------------------------------------------------------------------
+
+    def add_icl_result(self, score: dict, items: list[dict]) -> None:
+        """A draft's score with every per-item answer behind it, committed together."""
+        with self.transaction():
+            self.insert("icl_scores", [score])
+            self.insert("icl_items", items)
+
+    def scored_rationale_ids(self, run_id: str, student: str) -> set[str]:
+        return {r["rationale_id"] for r in self.rows(
+            "SELECT rationale_id FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, student])}
+
+    def draft_scores(self, run_id: str, student: str) -> list[dict]:
+        """Every draft rationale with its question and its ICL score for one student."""
+        return self.rows(
+            "SELECT r.rationale_id, r.question_id, r.technique, r.prompt, r.text, r.answer, r.matches_target, "
+            "r.word_count, q.input AS question, q.target, q.idx AS question_idx, s.accuracy "
+            "FROM rationales r JOIN questions q USING (question_id) "
+            "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+            "WHERE r.run_id = ? AND r.origin = 'draft' ORDER BY q.idx, r.technique",
+            [student, run_id],
+        )
+
+    # -- pairs ----------------------------------------------------------------------------------
+
+    def replace_pairs(self, run_id: str, student: str, signal: str, rows: list[dict]) -> None:
+        """Rebuild the pairs of one run, student and signal; human decisions on unchanged ids stay attached."""
+        with self.transaction():
+            self.execute("DELETE FROM pairs WHERE run_id = ? AND student = ? AND signal = ?", [run_id, student, signal])
+            self.insert("pairs", rows)
+
+    def pairs(self, run_id: str, student: str | None = None, kind: str | None = None) -> list[dict]:
+        sql, params = "SELECT * FROM pairs WHERE run_id = ?", [run_id]
+        if student:
+            sql, params = sql + " AND student = ?", params + [student]
+        if kind:
+            sql, params = sql + " AND kind = ?", params + [kind]
+        return self.rows(sql + " ORDER BY kind, pair_id", params)
+
+    def training_pairs(self, run_id: str, student: str) -> list[dict]:
+        """Pairs as DPO will see them: excluded pairs dropped, swapped pairs swapped (latest decision wins)."""
+        return self.rows(
+            "WITH live AS (SELECT * FROM pair_decisions d WHERE action IN ('accept', 'swap', 'exclude') "
+            "  AND decision_id NOT IN (SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL)), "
+            "latest AS (SELECT pair_id, arg_max(action, decision_id) AS action FROM live GROUP BY pair_id) "
+            "SELECT p.pair_id, p.kind, p.prompt, "
+            "  CASE WHEN l.action = 'swap' THEN p.rejected ELSE p.chosen END AS chosen, "
+            "  CASE WHEN l.action = 'swap' THEN p.chosen ELSE p.rejected END AS rejected "
+            "FROM pairs p LEFT JOIN latest l USING (pair_id) "
+            "WHERE p.run_id = ? AND p.student = ? AND coalesce(l.action, '') <> 'exclude' ORDER BY p.pair_id",
+            [run_id, student],
+        )
+
+    # -- training artefacts ---------------------------------------------------------------------
+
+    def add_artifact(self, run_id: str, name: str, kind: str, path: str, metrics: dict | None = None,
+                     logs: list[dict] | None = None) -> None:
+        with self.transaction():
+            self.execute("DELETE FROM artifacts WHERE run_id = ? AND name = ?", [run_id, name])
+            self.execute("DELETE FROM train_logs WHERE run_id = ? AND name = ?", [run_id, name])
+            self.insert("artifacts", [dict(run_id=run_id, name=name, kind=kind, path=path,
+                                           metrics_json=json.dumps(metrics or {}), created_at=utcnow())])
+            self.insert("train_logs", [dict(run_id=run_id, name=name, step=int(r["step"]), epoch=r.get("epoch"),
+                                            loss=r.get("loss"), metrics_json=json.dumps(r)) for r in logs or []])
+
+    def artifact(self, run_id: str, name: str) -> dict | None:
+        found = self.rows("SELECT * FROM artifacts WHERE run_id = ? AND name = ?", [run_id, name])
+        return found[0] if found else None
+
+    def train_logs(self, run_id: str, name: str) -> list[dict]:
+        return self.rows("SELECT * FROM train_logs WHERE run_id = ? AND name = ? ORDER BY step", [run_id, name])
+
+    def save_sft_examples(self, run_id: str, dataset: str, rows: list[dict]) -> None:
+        with self.transaction():
+            self.execute("DELETE FROM sft_examples WHERE run_id = ? AND dataset = ?", [run_id, dataset])
+            self.insert("sft_examples", [dict(run_id=run_id, dataset=dataset, idx=i, **r) for i, r in enumerate(rows)])
+
+    def sft_examples(self, run_id: str, dataset: str) -> list[dict]:
+        return self.rows("SELECT * FROM sft_examples WHERE run_id = ? AND dataset = ? ORDER BY idx", [run_id, dataset])
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def add_evaluation(self, row: dict, items: list[dict]) -> None:
+        with self.transaction():
+            self.insert("evaluations", [row])
+            self.insert("eval_items", items)
+
+    def evaluation(self, run_id: str, variant: str, shots: int) -> dict | None:
+        found = self.rows("SELECT * FROM evaluations WHERE run_id = ? AND variant = ? AND shots = ?",
+                          [run_id, variant, shots])
+        return found[0] if found else None
+
+    def evaluations(self, run_id: str) -> list[dict]:
+        return self.rows("SELECT * FROM evaluations WHERE run_id = ? ORDER BY shots, variant", [run_id])
+
+    # -- overview -------------------------------------------------------------------------------
+
+    def status(self, run_id: str | None = None) -> dict[str, dict]:
+        """Per run, the row counts of every stage and which stages are done."""
+        runs = [self.run(run_id)] if run_id else self.list_runs()
+        out = {}
+        for run in runs:
+            rid = run["run_id"]
+
+            def count(sql: str) -> int:
+                return int(self.scalar(sql, [rid]) or 0)
+
+            out[rid] = {
+                "task": run["task"],
+                "teacher": run["teacher"],
+                "student": run["student"],
+                "questions": count("SELECT count(*) FROM questions WHERE run_id = ? AND origin = 'draft'"),
+                "rationales": count("SELECT count(*) FROM rationales WHERE run_id = ? AND origin = 'draft'"),
+                "scored_drafts": count("SELECT count(*) FROM icl_scores WHERE run_id = ?"),
+                "scored_items": count("SELECT count(*) FROM icl_items i JOIN icl_scores s USING (rationale_id, student) WHERE s.run_id = ?"),
+                "pairs": count("SELECT count(*) FROM pairs WHERE run_id = ?"),
+                "adapters": count("SELECT count(*) FROM artifacts WHERE run_id = ? AND kind = 'adapter'"),
+                "models": count("SELECT count(*) FROM artifacts WHERE run_id = ? AND kind = 'model'"),
+                "regenerated_questions": count("SELECT count(*) FROM questions WHERE run_id = ? AND origin = 'arte'"),
+                "regenerated_examples": count("SELECT count(*) FROM sft_examples WHERE run_id = ? AND dataset = 'arte'"),
+                "evaluation_rows": count("SELECT count(*) FROM evaluations WHERE run_id = ?"),
+                "stages_done": [r["stage"] + (f":{r['scope']}" if r["scope"] else "") for r in self.rows(
+                    "SELECT stage, scope FROM stage_status WHERE run_id = ? ORDER BY finished_at", [rid])],
+            }
+        return out

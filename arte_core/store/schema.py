@@ -1,0 +1,229 @@
+"""The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, str] = {
+    "runs": """
+        run_id VARCHAR PRIMARY KEY,
+        task VARCHAR NOT NULL,
+        task_source VARCHAR NOT NULL,
+        teacher VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
+        config_yaml VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    """,
+    # A stage is marked done only after all of its rows are committed; a rerun skips done stages.
+    "stage_status": """
+        run_id VARCHAR NOT NULL,
+        stage VARCHAR NOT NULL,
+        scope VARCHAR NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        info_json VARCHAR,
+        PRIMARY KEY (run_id, stage, scope)
+    """,
+    "pref_items": """
+        run_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        input VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, item_index)
+    """,
+    "test_items": """
+        run_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        input VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, item_index)
+    """,
+    "generation_calls": """
+        run_id VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        call_index INTEGER NOT NULL,
+        model VARCHAR NOT NULL,
+        prompt VARCHAR NOT NULL,
+        output VARCHAR NOT NULL,
+        temperature DOUBLE NOT NULL,
+        seed BIGINT NOT NULL,
+        n_parsed INTEGER NOT NULL,
+        n_unparsed INTEGER NOT NULL,
+        n_duplicates INTEGER NOT NULL,
+        n_kept INTEGER NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, origin, call_index)
+    """,
+    "questions": """
+        question_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        idx INTEGER NOT NULL,
+        input VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        solver_target VARCHAR,
+        solver_agrees BOOLEAN,
+        teacher VARCHAR NOT NULL,
+        call_index INTEGER NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    """,
+    "rationales": """
+        rationale_id VARCHAR PRIMARY KEY,
+        question_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        technique VARCHAR NOT NULL,
+        prompt VARCHAR NOT NULL,
+        text VARCHAR NOT NULL,
+        answer VARCHAR,
+        answer_parsed BOOLEAN NOT NULL,
+        matches_target BOOLEAN NOT NULL,
+        word_count INTEGER NOT NULL,
+        n_tokens INTEGER NOT NULL,
+        teacher VARCHAR NOT NULL,
+        temperature DOUBLE NOT NULL,
+        seed BIGINT NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    """,
+    "icl_scores": """
+        rationale_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        accuracy DOUBLE NOT NULL,
+        n_items INTEGER NOT NULL,
+        n_correct INTEGER NOT NULL,
+        n_unparsed INTEGER NOT NULL,
+        icl_format VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (rationale_id, student)
+    """,
+    "icl_items": """
+        rationale_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        output VARCHAR NOT NULL,
+        answer VARCHAR,
+        correct BOOLEAN NOT NULL,
+        PRIMARY KEY (rationale_id, student, item_index)
+    """,
+    # Montessori-Instruct's local data influence of one draft on one student: the change of the mean
+    # reference loss after one optimizer step on the draft (negative = the draft helps).
+    "influence_scores": """
+        rationale_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        loss_before DOUBLE NOT NULL,
+        loss_after DOUBLE NOT NULL,
+        influence DOUBLE NOT NULL,
+        mode VARCHAR NOT NULL,
+        learning_rate DOUBLE NOT NULL,
+        n_reference INTEGER NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (rationale_id, student)
+    """,
+    "pairs": """
+        pair_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        signal VARCHAR NOT NULL,
+        prompt VARCHAR NOT NULL,
+        chosen VARCHAR NOT NULL,
+        rejected VARCHAR NOT NULL,
+        chosen_ref VARCHAR NOT NULL,
+        rejected_ref VARCHAR NOT NULL,
+        chosen_score DOUBLE NOT NULL,
+        rejected_score DOUBLE NOT NULL,
+        margin DOUBLE NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    """,
+    # The audit trail of human decisions on pairs: rows are only ever added, never updated.
+    "pair_decisions": """
+        decision_id BIGINT PRIMARY KEY,
+        pair_id VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        who VARCHAR NOT NULL,
+        why VARCHAR NOT NULL,
+        undoes BIGINT,
+        decided_at TIMESTAMP NOT NULL
+    """,
+    "artifacts": """
+        run_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        metrics_json VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, name)
+    """,
+    "train_logs": """
+        run_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        step INTEGER NOT NULL,
+        epoch DOUBLE,
+        loss DOUBLE,
+        metrics_json VARCHAR,
+        PRIMARY KEY (run_id, name, step)
+    """,
+    "sft_examples": """
+        run_id VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        idx INTEGER NOT NULL,
+        question_id VARCHAR NOT NULL,
+        rationale_id VARCHAR NOT NULL,
+        input VARCHAR NOT NULL,
+        rationale VARCHAR NOT NULL,
+        answer VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, dataset, idx)
+    """,
+    "evaluations": """
+        run_id VARCHAR NOT NULL,
+        variant VARCHAR NOT NULL,
+        shots INTEGER NOT NULL,
+        accuracy DOUBLE NOT NULL,
+        n_items INTEGER NOT NULL,
+        n_correct INTEGER NOT NULL,
+        n_unparsed INTEGER NOT NULL,
+        model VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, variant, shots)
+    """,
+    # Runs launched from the studio: each executes in a child process with its own job store,
+    # which the owner of this store ingests when the child ends.
+    "jobs": """
+        job_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        stages VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        pid INTEGER,
+        job_dir VARCHAR NOT NULL,
+        config_yaml VARCHAR NOT NULL,
+        who VARCHAR NOT NULL,
+        message VARCHAR,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP
+    """,
+    "eval_items": """
+        run_id VARCHAR NOT NULL,
+        variant VARCHAR NOT NULL,
+        shots INTEGER NOT NULL,
+        item_index INTEGER NOT NULL,
+        output VARCHAR NOT NULL,
+        answer VARCHAR,
+        correct BOOLEAN NOT NULL,
+        PRIMARY KEY (run_id, variant, shots, item_index)
+    """,
+}
+
+INDEXES = [
+    "CREATE INDEX IF NOT EXISTS questions_run ON questions(run_id, origin)",
+    "CREATE INDEX IF NOT EXISTS rationales_question ON rationales(question_id)",
+    "CREATE INDEX IF NOT EXISTS rationales_run ON rationales(run_id, origin)",
+    "CREATE INDEX IF NOT EXISTS icl_scores_run ON icl_scores(run_id, student)",
+    "CREATE INDEX IF NOT EXISTS pairs_run ON pairs(run_id, student, kind)",
+    "CREATE INDEX IF NOT EXISTS decisions_pair ON pair_decisions(pair_id)",
+]
+
+
+def create_statements() -> list[str]:
+    stmts = ["CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"]
+    stmts += [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in TABLES.items()]
+    return stmts + INDEXES
