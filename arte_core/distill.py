@@ -1,0 +1,121 @@
+"""Step 5: regenerate tailored data with the aligned teacher and fine-tune the student on it.
+
+Two SFT datasets of equal size are built per run: 'original' (the best-scored draft of every
+draft question, as the paper's original-teacher baseline) and 'arte' (questions and plain
+step-by-step rationales from the aligned teacher). The student is fine-tuned on each.
+
+Reads: questions, rationales, icl_scores, artifacts.  Writes: generation_calls, questions,
+rationales (origin 'arte'), sft_examples, artifacts ('student_original', 'student_arte'), train_logs.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset
+
+from arte_core.align import load_aligned_teacher
+from arte_core.context import RunContext
+from arte_core.elicit import generate_questions, regenerate_rationales
+from arte_core.errors import ArteError
+from arte_core.prompts import sft_example
+from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
+
+READS = ("questions", "rationales", "icl_scores", "artifacts")
+WRITES = ("generation_calls", "questions", "rationales", "sft_examples", "artifacts", "train_logs")
+DATASETS = ("original", "arte")
+
+
+def original_examples(ctx: RunContext, student: str) -> list[dict]:
+    """The best-scored rationale of every draft question (ties: the first technique by name)."""
+    best: dict[str, dict] = {}
+    for row in ctx.store.draft_scores(ctx.run_id, student):
+        current = best.get(row["question_id"])
+        if current is None or row["accuracy"] > current["accuracy"]:
+            best[row["question_id"]] = row
+    return [_example(row) for _, row in sorted(best.items(), key=lambda kv: kv[1]["question_idx"])]
+
+
+def arte_examples(ctx: RunContext) -> list[dict]:
+    return [_example(row) for row in ctx.store.rationales(ctx.run_id, "arte")]
+
+
+def _example(row: dict) -> dict:
+    return dict(question_id=row["question_id"], rationale_id=row["rationale_id"], input=row["question"],
+                rationale=row["text"], answer=row["answer"] or row["target"])
+
+
+def n_regenerated(ctx: RunContext, student: str) -> int:
+    """As many regenerated examples as the original-teacher data has (or distill.n_examples)."""
+    return ctx.config.distill.n_examples or len(original_examples(ctx, student))
+
+
+def run_regenerate(ctx: RunContext, student: str | None = None) -> int:
+    """Aligned teacher: questions at distill.question_temperature, then one plain rationale each."""
+    student = student or ctx.config.student
+    if ctx.store.is_done(ctx.run_id, "regenerate"):
+        return len(ctx.store.rationales(ctx.run_id, "arte"))
+    n_wanted = n_regenerated(ctx, student)
+    if n_wanted == 0:
+        raise ArteError(f"run '{ctx.run_id}' has no scored drafts to size the regenerated data by; run `arte score` first.")
+    ctx.models.clear()
+    teacher = load_aligned_teacher(ctx)
+    generate_questions(ctx, teacher, "arte", n_wanted, ctx.config.distill.question_temperature)
+    regenerate_rationales(ctx, teacher)
+    ctx.store.mark_done(ctx.run_id, "regenerate")
+    return len(ctx.store.rationales(ctx.run_id, "arte"))
+
+
+def run_distill(ctx: RunContext, student: str | None = None) -> dict[str, str]:
+    """Fine-tune the student on the original-teacher data and on the ARTE data; returns model folders."""
+    student = student or ctx.config.student
+    datasets = {"original": original_examples(ctx, student), "arte": arte_examples(ctx)}
+    if not datasets["arte"]:
+        raise ArteError(f"run '{ctx.run_id}' has no regenerated data; run `arte regenerate` first.")
+    n = min(len(rows) for rows in datasets.values())
+    paths = {}
+    for name, rows in datasets.items():
+        artifact = ctx.store.artifact(ctx.run_id, f"student_{name}")
+        if artifact:
+            paths[name] = artifact["path"]
+            continue
+        ctx.store.save_sft_examples(ctx.run_id, name, rows[:n])
+        paths[name] = _fine_tune(ctx, name, ctx.store.sft_examples(ctx.run_id, name))
+    return paths
+
+
+def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from arte_core.models import load_causal_lm
+
+    cfg = ctx.config.distill
+    ctx.models.clear()
+    model, tokenizer = load_causal_lm(ctx.config.student, trust_remote_code=ctx.config.trust_remote_code)
+    dataset = Dataset.from_list([sft_example(ctx.task, r["input"], r["rationale"], r["answer"]) for r in rows])
+    out_dir = ctx.run_dir / "distill" / name
+    args = SFTConfig(
+        **common_args(out_dir / "checkpoints", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
+                      warmup_ratio=cfg.warmup_ratio, per_device_batch_size=min(cfg.batch_size, 4),
+                      batch_size=cfg.batch_size, scheduler="cosine", save_steps=50, seed=ctx.config.seed),
+        max_length=cfg.max_length, completion_only_loss=True, optim="adamw_torch",
+    )
+    peft_config = None
+    if cfg.use_lora:
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    progress = ProgressCallback(ctx.reporter, f"SFT student ({name})")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=[progress])
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir / "checkpoints"))
+
+    def save(folder):
+        trainer.model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    kind = "adapter" if cfg.use_lora else "model"
+    folder = save_atomically(save, out_dir / kind)
+    logs = history_logs(trainer.state.log_history)
+    ctx.store.add_artifact(ctx.run_id, f"student_{name}", kind, str(folder),
+                           {"n_examples": len(rows), "steps": trainer.state.global_step,
+                            "final_loss": logs[-1]["loss"] if logs else None}, logs)
+    return str(folder)

@@ -1,0 +1,152 @@
+"""Step 1: elicit drafts. The teacher writes questions from the seed exemplars, then one rationale
+per question and reasoning technique.
+
+Reads: runs, pref_items, test_items.  Writes: generation_calls, questions, rationales.
+Resumable: each batch of teacher calls commits with its questions; rationales commit per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from arte_core.context import RunContext, seeded
+from arte_core.errors import ArteError
+from arte_core.models import SamplingParams
+from arte_core.parsing import Deduplicator, parse_question_blocks, word_count
+from arte_core.prompts import QUESTION_PREFILL
+from arte_core.store import utcnow
+
+READS = ("runs", "pref_items", "test_items")
+WRITES = ("generation_calls", "questions", "rationales")
+
+
+def question_id(run_id: str, origin: str, idx: int) -> str:
+    return f"{run_id}:{origin}:q{idx:05d}"
+
+
+def rationale_id(qid: str, technique: str) -> str:
+    return f"{qid}:{technique}"
+
+
+def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int, temperature: float) -> int:
+    """Call the teacher until `n_questions` are kept (or the call budget ends); returns the count kept."""
+    cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
+    kept = store.questions(ctx.run_id, origin)
+    calls = store.generation_calls(ctx.run_id, origin)
+    forbidden = [e.input for e in task.exemplars] + [r["input"] for r in ctx.pref_items + ctx.test_items]
+    dedup = Deduplicator(cfg.near_duplicate_threshold, seen=forbidden + [q["input"] for q in kept])
+    max_calls = cfg.max_question_calls or max(4, 4 * -(-n_questions // cfg.questions_per_call))
+    prompt_text = ctx.prompts.questions()
+    prompt = ctx.prompts.render(prompt_text, generator.chat_prompt) + QUESTION_PREFILL
+    call_index, n_kept = len(calls), len(kept)
+    with ctx.reporter.bar(f"{origin} questions", n_questions) as bar:
+        bar.update(n_kept)
+        while n_kept < n_questions and call_index < max_calls:
+            n_calls = min(cfg.batch_size, max_calls - call_index,
+                          -(-(n_questions - n_kept) // cfg.questions_per_call))
+            seed = seeded(ctx.config.seed, call_index, 1 if origin == "draft" else 2)
+            params = SamplingParams(max_new_tokens=cfg.question_max_new_tokens, temperature=temperature, seed=seed)
+            outputs = generator.generate([prompt] * n_calls, params, batch_size=cfg.batch_size)
+            rows_per_call = []
+            for offset, out in enumerate(outputs):
+                text = QUESTION_PREFILL + out.text
+                new_rows, counts = _keep_questions(ctx, text, dedup, origin, n_kept, n_questions,
+                                                   call_index + offset, generator.name)
+                n_kept += len(new_rows)
+                rows_per_call.append((dict(
+                    run_id=ctx.run_id, origin=origin, call_index=call_index + offset, model=generator.name,
+                    prompt=prompt_text, output=text, temperature=temperature, seed=seed, created_at=utcnow(),
+                    n_kept=len(new_rows), **counts), new_rows))
+                bar.update(len(new_rows))
+            with store.transaction():
+                for call, rows in rows_per_call:
+                    store.add_generation_call(call, rows)
+            call_index += n_calls
+    if n_kept == 0:
+        raise ArteError(
+            f"the teacher '{generator.name}' wrote no parsable question in {call_index} calls "
+            f"(expected <input>…</input><target>…</target> blocks); see generation_calls in the store for "
+            "its raw output, and try a stronger teacher or a larger elicit.question_max_new_tokens."
+        )
+    if n_kept < n_questions:
+        ctx.reporter.log(f"kept {n_kept} of {n_questions} questions after {call_index} teacher calls.")
+    return n_kept
+
+
+def _keep_questions(ctx: RunContext, text: str, dedup: Deduplicator, origin: str, n_kept: int,
+                    n_wanted: int, call_index: int, teacher: str) -> tuple[list[dict], dict]:
+    """Parse one teacher reply into question rows, checking targets against the task's solver."""
+    task = ctx.task
+    parsed = parse_question_blocks(text)
+    n_unparsed, n_duplicates, rows = parsed.n_unparsed, 0, []
+    for question, target in parsed.questions:
+        normalised = task.normalise(target)
+        if normalised is None:
+            n_unparsed += 1
+            continue
+        if n_kept + len(rows) >= n_wanted:
+            break
+        if not dedup.add(question):
+            n_duplicates += 1
+            continue
+        solver_target = task.solve(question)
+        rows.append(dict(
+            question_id=question_id(ctx.run_id, origin, n_kept + len(rows)), run_id=ctx.run_id, origin=origin,
+            idx=n_kept + len(rows), input=question, target=target, solver_target=solver_target,
+            solver_agrees=None if solver_target is None else solver_target == normalised,
+            teacher=teacher, call_index=call_index, created_at=utcnow()))
+    return rows, dict(n_parsed=len(parsed.questions), n_unparsed=n_unparsed, n_duplicates=n_duplicates)
+
+
+def generate_rationales(ctx: RunContext, generator, origin: str, techniques: list[str], temperature: float,
+                        prompt_for: Callable[[str, str], str]) -> int:
+    """One rationale per (question, technique) not yet stored; returns how many were written now."""
+    cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
+    existing = store.rationale_ids(ctx.run_id, origin)
+    todo = [(q, t) for q in store.questions(ctx.run_id, origin) for t in techniques
+            if rationale_id(q["question_id"], t) not in existing]
+    with ctx.reporter.bar(f"{origin} rationales", len(todo)) as bar:
+        for start in range(0, len(todo), cfg.batch_size):
+            chunk = todo[start:start + cfg.batch_size]
+            prompts = [ctx.prompts.render(prompt_for(q["input"], t), generator.chat_prompt) for q, t in chunk]
+            seed = seeded(ctx.config.seed, chunk[0][0]["idx"], techniques.index(chunk[0][1]), 3)
+            params = SamplingParams(max_new_tokens=cfg.rationale_max_new_tokens, temperature=temperature,
+                                    stop=ctx.prompts.rationale_stop, include_stop=ctx.prompts.keep_stop, seed=seed)
+            outputs = generator.generate(prompts, params, batch_size=cfg.batch_size)
+            rows = [_rationale_row(ctx, q, t, prompt_for(q["input"], t), out, generator.name, temperature, seed)
+                    for (q, t), out in zip(chunk, outputs)]
+            store.add_rationales(rows)
+            bar.update(len(chunk))
+    return len(todo)
+
+
+def _rationale_row(ctx: RunContext, question: dict, technique: str, prompt: str, out, teacher: str,
+                   temperature: float, seed: int) -> dict:
+    task = ctx.task
+    text = out.text.strip()
+    answer = task.extract(text)
+    return dict(
+        rationale_id=rationale_id(question["question_id"], technique), question_id=question["question_id"],
+        run_id=ctx.run_id, origin=question["origin"], technique=technique, prompt=prompt, text=text,
+        answer=answer, answer_parsed=answer is not None,
+        matches_target=answer is not None and answer == task.normalise(question["target"]),
+        word_count=word_count(text), n_tokens=out.n_generated_tokens, teacher=teacher,
+        temperature=temperature, seed=seed, created_at=utcnow())
+
+
+def run_elicit(ctx: RunContext) -> None:
+    """Draft questions, then draft rationales with every configured technique."""
+    if ctx.store.is_done(ctx.run_id, "elicit"):
+        return
+    cfg = ctx.config.elicit
+    teacher = ctx.models.teacher()
+    generate_questions(ctx, teacher, "draft", cfg.n_questions, cfg.question_temperature)
+    generate_rationales(ctx, teacher, "draft", list(cfg.techniques), cfg.rationale_temperature,
+                        lambda q, t: ctx.prompts.rationale(t, q))
+    ctx.store.mark_done(ctx.run_id, "elicit")
+
+
+def regenerate_rationales(ctx: RunContext, generator) -> int:
+    """Final data: one rationale per regenerated question with the plain step-by-step prompt."""
+    return generate_rationales(ctx, generator, "arte", ["step_by_step"], ctx.config.distill.rationale_temperature,
+                               lambda q, _t: ctx.prompts.plain_rationale(q))

@@ -1,0 +1,76 @@
+"""Evaluation: zero-shot and k-shot accuracy on the test split for the untrained student, the
+student fine-tuned on original-teacher data and the student fine-tuned on ARTE data.
+
+Reads: test_items, artifacts.  Writes: evaluations, eval_items.
+Resumable: one (variant, shots) cell commits with its items; stored cells are not recomputed.
+"""
+
+from __future__ import annotations
+
+from arte_core.context import RunContext
+from arte_core.models import SamplingParams
+from arte_core.prompts import STUDENT_STOP, few_shot_prompt
+from arte_core.store import utcnow
+
+READS = ("test_items", "artifacts")
+WRITES = ("evaluations", "eval_items")
+VARIANTS = ("untrained", "original", "arte")
+
+
+def available_variants(ctx: RunContext) -> list[str]:
+    """The untrained student, plus each fine-tuned student that exists for this run."""
+    return ["untrained"] + [v for v in VARIANTS[1:] if ctx.store.artifact(ctx.run_id, f"student_{v}")]
+
+
+def variant_generator(ctx: RunContext, variant: str):
+    """A generator for one student variant; adapters are merged into the base in memory."""
+    if variant == "untrained":
+        return ctx.models.student()
+    artifact = ctx.store.artifact(ctx.run_id, f"student_{variant}")
+    if artifact["kind"] == "model":
+        return ctx.models.generator(artifact["path"], ctx.config.score.dtype, ctx.config.score.engine)
+    from peft import PeftModel
+
+    from arte_core.models import load_causal_lm, wrap_model
+
+    base, tokenizer = load_causal_lm(ctx.config.student, trust_remote_code=ctx.config.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, artifact["path"]).merge_and_unload()
+    return wrap_model(merged, tokenizer, f"{ctx.config.student}+{variant}", ctx.config.score.engine)
+
+
+def evaluate_variant(ctx: RunContext, variant: str, shots: int, generator) -> dict:
+    cfg, task = ctx.config.eval, ctx.task
+    items = ctx.test_items
+    exemplars = task.exemplars[:shots]
+    prompts = [few_shot_prompt(task, item["input"], exemplars) for item in items]
+    if ctx.config.score.icl_format == "chat":
+        prompts = [generator.chat_prompt(p) for p in prompts]
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, stop=STUDENT_STOP)
+    with ctx.reporter.bar(f"eval {variant} {shots}-shot", len(items)) as bar:
+        outputs = generator.generate(prompts, params, batch_size=cfg.batch_size, progress=bar.update)
+    rows = []
+    for item, out in zip(items, outputs):
+        answer = task.extract(out.text)
+        rows.append(dict(run_id=ctx.run_id, variant=variant, shots=shots, item_index=item["item_index"],
+                         output=out.text, answer=answer, correct=task.is_correct(answer, item["target"])))
+    n_correct = sum(r["correct"] for r in rows)
+    summary = dict(run_id=ctx.run_id, variant=variant, shots=shots, accuracy=n_correct / len(rows),
+                   n_items=len(rows), n_correct=n_correct, n_unparsed=sum(r["answer"] is None for r in rows),
+                   model=generator.name, created_at=utcnow())
+    ctx.store.add_evaluation(summary, rows)
+    return summary
+
+
+def run_evaluate(ctx: RunContext) -> list[dict]:
+    """Fill every missing (variant, shots) cell; returns the run's evaluation table."""
+    for variant in available_variants(ctx):
+        missing = [k for k in ctx.config.eval.shots if not ctx.store.evaluation(ctx.run_id, variant, k)]
+        if not missing:
+            continue
+        generator = variant_generator(ctx, variant)
+        for shots in missing:
+            evaluate_variant(ctx, variant, shots, generator)
+        if variant != "untrained":
+            del generator
+            ctx.models.clear()
+    return ctx.store.evaluations(ctx.run_id)

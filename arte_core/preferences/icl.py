@@ -1,0 +1,73 @@
+"""Step 2: collect preferences. Each (question, rationale) draft is the student's only demo; its
+score is the student's accuracy on the preference split, and every per-item answer is kept.
+
+Reads: questions, rationales, pref_items.  Writes: icl_scores, icl_items.
+Resumable: a draft's score and items commit together; scored drafts are never recomputed.
+"""
+
+from __future__ import annotations
+
+from arte_core.context import RunContext
+from arte_core.models import SamplingParams
+from arte_core.prompts import STUDENT_STOP, icl_prompt
+from arte_core.store import utcnow
+
+READS = ("questions", "rationales", "pref_items")
+WRITES = ("icl_scores", "icl_items")
+
+PROMPTS_PER_CHUNK = 64  # enough prompts in flight to keep a batch full, few enough to lose little on a kill
+
+
+def student_prompt(generator, text: str, icl_format: str) -> str:
+    return generator.chat_prompt(text) if icl_format == "chat" else text
+
+
+def score_drafts(ctx: RunContext, student: str | None = None) -> int:
+    """Score every unscored draft for `student` (default: the config's); returns how many were scored now."""
+    cfg = ctx.config.score
+    student = student or ctx.config.student
+    store = ctx.store
+    items = ctx.pref_items
+    done = store.scored_rationale_ids(ctx.run_id, student)
+    todo = [r for r in store.rationales(ctx.run_id, "draft") if r["rationale_id"] not in done]
+    if not todo:
+        return 0
+    generator = ctx.models.student(student)
+    batch_size = 1 if cfg.engine == "plain" else cfg.batch_size
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, stop=STUDENT_STOP)
+    drafts_per_chunk = max(1, PROMPTS_PER_CHUNK // len(items))
+    with ctx.reporter.bar(f"ICL scores ({student})", len(todo)) as bar:
+        for start in range(0, len(todo), drafts_per_chunk):
+            chunk = todo[start:start + drafts_per_chunk]
+            prompts = [student_prompt(generator, icl_prompt(r["question"], r["text"], r["answer"] or r["target"],
+                                                            item["input"]), cfg.icl_format)
+                       for r in chunk for item in items]
+            outputs = generator.generate(prompts, params, batch_size=batch_size)
+            for i, draft in enumerate(chunk):
+                answers = outputs[i * len(items):(i + 1) * len(items)]
+                _store_draft_score(ctx, draft, student, items, answers)
+                bar.update(1)
+    return len(todo)
+
+
+def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> None:
+    task = ctx.task
+    item_rows = []
+    for item, out in zip(items, answers):
+        answer = task.extract(out.text)
+        item_rows.append(dict(rationale_id=draft["rationale_id"], student=student, item_index=item["item_index"],
+                              output=out.text, answer=answer, correct=task.is_correct(answer, item["target"])))
+    n_correct = sum(r["correct"] for r in item_rows)
+    score = dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id,
+                 accuracy=n_correct / len(items), n_items=len(items), n_correct=n_correct,
+                 n_unparsed=sum(r["answer"] is None for r in item_rows),
+                 icl_format=ctx.config.score.icl_format, created_at=utcnow())
+    ctx.store.add_icl_result(score, item_rows)
+
+
+def run_score(ctx: RunContext, student: str | None = None) -> None:
+    student = student or ctx.config.student
+    if ctx.store.is_done(ctx.run_id, "score", student):
+        return
+    score_drafts(ctx, student)
+    ctx.store.mark_done(ctx.run_id, "score", student)

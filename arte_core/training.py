@@ -1,0 +1,94 @@
+"""What the DPO and SFT stages share: trainer arguments for CPU or GPU, checkpoint resume,
+progress and loss events, and atomic saving of adapters and models."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from arte_core.progress import Reporter
+
+
+def common_args(output_dir: Path, *, learning_rate: float, epochs: float, warmup_ratio: float,
+                per_device_batch_size: int, batch_size: int, scheduler: str, save_steps: int, seed: int) -> dict:
+    """Trainer arguments shared by DPOConfig and SFTConfig (CPU-safe settings spelled out)."""
+    on_gpu = torch.cuda.is_available()
+    return dict(
+        output_dir=str(output_dir),
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        warmup_steps=warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        lr_scheduler_type=scheduler,
+        per_device_train_batch_size=per_device_batch_size,
+        gradient_accumulation_steps=max(1, batch_size // per_device_batch_size),
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=1,
+        logging_steps=1,
+        report_to=[],
+        seed=seed,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete `checkpoint-N` folder, for resuming a killed run."""
+    if not output_dir.is_dir():
+        return None
+    done = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+class ProgressCallback(TrainerCallback):
+    """Forwards steps and logged losses to the run's progress reporter; collects the log history."""
+
+    def __init__(self, reporter: Reporter, stage: str):
+        self.reporter, self.stage = reporter, stage
+        self.bar = None
+        self.logs: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = self.reporter.bar(self.stage, state.max_steps)
+        self.bar.update(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            row = {"step": state.global_step, "epoch": state.epoch, **{k: v for k, v in logs.items()
+                                                                         if isinstance(v, (int, float)) and math.isfinite(v)}}
+            self.logs.append(row)
+            self.reporter.emit(stage=self.stage, step=state.global_step, loss=logs["loss"])
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar:
+            self.bar.close()
+
+
+def history_logs(log_history: list[dict]) -> list[dict]:
+    """Loss rows from a trainer's log history (covers steps run before a resume too)."""
+    rows = {}
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            rows[entry["step"]] = {k: v for k, v in entry.items() if isinstance(v, (int, float))}
+    return [rows[s] for s in sorted(rows)]
+
+
+def save_atomically(save, final_dir: Path) -> Path:
+    """Write with `save(tmp_dir)` then rename, so a kill never leaves a half-written folder behind."""
+    final_dir = Path(final_dir)
+    tmp = final_dir.with_name(final_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    shutil.rmtree(final_dir, ignore_errors=True)
+    tmp.rename(final_dir)
+    return final_dir
