@@ -1,0 +1,216 @@
+"""Moving rows between stores: a run's rows out to a job file and back, and Parquet export/import.
+
+A studio job runs in a child process that cannot open the project store (DuckDB allows one
+read-write process per file), so the owner exports the run into a job-local DuckDB file, the
+child works on that, and the owner ingests the file when the child ends. The same table filters
+serve the Parquet export that ships a demo dataset or a project's data.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from arte_core.errors import ArteError
+from arte_core.store.core import Store
+from arte_core.store.schema import SCHEMA_VERSION, TABLES
+
+ALIAS = "_arte_transfer"  # catalog name of the attached job file; unlikely to clash with a store's stem
+MANIFEST = "manifest.json"
+
+# Job rows describe processes on this machine; they never travel with a run.
+MACHINE_LOCAL = ("jobs",)
+# The project store owns human decisions: a job's copy of them is read-only context for DPO.
+NEVER_INGESTED = ("pair_decisions", "jobs")
+# Tables whose writers rebuild whole groups (delete + insert): a group present in the incoming
+# rows replaces the stored group, so rows the writer dropped do not linger.
+REPLACE_GROUPS: dict[str, tuple[str, ...]] = {
+    "pairs": ("run_id", "student", "signal"),
+    "train_logs": ("run_id", "name"),
+    "sft_examples": ("run_id", "dataset"),
+}
+# Tables without a run_id column reach their run through another table.
+RUN_FILTERS: dict[str, str] = {
+    "icl_items": ("rationale_id IN (SELECT rationale_id FROM {src}rationales WHERE list_contains($runs, run_id) "
+                  "UNION SELECT rationale_id FROM {src}icl_scores WHERE list_contains($runs, run_id))"),
+    "pair_decisions": "pair_id IN (SELECT pair_id FROM {src}pairs WHERE list_contains($runs, run_id))",
+}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _sql_string(text: str) -> str:
+    """A SQL string literal (ATTACH and COPY take no parameters for file names)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
+    rows = con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
+                       "ORDER BY column_index", [catalog, table]).fetchall()
+    return [r[0] for r in rows]
+
+
+def _main_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_database()").fetchall()[0][0]
+
+
+def _run_filter(table: str, src: str = "") -> str:
+    """WHERE clause selecting the rows of the runs in `$runs` (`src` qualifies the tables read)."""
+    if table in RUN_FILTERS:
+        return RUN_FILTERS[table].format(src=src)
+    if "run_id" in TABLES[table]:
+        return "list_contains($runs, run_id)"
+    raise ArteError(f"table '{table}' has no run filter in arte_core/store/transfer.py; add one.")
+
+
+@contextmanager
+def _attached(store: Store, path: str | Path, read_only: bool) -> Iterator[str]:
+    """Attach another DuckDB file to the store's connection for the duration of the block."""
+    mode = "READ_ONLY" if read_only else "READ_WRITE"  # explicit: a read-only store attaches read-only by default
+    with store._lock:
+        try:
+            store.con.execute(f"ATTACH {_sql_string(path)} AS {ALIAS} ({mode})")
+        except duckdb.Error as exc:
+            raise ArteError(f"cannot open {path}: {exc}") from None
+        try:
+            yield ALIAS
+        finally:
+            store.con.execute(f"DETACH {ALIAS}")
+
+
+def _check_source_version(version: int | None, where: str) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise ArteError(f"{where} was written by a newer ARTE Studio (schema {version}, this one reads "
+                        f"{SCHEMA_VERSION}); upgrade arte-studio.")
+
+
+# -- job files ----------------------------------------------------------------------------------
+
+
+def export_run(store: Store, run_id: str, path: str | Path) -> dict[str, int]:
+    """Write every row of `run_id` (not job rows) into a new DuckDB store at `path`; returns row counts."""
+    path = Path(path)
+    store.run(run_id)  # a clear ArteError for an unknown run
+    if path.exists():
+        raise ArteError(f"{path} already exists; a job file is written once, into a new job folder.")
+    Store(path).close()  # the full schema, created the same way as any store
+    counts = {}
+    with _attached(store, path, read_only=False) as dst, store.transaction():
+        for table in TABLES:
+            if table in MACHINE_LOCAL:
+                continue
+            cols = ", ".join(_columns(store.con, dst, table))
+            store.con.execute(f"INSERT INTO {dst}.{table} ({cols}) SELECT {cols} FROM {table} "
+                              f"WHERE {_run_filter(table)}", {"runs": [run_id]})
+            counts[table] = store.con.execute(f"SELECT count(*) FROM {dst}.{table}").fetchall()[0][0]
+    return counts
+
+
+def _replace_groups(con: duckdb.DuckDBPyConnection, table: str, src_rel: str, status_rel: str) -> None:
+    """Delete the stored groups of `table` that the incoming rows (or a finished pairs stage) rebuild."""
+    keys = REPLACE_GROUPS[table]
+    match = " AND ".join(f"s.{k} = t.{k}" for k in keys)
+    con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {src_rel} s WHERE {match})")
+    if table == "pairs":
+        # A pairs stage that rebuilt a group into zero pairs leaves no incoming row for it, only its
+        # stage_status mark (scope 'student|signal', see arte_core/pairs.py): that group is empty now.
+        con.execute(f"DELETE FROM pairs t WHERE EXISTS (SELECT 1 FROM {status_rel} s WHERE s.stage = 'pairs' "
+                    "AND s.run_id = t.run_id AND s.scope = t.student || '|' || t.signal)")
+
+
+def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_existing: tuple[str, ...] = ()) -> dict[str, int]:
+    """Upsert every source relation into its table in one transaction; returns incoming row counts.
+
+    `sources` maps table -> a relation to read (an attached table or read_parquet(...)). Tables in
+    `keep_existing` never overwrite a stored row with the same key (append-only audit tables)."""
+    con = store.con
+    catalog = _main_catalog(con)
+    counts = {}
+    with store.transaction():
+        for table, rel in sources.items():
+            if table in skip:
+                continue
+            cols = ", ".join(_columns(con, catalog, table))
+            if table in REPLACE_GROUPS:
+                _replace_groups(con, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
+            verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
+            con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")
+            counts[table] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+    return counts
+
+
+def ingest(store: Store, path: str | Path) -> dict[str, int]:
+    """Bring a job file's rows into the store in one transaction; returns the rows read per table.
+
+    Rows upsert by primary key; pairs (and other rebuilt groups) replace their group; pair
+    decisions and jobs stay as the store has them."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArteError(f"no job store at {path} to ingest.")
+    with _attached(store, path, read_only=True) as src:
+        version = store.con.execute(f"SELECT max(version) FROM {src}.schema_version").fetchall()[0][0]
+        _check_source_version(version, str(path))
+        return _merge(store, {t: f"{src}.{t}" for t in TABLES}, skip=NEVER_INGESTED)
+
+
+# -- Parquet ------------------------------------------------------------------------------------
+
+
+def export_parquet(store: Store, folder: str | Path, run_ids: list[str] | None = None) -> dict[str, int]:
+    """One Parquet file per table (optionally only the given runs' rows) and a manifest.json."""
+    folder = Path(folder)
+    run_ids = list(run_ids) if run_ids is not None else [r["run_id"] for r in store.list_runs()]
+    for run_id in run_ids:
+        store.run(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)  # a half-rewritten export must not look complete
+    counts = {}
+    with store._lock:
+        for table in TABLES:
+            if table in MACHINE_LOCAL:
+                continue
+            target = folder / f"{table}.parquet"
+            store.con.execute(f"COPY (SELECT * FROM {table} WHERE {_run_filter(table)}) TO {_sql_string(target)} "
+                              "(FORMAT parquet)", {"runs": run_ids})
+            counts[table] = store.con.execute(f"SELECT count(*) FROM read_parquet({_sql_string(target)})").fetchall()[0][0]
+    manifest = {"format": "arte-studio", "schema_version": SCHEMA_VERSION, "run_ids": run_ids, "tables": counts}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return counts
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of a Parquet export, checked for a readable schema and complete files."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ArteError(f"{folder} is not an ARTE Studio export (no {MANIFEST}).")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        version, tables = int(manifest["schema_version"]), dict(manifest["tables"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArteError(f"{path} is not a valid export manifest: {exc}") from None
+    _check_source_version(version, str(folder))
+    unknown = sorted(set(tables) - set(TABLES))
+    missing = sorted(t for t in tables if not (folder / f"{t}.parquet").is_file())
+    if unknown or missing:
+        raise ArteError(f"{folder} is incomplete or from another schema: "
+                        f"missing files {missing or 'none'}, unknown tables {unknown or 'none'}.")
+    return manifest
+
+
+def import_parquet(store: Store, folder: str | Path) -> dict[str, int]:
+    """Load an export folder into the store in one transaction; returns the rows read per table.
+
+    Stored pair decisions are never rewritten: an incoming decision with a known id is skipped."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    sources = {t: f"read_parquet({_sql_string(folder / f'{t}.parquet')})" for t in TABLES if t in manifest["tables"]}
+    try:
+        return _merge(store, sources, skip=MACHINE_LOCAL, keep_existing=("pair_decisions",))
+    except duckdb.Error as exc:
+        raise ArteError(f"cannot import {folder}: {exc}") from None

@@ -1,0 +1,220 @@
+"""Studio jobs as real child processes on real DuckDB files: done, failed, stopped, after a restart."""
+
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import psutil
+import pytest
+from test_transfer import decision_row, populate_drafts
+
+from arte_core.config import EvalConfig, RunConfig, ScoreConfig
+from arte_core.context import open_run
+from arte_core.errors import ArteError
+from arte_core.jobs import JobManager, job_paths, kill_process_tree, last_error_line, normalise_stages, process_identity
+from arte_core.progress import read_events
+from arte_core.store import Store
+
+JOB_TIMEOUT_S = 120  # a child imports torch and transformers: seconds on an idle machine, more on a busy one
+
+
+def make_config(model_dir: str, root) -> RunConfig:
+    return RunConfig(task="boolean_expressions", teacher=model_dir, student=model_dir,
+                     runs_dir=str(root / "elsewhere"), score=ScoreConfig(n_pref=4), eval=EvalConfig(n_test=4))
+
+
+@pytest.fixture
+def config(tiny_model_dir, tmp_path) -> RunConfig:
+    return make_config(tiny_model_dir, tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "project.duckdb")
+    yield store
+    store.close()
+
+
+def stop_leftovers(jobs: JobManager) -> None:
+    """Never leave a child behind, whatever a test did."""
+    for row in jobs.jobs():
+        if row["status"] == "running":
+            kill_process_tree(jobs._identity(row), grace_s=1.0)
+
+
+@pytest.fixture
+def manager(store, tmp_path):
+    jobs = JobManager(store, tmp_path / "runs")
+    yield jobs
+    stop_leftovers(jobs)
+
+
+def with_drafts(store: Store, config: RunConfig) -> str:
+    run_id = open_run(config, store).run_id
+    populate_drafts(store, run_id, config.student, n_questions=8)
+    return run_id
+
+
+def wait_until(predicate, timeout: float = JOB_TIMEOUT_S, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_exit(manager: JobManager, job_id: str) -> None:
+    """Until the child's process has ended (without finalising the job)."""
+    row = manager.job(job_id)
+    proc = psutil.Process(row["pid"])
+    try:
+        proc.wait(timeout=JOB_TIMEOUT_S)  # also reaps it: our test process is its parent
+    except psutil.TimeoutExpired:
+        log = job_paths(row["job_dir"])["log"].read_text()
+        raise AssertionError(f"job {job_id} still running after {JOB_TIMEOUT_S}s; log:\n{log}") from None
+
+
+@pytest.fixture(scope="module")
+def ended_jobs(tmp_path_factory, tiny_model_dir):
+    """Two `pairs` jobs launched side by side (their start-up overlaps), each in its own studio:
+    'done' on hand-made drafts and scores, 'failed' on a run without scores. Both processes have
+    ended when the tests get them; neither job is finalised yet."""
+    cases = {}
+    for name in ("done", "failed"):
+        root = tmp_path_factory.mktemp(name)
+        store = Store(root / "project.duckdb")
+        config = make_config(tiny_model_dir, root)
+        run_id = with_drafts(store, config) if name == "done" else open_run(config, store).run_id
+        with store.transaction():
+            store.insert("pair_decisions", [decision_row(1, "p-x")])
+        manager = JobManager(store, root / "runs")
+        job = manager.launch(config, ["pairs"], who="tester")
+        assert store.pairs(run_id) == []  # the child writes to its own job store, not to ours
+        cases[name] = SimpleNamespace(root=root, store=store, config=config, run_id=run_id, manager=manager, job=job)
+    try:
+        for case in cases.values():
+            wait_for_exit(case.manager, case.job["job_id"])
+        yield cases
+    finally:
+        for case in cases.values():
+            stop_leftovers(case.manager)
+            case.store.close()
+
+
+def test_pairs_job_is_ingested_even_by_a_restarted_studio(ended_jobs):
+    case = ended_jobs["done"]
+    store, job, run_id, student = case.store, case.job, case.run_id, case.config.student
+    assert job["status"] == "running" and job["stages"] == "pairs" and job["who"] == "tester"
+    assert job["run_id"] == run_id
+    assert case.manager.job(job["job_id"])["status"] == "running"  # recorded state until a refresh
+    assert store.pairs(run_id) == []
+
+    restarted = JobManager(store, case.root / "runs")  # the app restarted: no Popen object, only pid and files
+    assert restarted.refresh() == [job["job_id"]]
+    done = restarted.job(job["job_id"])
+    assert done["status"] == "done", done["message"]
+    assert done["finished_at"] is not None and restarted.active() is None
+    pairs = store.pairs(run_id, student)
+    assert {p["kind"] for p in pairs} == {"question", "rationale"}
+    with Store(job_paths(job["job_dir"])["db"], read_only=True) as job_store:
+        assert sorted(p["pair_id"] for p in job_store.pairs(run_id)) == sorted(p["pair_id"] for p in pairs)
+    assert store.is_done(run_id, "pairs", f"{student}|icl")
+    assert store.scalar("SELECT count(*) FROM pair_decisions") == 1
+    assert not restarted.lock_path.exists()
+    assert restarted.refresh() == [] and case.manager.refresh() == []  # finalised once
+
+    progress = restarted.progress(job["job_id"])
+    assert progress["status"] == "done" and progress["stage"] == "pairs"
+    assert progress["stages_finished"] == ["pairs"] and progress["exit_code"] == 0
+    assert any("arte pairs" in line for line in progress["log_tail"])
+    assert progress["elapsed_s"] > 0
+
+
+def test_failing_job_reports_the_error_line_and_keeps_decisions(ended_jobs):
+    case = ended_jobs["failed"]
+    manager, job = case.manager, case.job
+    assert manager.refresh() == [job["job_id"]]
+    failed = manager.job(job["job_id"])
+    assert failed["status"] == "failed"
+    assert failed["message"].startswith("arte: error: no icl scores for student")
+    assert manager.progress(job["job_id"])["exit_code"] == 2
+    assert case.store.scalar("SELECT count(*) FROM pair_decisions") == 1
+    assert case.store.run(case.run_id)  # the run row is still there and a relaunch may resume it
+    assert not manager.lock_path.exists()
+
+
+def test_stop_kills_the_process_tree_and_frees_the_lock(manager, store, config, tmp_path):
+    config.elicit.n_questions = 5000  # far more than the test waits for
+    config.elicit.question_max_new_tokens = 32
+    job = manager.launch(config, ["elicit"])
+    paths = job_paths(job["job_dir"])
+    wait_until(lambda: any(e.get("stage") == "draft questions" for e in read_events(paths["events"])),
+               what="the child to load the teacher and start generating")
+    leader = psutil.Process(job["pid"])
+    tree = [leader] + leader.children(recursive=True)
+    assert leader.memory_info().rss > 50e6  # it holds a model and torch
+
+    with pytest.raises(ArteError, match="already running"):
+        manager.launch(config, ["score"])
+    with pytest.raises(ArteError, match="already running"):  # another studio on this machine
+        with Store(tmp_path / "other.duckdb") as other:
+            JobManager(other, tmp_path / "runs").launch(config, ["score"])
+    progress = manager.progress(job["job_id"])
+    assert progress["status"] == "running" and progress["stage"] == "elicit"
+    assert progress["bar_stage"] == "draft questions" and progress["total"] == 5000
+
+    stopped = manager.stop(job["job_id"], who="tester")
+    assert stopped["status"] == "stopped" and stopped["message"] == "stopped by tester"
+    survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == []  # its memory went with it
+    assert not manager.lock_path.exists()
+    assert manager.active() is None
+    assert manager.refresh() == []  # stop already finalised it
+    with pytest.raises(ArteError, match="not running"):
+        manager.stop(job["job_id"])
+
+
+def test_kill_process_tree_reaches_grandchildren():
+    script = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    leader = psutil.Process(proc.pid)
+    wait_until(lambda: leader.children(), timeout=30, what="the grandchild")
+    tree = [leader] + leader.children(recursive=True)
+    assert sorted(kill_process_tree(process_identity(proc.pid), grace_s=2.0)) == sorted(p.pid for p in tree)
+    proc.wait(timeout=5)
+    assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_launch_refuses_read_only_store_and_unknown_stage(store, config, tmp_path):
+    with pytest.raises(ArteError, match="unknown stage"):
+        normalise_stages(["pairs", "bake"])
+    assert normalise_stages("all") == normalise_stages(["evaluate", "run"])
+    assert normalise_stages(["pairs", "elicit"]) == ["elicit", "pairs"]
+    path = store.path
+    store.close()
+    with Store(path, read_only=True) as ro:
+        with pytest.raises(ArteError, match="read-only"):
+            JobManager(ro, tmp_path / "runs").launch(config, ["pairs"])
+
+
+def test_stale_lock_of_a_dead_process_is_cleared(manager, store, config, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    manager.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    manager.lock_path.write_text(f'{{"pid": {dead.pid}, "create_time": 1.0, "job_id": "old"}}')
+    assert manager._lock_holder() is None and not manager.lock_path.exists()
+    manager.lock_path.write_text("")  # another launch created it a moment ago and is writing its pid
+    with pytest.raises(ArteError, match="already running"):
+        manager.launch(config, ["pairs"])
+    assert manager.lock_path.exists() and manager.jobs() == []
+
+
+def test_last_error_line_prefers_the_cli_error(tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("loading\narte: error: bad thing\n[job] exit code 2\n")
+    assert last_error_line(log) == "arte: error: bad thing"
+    log.write_text("Traceback (most recent call last):\n  File x\nValueError: boom\n[job] exit code 1\n")
+    assert last_error_line(log) == "ValueError: boom"

@@ -1,0 +1,158 @@
+"""The Runs tab: its plain handlers, and the wired tab served by Gradio and called with gradio_client."""
+
+import json
+import os
+import socket
+
+import pytest
+
+from arte_core.config import RunConfig
+from arte_core.errors import ArteError
+from arte_core.jobs import JobManager
+from arte_core.store import Store, utcnow
+from ui import runs
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "project.duckdb")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def jobs(store, tmp_path):
+    return JobManager(store, tmp_path / "runs")
+
+
+def config_yaml(tmp_path, **changes) -> str:
+    config = RunConfig(runs_dir=str(tmp_path / "runs"))
+    config.score.n_pref, config.eval.n_test = 4, 4
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config.to_yaml()
+
+
+def fake_finished_job(jobs: JobManager, job_id: str = "20260101-000000-abcdef", status: str = "done") -> dict:
+    """A jobs row and job folder as a finished child leaves them (no process needed)."""
+    job_dir = jobs.runs_dir / "jobs" / job_id
+    job_dir.mkdir(parents=True)
+    events = [{"stage_started": "align"}, {"stage": "DPO (teacher)", "done": 0, "total": 4},
+              {"stage": "DPO (teacher)", "step": 1, "loss": 0.69}, {"stage": "DPO (teacher)", "done": 2, "total": 4},
+              {"stage": "DPO (teacher)", "step": 2, "loss": 0.61}, {"stage_finished": "align", "seconds": 3.0}]
+    (job_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (job_dir / "log.txt").write_text("".join(f"line {i}\n" for i in range(50)) + "arte: error: <boom>\n")
+    (job_dir / "exit.json").write_text('{"code": 2}')
+    row = dict(job_id=job_id, run_id="boolean_expressions-x", stages="align", status=status, pid=None,
+               job_dir=str(job_dir), config_yaml=RunConfig().to_yaml(), who="ann", message="arte: error: <boom>",
+               started_at=utcnow(), finished_at=utcnow())
+    with jobs.store.transaction():
+        jobs.store.insert("jobs", [row])
+    return row
+
+
+def test_malformed_yaml_launches_nothing(jobs, tmp_path):
+    with pytest.raises(ArteError, match="not valid YAML"):
+        runs.launch_job(jobs, False, "task: [unclosed", "all")
+    with pytest.raises(ArteError, match="must be a YAML mapping"):
+        runs.launch_job(jobs, False, "- a list", "all")
+    with pytest.raises(ArteError, match="unknown config field 'tsak'"):
+        runs.launch_job(jobs, False, "tsak: boolean_expressions", "all")
+    assert jobs.jobs() == [] and not jobs.lock_path.exists()
+    assert not (jobs.runs_dir / "jobs").exists()
+
+
+def test_key_fields_rewrite_the_yaml(tmp_path):
+    text = config_yaml(tmp_path)
+    assert runs.field_values(text)[:3] == ["boolean_expressions", "smollm2-135m-instruct", "smollm2-135m-instruct"]
+    changed = runs.apply_fields(text, "navigate", "teacher-x", None, 3, 1e-4)
+    assert runs.field_values(changed) == ["navigate", "teacher-x", "smollm2-135m-instruct", 3, 1e-4]
+    assert runs.parse_config(changed).score.n_pref == 4  # the rest of the YAML is kept
+    with pytest.raises(ArteError, match="elicit.n_questions"):
+        runs.apply_fields(text, None, None, None, 0, None)
+
+
+def test_read_only_refuses_every_action(jobs, tmp_path):
+    fake_finished_job(jobs)
+    for action in (lambda: runs.launch_job(jobs, True, config_yaml(tmp_path), "all"),
+                   lambda: runs.stop_job(jobs, True, None),
+                   lambda: runs.relaunch_job(jobs, True, None)):
+        with pytest.raises(ArteError, match="read-only"):
+            action()
+    assert len(jobs.jobs()) == 1
+
+
+def test_progress_and_history_views_of_a_finished_job(jobs):
+    row = fake_finished_job(jobs)
+    html, log, fig = runs.progress_view(jobs, None)  # nothing picked: the newest job
+    assert row["job_id"] in html and "data-status='done'" in html
+    assert "DPO (teacher) 2/4" in html and "width:50.0%" in html
+    assert "&lt;boom&gt;" in html and "<boom>" not in html  # messages are escaped
+    assert log.splitlines()[-1] == "arte: error: <boom>" and len(log.splitlines()) == 30
+    assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [0.69, 0.61]
+    table = runs.history_table(jobs)
+    assert table.columns.tolist() == runs.HISTORY_COLUMNS
+    assert table.iloc[0].tolist()[:5] == [row["job_id"], row["run_id"], "align", "done", "ann"]
+    assert "no job &#x27;nope&#x27;" in runs.progress_view(jobs, "nope")[0]
+    with pytest.raises(ArteError, match="nothing to stop"):
+        runs.stop_job(jobs, False, None)
+
+
+def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):
+    html, log, fig = runs.progress_view(jobs, None)
+    assert "No job yet" in html and log == "" and not fig.data
+    assert runs.history_table(jobs).empty
+    row = runs.launch_job(jobs, False, config_yaml(tmp_path), "score", who="ann")
+    assert row["status"] == "running" and row["stages"] == "score" and row["who"] == "ann"
+    stopped = runs.stop_job(jobs, False, None, who="ann")  # nothing picked: the running job
+    assert stopped["job_id"] == row["job_id"] and stopped["status"] == "stopped"
+    assert runs.history_table(jobs)["status"].tolist() == ["stopped"]
+    again = runs.relaunch_job(jobs, False, None, who="bob")  # nothing picked: the newest job
+    assert again["job_id"] != row["job_id"] and again["stages"] == "score" and again["run_id"] == row["run_id"]
+    assert again["config_yaml"] == row["config_yaml"]
+    runs.stop_job(jobs, False, again["job_id"])
+    assert runs.history_table(jobs)["status"].tolist() == ["stopped", "stopped"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_tab_served_by_gradio_answers_the_client(jobs, tmp_path):
+    import gradio as gr
+    from gradio_client import Client
+
+    row = fake_finished_job(jobs)
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            widgets = runs.build_runs_tab(jobs, RunConfig(runs_dir=str(tmp_path / "runs")), read_only=False)
+    assert widgets["launch"].interactive is not False
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False, analytics_enabled=False)
+        names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+        assert {"/runs_launch", "/runs_stop", "/runs_progress", "/runs_history", "/runs_relaunch"} <= names
+
+        html, log, _ = client.predict(row["job_id"], api_name="/runs_progress")
+        assert "data-status='done'" in html and log.endswith("arte: error: <boom>")
+        history = client.predict(api_name="/runs_history")
+        assert [r[0] for r in history["data"]] == [row["job_id"]]
+
+        status, _ = client.predict("task: [unclosed", "all", api_name="/runs_launch")
+        assert "not valid YAML" in status
+        assert len(jobs.jobs()) == 1  # nothing launched
+    finally:
+        demo.close()
+
+
+def test_read_only_tab_disables_the_buttons(jobs, tmp_path):
+    import gradio as gr
+
+    with gr.Blocks():
+        widgets = runs.build_runs_tab(jobs, RunConfig(), read_only=True)
+    assert widgets["launch"].interactive is False and widgets["stop"].interactive is False
+    assert runs.READ_ONLY_REASON in widgets["status"].value

@@ -1,0 +1,256 @@
+"""Moving a run's rows to a job file and back, and Parquet export/import, on real DuckDB files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from arte_core.errors import ArteError
+from arte_core.store import SCHEMA_VERSION, TABLES, Store, utcnow
+from arte_core.store.transfer import export_parquet, export_run, import_parquet, ingest
+
+TECHNIQUES = ("expert_procedure", "common_sense")
+
+
+def register_run(store: Store, run_id: str, student: str = "student-a") -> None:
+    store.ensure_run(run_id, "boolean_expressions", "builtin", "teacher-a", student, "fp-" + run_id, "task: x\n")
+
+
+def populate_drafts(store: Store, run_id: str, student: str, n_questions: int = 4, n_items: int = 3) -> None:
+    """Hand-made drafts and one-shot scores shaped as elicit.py and preferences/icl.py write them.
+
+    Question q's rationale t scores (q + t) / (n_questions + 1), so questions and rationales differ."""
+    now = utcnow()
+    questions, rationales, scores, items = [], [], [], []
+    for q in range(n_questions):
+        qid = f"{run_id}:draft:q{q:05d}"
+        questions.append(dict(question_id=qid, run_id=run_id, origin="draft", idx=q, input=f"True and {q % 2 == 0}",
+                              target=str(q % 2 == 0), solver_target=str(q % 2 == 0), solver_agrees=True,
+                              teacher="teacher-a", call_index=0, created_at=now))
+        for t, technique in enumerate(TECHNIQUES):
+            rid = f"{qid}:{technique}"
+            rationales.append(dict(rationale_id=rid, question_id=qid, run_id=run_id, origin="draft",
+                                   technique=technique, prompt=f"prompt {technique}", text=f"rationale {q} {t}",
+                                   answer=str(q % 2 == 0), answer_parsed=True, matches_target=True, word_count=3,
+                                   n_tokens=5, teacher="teacher-a", temperature=0.7, seed=q, created_at=now))
+            n_correct = min(n_items, q + t)
+            scores.append(dict(rationale_id=rid, student=student, run_id=run_id, accuracy=n_correct / n_items,
+                               n_items=n_items, n_correct=n_correct, n_unparsed=0, icl_format="completion",
+                               created_at=now))
+            items += [dict(rationale_id=rid, student=student, item_index=i, output=f"out {i}", answer="True",
+                           correct=i < n_correct) for i in range(n_items)]
+    call = dict(run_id=run_id, origin="draft", call_index=0, model="teacher-a", prompt="p", output="o",
+                temperature=1.0, seed=0, n_parsed=n_questions, n_unparsed=0, n_duplicates=0,
+                n_kept=n_questions, created_at=now)
+    with store.transaction():
+        store.add_generation_call(call, questions)
+        store.add_rationales(rationales)
+        for score in scores:
+            store.add_icl_result(score, [i for i in items if i["rationale_id"] == score["rationale_id"]])
+    store.mark_done(run_id, "elicit")
+    store.mark_done(run_id, "score", student)
+
+
+def pair_row(run_id: str, pair_id: str, student: str = "student-a", signal: str = "icl") -> dict:
+    return dict(pair_id=pair_id, run_id=run_id, student=student, kind="rationale", signal=signal, prompt="p",
+                chosen="c", rejected="r", chosen_ref="a", rejected_ref="b", chosen_score=1.0,
+                rejected_score=0.0, margin=1.0, created_at=utcnow())
+
+
+def decision_row(decision_id: int, pair_id: str, action: str = "exclude") -> dict:
+    return dict(decision_id=decision_id, pair_id=pair_id, action=action, who="ann", why="bad", undoes=None,
+                decided_at=utcnow())
+
+
+def populate_run(store: Store, run_id: str, decision_base: int) -> None:
+    """A run with rows in every table a run owns."""
+    register_run(store, run_id)
+    with store.transaction():
+        store.insert("pref_items", [dict(run_id=run_id, item_index=0, input="True", target="True")])
+        store.insert("test_items", [dict(run_id=run_id, item_index=0, input="False", target="False")])
+    populate_drafts(store, run_id, "student-a", n_questions=2)
+    with store.transaction():
+        store.insert("influence_scores", [dict(rationale_id=f"{run_id}:draft:q00000:common_sense", student="student-a",
+                                               run_id=run_id, loss_before=1.0, loss_after=0.9, influence=-0.1,
+                                               mode="sgd", learning_rate=1e-4, n_reference=4, created_at=utcnow())])
+        store.replace_pairs(run_id, "student-a", "icl", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
+        store.insert("pair_decisions", [decision_row(decision_base + 1, f"{run_id}-p1")])
+        store.add_artifact(run_id, "teacher_adapter", "adapter", f"/runs/{run_id}/adapter", {"steps": 2},
+                           [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}])
+        store.save_sft_examples(run_id, "original", [dict(question_id="q", rationale_id="r", input="i",
+                                                          rationale="why", answer="True")])
+        store.add_evaluation(dict(run_id=run_id, variant="untrained", shots=0, accuracy=1.0, n_items=1, n_correct=1,
+                                  n_unparsed=0, model="m", created_at=utcnow()),
+                             [dict(run_id=run_id, variant="untrained", shots=0, item_index=0, output="True",
+                                   answer="True", correct=True)])
+        store.insert("jobs", [dict(job_id=f"job-{run_id}", run_id=run_id, stages="pairs", status="done", pid=1,
+                                   job_dir="/tmp/x", config_yaml="", who="t", started_at=utcnow())])
+
+
+def all_rows(store: Store, table: str) -> list[tuple]:
+    return [tuple(r.values()) for r in store.rows(f"SELECT * FROM {table} ORDER BY ALL")]
+
+
+@pytest.fixture
+def project(tmp_path):
+    store = Store(tmp_path / "project.duckdb")
+    populate_run(store, "run-a", 100)
+    populate_run(store, "run-b", 200)
+    yield store
+    store.close()
+
+
+def test_export_run_holds_only_that_runs_rows(project, tmp_path):
+    counts = export_run(project, "run-a", tmp_path / "job.duckdb")
+    assert "jobs" not in counts
+    with Store(tmp_path / "job.duckdb", read_only=True) as job:
+        for table in TABLES:
+            if table == "jobs":
+                assert job.scalar("SELECT count(*) FROM jobs") == 0
+                continue
+            rows = all_rows(job, table)
+            assert rows, f"{table} exported nothing"
+            assert len(rows) == counts[table]
+            assert all("run-b" not in repr(r) for r in rows), table
+        assert {r["pair_id"] for r in job.rows("SELECT pair_id FROM pair_decisions")} == {"run-a-p1"}
+        assert job.scalar("SELECT count(*) FROM icl_items") == 2 * 2 * 3  # questions × techniques × items
+        assert job.run("run-a")["teacher"] == "teacher-a"
+
+
+def test_export_run_refuses_unknown_run_and_existing_file(project, tmp_path):
+    with pytest.raises(ArteError, match="no run 'nope'"):
+        export_run(project, "nope", tmp_path / "a.duckdb")
+    export_run(project, "run-a", tmp_path / "b.duckdb")
+    with pytest.raises(ArteError, match="already exists"):
+        export_run(project, "run-a", tmp_path / "b.duckdb")
+
+
+def simulate_child(path, decision_base: int) -> None:
+    """What a child job might do to its file: upsert, add rows, rebuild a pairs group, touch decisions."""
+    with Store(path) as job:
+        with job.transaction():
+            job.execute("UPDATE rationales SET text = 'rewritten' WHERE rationale_id = 'run-a:draft:q00000:common_sense'")
+            job.replace_pairs("run-a", "student-a", "icl", [pair_row("run-a", "run-a-p2"), pair_row("run-a", "run-a-p3")])
+            job.execute("UPDATE pair_decisions SET action = 'accept'")
+            job.insert("pair_decisions", [decision_row(decision_base + 50, "run-a-p3")])
+            job.insert("jobs", [dict(job_id="job-from-child", run_id="run-a", stages="x", status="running", pid=1,
+                                     job_dir="/x", config_yaml="", who="t", started_at=utcnow())])
+            job.add_evaluation(dict(run_id="run-a", variant="arte", shots=3, accuracy=0.5, n_items=2, n_correct=1,
+                                    n_unparsed=0, model="m", created_at=utcnow()),
+                               [dict(run_id="run-a", variant="arte", shots=3, item_index=i, output="o", answer="True",
+                                     correct=i == 0) for i in range(2)])
+            job.add_artifact("run-a", "teacher_adapter", "adapter", "/new", {}, [{"step": 1, "loss": 0.5}])
+        job.mark_done("run-a", "align")
+
+
+def test_ingest_upserts_replaces_pair_groups_and_keeps_decisions(project, tmp_path):
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    decisions_before = all_rows(project, "pair_decisions")
+    run_b_before = {t: [r for r in all_rows(project, t) if "run-b" in repr(r)] for t in TABLES}
+    simulate_child(job_path, 100)
+
+    counts = ingest(project, job_path)
+
+    assert "pair_decisions" not in counts and "jobs" not in counts
+    assert counts["evaluations"] == 2 and counts["pairs"] == 2
+    assert project.scalar("SELECT text FROM rationales WHERE rationale_id = 'run-a:draft:q00000:common_sense'") == "rewritten"
+    assert {p["pair_id"] for p in project.pairs("run-a")} == {"run-a-p2", "run-a-p3"}  # p1 rebuilt away
+    assert all_rows(project, "pair_decisions") == decisions_before  # the project owns decisions
+    assert project.scalar("SELECT count(*) FROM jobs WHERE job_id = 'job-from-child'") == 0
+    assert project.evaluation("run-a", "arte", 3)["accuracy"] == 0.5
+    assert project.artifact("run-a", "teacher_adapter")["path"] == "/new"
+    assert [r["step"] for r in project.train_logs("run-a", "teacher_adapter")] == [1]  # old step 2 gone
+    assert project.is_done("run-a", "align")
+    for table, rows in run_b_before.items():  # the other run is untouched
+        assert [r for r in all_rows(project, table) if "run-b" in repr(r)] == rows, table
+    assert ingest(project, job_path) == counts  # idempotent
+
+
+def test_ingest_empties_a_pairs_group_rebuilt_to_nothing(project, tmp_path):
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    with Store(job_path) as job:
+        with job.transaction():
+            job.replace_pairs("run-a", "student-a", "icl", [])
+            job.mark_done("run-a", "pairs", "student-a|icl", {"n_pairs": 0})
+    ingest(project, job_path)
+    assert project.pairs("run-a") == []
+    assert len(project.pairs("run-b")) == 2
+
+
+def test_ingest_refuses_newer_schema_and_missing_file(project, tmp_path):
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    with Store(job_path) as job:
+        job.execute("UPDATE rationales SET text = 'should not arrive'")
+        job.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION + 1])
+    with pytest.raises(ArteError, match="newer ARTE Studio"):
+        ingest(project, job_path)
+    assert project.scalar("SELECT count(*) FROM rationales WHERE text = 'should not arrive'") == 0
+    with pytest.raises(ArteError, match="no job store"):
+        ingest(project, tmp_path / "missing.duckdb")
+
+
+def test_ingest_reads_what_a_killed_writer_committed(project, tmp_path):
+    """A stopped child leaves its last commits in the write-ahead log; ingest must still see them."""
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    script = ("import os, sys; from arte_core.store import Store; "
+              "s = Store(sys.argv[1]); s.mark_done('run-a', 'distill'); os._exit(0)")  # no close, no checkpoint
+    subprocess.run([sys.executable, "-c", script, str(job_path)], check=True, timeout=60)
+    assert job_path.with_name("job.duckdb.wal").exists()
+    ingest(project, job_path)
+    assert project.is_done("run-a", "distill")
+
+
+def test_parquet_round_trip_of_one_run(project, tmp_path):
+    folder = tmp_path / "export"
+    counts = export_parquet(project, folder, ["run-a"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["run_ids"] == ["run-a"]
+    assert manifest["tables"] == counts and "jobs" not in counts
+    assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
+
+    with Store(tmp_path / "fresh.duckdb") as fresh:
+        assert import_parquet(fresh, folder) == counts
+        for table in counts:
+            expected = [r for r in all_rows(project, table) if "run-b" not in repr(r)]
+            assert all_rows(fresh, table) == expected, table
+        assert import_parquet(fresh, folder) == counts  # idempotent
+        assert all_rows(fresh, "pairs") == [r for r in all_rows(project, "pairs") if "run-a" in repr(r)]
+
+
+def test_parquet_import_never_rewrites_a_stored_decision(project, tmp_path):
+    folder = tmp_path / "export"
+    export_parquet(project, folder)
+    project.execute("UPDATE pair_decisions SET why = 'edited here' WHERE decision_id = 101")
+    import_parquet(project, folder)
+    assert project.scalar("SELECT why FROM pair_decisions WHERE decision_id = 101") == "edited here"
+
+
+def test_parquet_import_refuses_bad_folders(project, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ArteError, match="empty.*not an ARTE Studio export"):
+        import_parquet(project, empty)
+    folder = tmp_path / "export"
+    export_parquet(project, folder, ["run-b"])
+    (folder / "pairs.parquet").unlink()
+    with pytest.raises(ArteError, match=r"export.*missing files \['pairs'\]"):
+        import_parquet(project, folder)
+    export_parquet(project, folder, ["run-b"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(ArteError, match="newer ARTE Studio"):
+        import_parquet(project, folder)
+
+
+def test_export_from_a_read_only_store(project, tmp_path):
+    path = project.path
+    project.close()
+    with Store(path, read_only=True) as ro:
+        counts = export_run(ro, "run-b", tmp_path / "job.duckdb")
+        assert counts["pairs"] == 2
+        assert export_parquet(ro, tmp_path / "pq")["runs"] == 2
