@@ -19,6 +19,7 @@ STAGE_HELP = {
     "run": "the whole loop: elicit → score → pairs → align → regenerate → distill → evaluate",
     "elicit": "step 1: the teacher writes draft questions and rationales",
     "score": "step 2: one-shot ICL accuracy of every draft for the student",
+    "influence": "optional signal: Montessori-Instruct's local data influence of every draft",
     "pairs": "step 3: question and rationale preference pairs",
     "align": "step 4: DPO of the teacher on the pairs (LoRA)",
     "regenerate": "step 5a: the aligned teacher writes the tailored data",
@@ -36,6 +37,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="folder for adapters, checkpoints and logs (overrides the config)")
     p.add_argument("--student", help="student model (overrides the config)")
     p.add_argument("--teacher", help="teacher model (overrides the config)")
+    p.add_argument("--signal", choices=("icl", "influence"), help="preference signal pairs are built from (overrides the config)")
     p.add_argument("--events", help="append JSON-lines progress events to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -72,6 +74,8 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, attr)
         if value:
             setattr(config, attr, value)
+    if args.signal:
+        config.pairs.signal = args.signal
     return config
 
 

@@ -114,6 +114,39 @@ class EvalConfig:
 
 
 @dataclass
+class InfluenceConfig:
+    """Montessori-Instruct's signal: the reference-loss change after one optimizer step on a draft."""
+
+    mode: str = option("lora", "What the probe step trains: 'lora' (adapters on all linear layers; cheap snapshot, ours) or 'full' (all weights, the paper).")
+    learning_rate: float = option(1e-4, "Learning rate of the probe step (and of the warm-up). Ours: 1e-4 suits LoRA; use ~1e-5 for 'full'.")
+    optimizer: str = option("adamw", "'adamw' (the HF Trainer's, as in the paper; here without weight decay) or 'sgd' (plain, no momentum).")
+    warmup_fraction: float = option(0.0, "Share of the drafts the student is fine-tuned on before probing (0 = no warm-up, ours; the paper warms up). Warm-up drafts are still probed.")
+    warmup_steps: int = option(0, "Warm-up optimizer steps at batch 1, cycling over the warm-up drafts (0 = one pass over them).")
+    lora_r: int = option(16, "LoRA rank in 'lora' mode (alpha = 2 × r, dropout 0).")
+    n_reference: int = option(0, "Reference items: the first N preference items (0 = all; the paper uses 256 reference examples).")
+    max_length: int = option(768, "Longest example in tokens; longer ones lose tokens from the start of the prompt, never the completion.")
+    reference_batch_size: int = option(8, "Reference items in one forward pass.")
+
+
+INFLUENCE_MODES = ("lora", "full")
+INFLUENCE_OPTIMIZERS = ("adamw", "sgd")
+
+
+def check_influence_config(cfg: InfluenceConfig) -> None:
+    """Reject values the probe cannot run with, naming the field."""
+    if cfg.mode not in INFLUENCE_MODES:
+        raise ArteError(f"config field 'influence.mode' is {cfg.mode!r}; choose one of {', '.join(INFLUENCE_MODES)}.")
+    if cfg.optimizer not in INFLUENCE_OPTIMIZERS:
+        raise ArteError(f"config field 'influence.optimizer' is {cfg.optimizer!r}; choose one of {', '.join(INFLUENCE_OPTIMIZERS)}.")
+    if not 0.0 <= cfg.warmup_fraction <= 1.0:
+        raise ArteError(f"config field 'influence.warmup_fraction' must be in [0, 1], got {cfg.warmup_fraction}.")
+    if cfg.learning_rate <= 0 or cfg.max_length < 2 or cfg.reference_batch_size < 1:
+        raise ArteError("config fields 'influence.learning_rate', 'max_length' and 'reference_batch_size' must be positive.")
+    if cfg.n_reference < 0 or cfg.warmup_steps < 0 or cfg.lora_r < 1:
+        raise ArteError("config fields 'influence.n_reference' and 'warmup_steps' must be ≥ 0, 'lora_r' ≥ 1.")
+
+
+@dataclass
 class RunConfig:
     """The whole ARTE loop on one task."""
 
@@ -132,6 +165,7 @@ class RunConfig:
     align: AlignConfig = field(default_factory=AlignConfig, metadata={"help": "Teacher DPO."})
     distill: DistillConfig = field(default_factory=DistillConfig, metadata={"help": "Regeneration and student SFT."})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Evaluation."})
+    influence: InfluenceConfig = field(default_factory=InfluenceConfig, metadata={"help": "Local data influence (optional signal)."})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -250,6 +284,7 @@ def validate(config: RunConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise ArteError(f"config field '{name}' must be at least 1, got {value}.")
+    check_influence_config(config.influence)
     if not 0 < config.pairs.quantile <= 0.5:
         raise ArteError(f"config field 'pairs.quantile' must be in (0, 0.5], got {config.pairs.quantile}.")
 

@@ -27,14 +27,13 @@ from pathlib import Path
 import psutil
 import yaml
 
-from arte_core.cli import STAGE_HELP
 from arte_core.config import RunConfig, config_from_dict
 from arte_core.errors import ArteError
+from arte_core.pipeline import STAGE_ORDER, STAGES
 from arte_core.progress import Reporter, read_events
 from arte_core.store import Store, utcnow
 from arte_core.store.transfer import export_run, ingest
 
-STAGE_ORDER = [name for name in STAGE_HELP if name != "run"]  # the pipeline's stages, in order
 LOCK_NAME = "job.lock"
 STOP_GRACE_S = 5.0  # SIGTERM first so logs flush; SIGKILL whatever is left after this
 LOG_TAIL_LINES = 30
@@ -95,7 +94,7 @@ def normalise_stages(stages: list[str] | str) -> list[str]:
     """Stage names in pipeline order; 'all' or 'run' means every stage."""
     names = [stages] if isinstance(stages, str) else list(stages)
     if not names or any(n in ("all", "run") for n in names):
-        return list(STAGE_ORDER)
+        return list(STAGES)  # the whole loop; optional stages (influence) only when named
     unknown = [n for n in names if n not in STAGE_ORDER]
     if unknown:
         raise ArteError(f"unknown stage {', '.join(unknown)}; choose from all, {', '.join(STAGE_ORDER)}.")

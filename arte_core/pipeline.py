@@ -26,6 +26,8 @@ STAGES: dict[str, str] = {
 EXTRA_STAGES: dict[str, str] = {
     "influence": "arte_core.preferences.influence:run_influence",
 }
+# Every stage in the order a job runs them (influence feeds pairs built from that signal).
+STAGE_ORDER = ["elicit", "score", "influence", "pairs", "align", "regenerate", "distill", "evaluate"]
 
 
 def stage_function(name: str) -> Callable[[RunContext], object]:
