@@ -1,0 +1,105 @@
+"""Start ARTE Studio: `python app.py` (also the Hugging Face Space entry point).
+
+Environment: ARTE_DB (store file, default `arte.duckdb` here, or `/data/arte.duckdb` on a Space with
+persistent storage), ARTE_RUNS_DIR (run folders, default `runs` beside the store), GRADIO_SERVER_PORT
+or --port (default 7860), GRADIO_SERVER_NAME (default 127.0.0.1), ARTE_AUTH="user:pass[,user2:pass2]"
+for a login, ARTE_READ_ONLY=1 for a public demo. An empty store is filled from `assets/demo/` when
+that folder exists.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+DEMO_DATA = REPO / "assets" / "demo"
+DEFAULT_PORT = 7860
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="ARTE Studio: inspect drafts, review pairs, launch runs.")
+    parser.add_argument("--db", default=None, help="store file (default: $ARTE_DB or arte.duckdb)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--host", default=None, help="interface (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--read-only", action="store_true", help="disable decisions, launches and Hub pushes")
+    return parser.parse_args(argv)
+
+
+def default_db_path() -> str:
+    """ARTE_DB; else persistent storage on a Space (restarts wipe everything else); else ./arte.duckdb."""
+    if os.environ.get("ARTE_DB"):
+        return os.environ["ARTE_DB"]
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        return "/data/arte.duckdb"
+    return "arte.duckdb"
+
+
+def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
+    """ARTE_AUTH="alice:secret,bob:other" → [("alice", "secret"), ("bob", "other")]; empty → no login."""
+    if not text or not text.strip():
+        return None
+    pairs = []
+    for entry in text.split(","):
+        user, sep, password = entry.strip().partition(":")
+        if not sep or not user or not password:
+            raise SystemExit(f"app.py: ARTE_AUTH entry {entry.strip()!r} is not 'user:password'.")
+        pairs.append((user, password))
+    return pairs
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fill_empty_store(store, demo_folder: Path = DEMO_DATA) -> str:
+    """Import the demo dataset into an empty store; returns what happened, in words."""
+    if store.rows("SELECT count(*) AS n FROM runs")[0]["n"]:
+        return ""
+    if not demo_folder.is_dir():
+        return (f"The store is empty and there is no demo dataset at {demo_folder}: launch a run in the Runs tab "
+                "or with `arte run`.")
+    from arte_core.store.transfer import import_parquet
+
+    import_parquet(store, demo_folder)
+    return f"The store was empty: imported the demo dataset from {demo_folder}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from arte_core.errors import ArteError
+    from arte_core.jobs import JobManager
+    from arte_core.store import Store
+    from ui.app import LAUNCH_KWARGS, build_app
+
+    db = args.db or default_db_path()
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = args.port or int(os.environ.get("GRADIO_SERVER_PORT") or DEFAULT_PORT)
+    read_only = args.read_only or env_flag("ARTE_READ_ONLY")
+    runs_dir = os.environ.get("ARTE_RUNS_DIR") or str(Path(db).resolve().parent / "runs")
+    auth = parse_auth(os.environ.get("ARTE_AUTH"))
+    try:
+        store = Store(db)
+        notice = fill_empty_store(store)
+    except ArteError as exc:
+        print(f"app.py: error: {exc}", file=sys.stderr)
+        return 2
+    if notice:
+        print(notice)
+    if os.environ.get("SPACE_ID") and not db.startswith("/data/"):
+        print("app.py: note: this Space has no persistent storage; decisions are lost when it restarts.")
+    demo = build_app(store, JobManager(store, runs_dir), read_only=read_only, runs_dir=runs_dir)
+    demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, show_error=True,
+                quiet=True, **LAUNCH_KWARGS)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    mode = " (read-only)" if read_only else ""
+    print(f"ARTE Studio{mode} running on http://{shown_host}:{port} — store {db}", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

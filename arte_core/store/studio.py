@@ -1,0 +1,534 @@
+"""The studio's SQL: browsing drafts and pairs, human decisions on pairs, and the analysis queries.
+
+Every query is parameterised. Text typed by a user only ever reaches DuckDB as a bound parameter
+(text search uses `contains`, so `%`, `_` and quotes are literal characters); sort columns and
+directions come from whitelists. Identifiers that depend on data (one accuracy column per
+student) are built in pandas after the query, never spliced into SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from arte_core.errors import ArteError
+from arte_core.store.core import Store, utcnow
+
+DECISION_ACTIONS = ("accept", "swap", "exclude", "note")
+EFFECTIVE_ACTIONS = ("accept", "swap", "exclude")  # the actions that change what DPO trains on
+DECISION_STATES = ("all", "undecided", "decided", "accept", "swap", "exclude")
+DRAFT_SORTS = {
+    "score": "s.accuracy",
+    "length": "r.word_count",
+    "technique": "r.technique",
+    "question": "q.idx",
+    "question score": "qs.question_score",
+    "influence": "inf.influence",
+}
+PAIR_SORTS = {
+    "margin": "p.margin",
+    "kind": "p.kind",
+    "chosen score": "p.chosen_score",
+    "pair": "p.pair_id",
+}
+DIRECTIONS = {"asc": "ASC", "desc": "DESC"}
+MAX_PAGE_SIZE = 500
+
+# The effective decision of every pair: its latest accept/swap/exclude that nobody undid.
+# Store.training_pairs applies the same rule; this CTE also carries who decided and when.
+DECISION_CTE = """
+undone AS (SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL),
+live AS (
+    SELECT * FROM pair_decisions
+    WHERE action IN ('accept', 'swap', 'exclude') AND decision_id NOT IN (SELECT undoes FROM undone)
+),
+effective AS (
+    SELECT pair_id, arg_max(action, decision_id) AS decision, arg_max(who, decision_id) AS decided_by,
+           max(decision_id) AS decision_id
+    FROM live GROUP BY pair_id
+),
+activity AS (
+    SELECT pair_id, max(decision_id) AS last_decision_id,
+           count(*) FILTER (WHERE action = 'note' AND decision_id NOT IN (SELECT undoes FROM undone)) AS n_notes
+    FROM pair_decisions GROUP BY pair_id
+)
+"""
+
+
+def _scalar(store: Store, sql: str, params: list | tuple = ()) -> Any:
+    """The first value of a query, fetched completely: DuckDB 2 refuses to register the rows of a
+    following Store.insert while a result is only partly fetched (Store.scalar fetches one row)."""
+    found = store.rows(sql, params)
+    return next(iter(found[0].values())) if found else None
+
+
+# -- runs, students, techniques -------------------------------------------------------------------
+
+def list_runs(store: Store) -> pd.DataFrame:
+    """Every run with its task, models and how far it got."""
+    return store.df(
+        "SELECT r.run_id, r.task, r.teacher, r.student, r.created_at, "
+        "  (SELECT count(*) FROM questions q WHERE q.run_id = r.run_id AND q.origin = 'draft') AS questions, "
+        "  (SELECT count(*) FROM rationales x WHERE x.run_id = r.run_id AND x.origin = 'draft') AS rationales, "
+        "  (SELECT count(*) FROM icl_scores s WHERE s.run_id = r.run_id) AS scores, "
+        "  (SELECT count(*) FROM pairs p WHERE p.run_id = r.run_id) AS pairs "
+        "FROM runs r ORDER BY r.created_at, r.run_id"
+    )
+
+
+def list_students(store: Store, run_id: str) -> list[str]:
+    """Students with ICL scores in the run, the run's own student first."""
+    scored = [r["student"] for r in store.rows(
+        "SELECT DISTINCT student FROM icl_scores WHERE run_id = ? ORDER BY student", [run_id])]
+    own = _scalar(store, "SELECT student FROM runs WHERE run_id = ?", [run_id])
+    ordered = [own] if own else []
+    return ordered + [s for s in scored if s != own]
+
+
+def list_techniques(store: Store, run_id: str, origin: str = "draft") -> list[str]:
+    return [r["technique"] for r in store.rows(
+        "SELECT DISTINCT technique FROM rationales WHERE run_id = ? AND origin = ? ORDER BY technique",
+        [run_id, origin])]
+
+
+def pair_students(store: Store, run_id: str) -> list[str]:
+    return [r["student"] for r in store.rows(
+        "SELECT DISTINCT student FROM pairs WHERE run_id = ? ORDER BY student", [run_id])]
+
+
+def n_pref_items(store: Store, run_id: str, student: str) -> int:
+    """Preference questions behind each score (from the scores, else the stored split)."""
+    n = _scalar(store, "SELECT max(n_items) FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, student])
+    if n:
+        return int(n)
+    return int(_scalar(store, "SELECT count(*) FROM pref_items WHERE run_id = ?", [run_id]) or 0)
+
+
+# -- drafts -----------------------------------------------------------------------------------------
+
+@dataclass
+class DraftFilter:
+    """What the drafts table shows; every field optional. `search` is a literal, case-insensitive text."""
+
+    technique: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    min_words: int | None = None
+    max_words: int | None = None
+    matches_target: bool | None = None
+    solver_agrees: bool | None = None
+    search: str | None = None
+    origin: str = "draft"
+    sort: str = "score"
+    direction: str = "desc"
+    page: int = 1
+    page_size: int = 25
+
+
+def _draft_where(run_id: str, f: DraftFilter) -> tuple[str, list]:
+    clauses, params = ["r.run_id = ?", "r.origin = ?"], [run_id, f.origin]
+    optional = [
+        (f.technique, "r.technique = ?"),
+        (f.min_score, "s.accuracy >= ?"),
+        (f.max_score, "s.accuracy <= ?"),
+        (f.min_words, "r.word_count >= ?"),
+        (f.max_words, "r.word_count <= ?"),
+        (f.matches_target, "r.matches_target = ?"),
+        (f.solver_agrees, "q.solver_agrees = ?"),
+    ]
+    for value, clause in optional:
+        if value is not None and value != "":
+            clauses.append(clause)
+            params.append(value)
+    if f.search:
+        clauses.append("(contains(lower(q.input), lower(?)) OR contains(lower(r.text), lower(?)) "
+                       "OR contains(lower(coalesce(r.answer, '')), lower(?)))")
+        params += [f.search] * 3
+    return " AND ".join(clauses), params
+
+
+def _order_by(sorts: dict[str, str], sort: str, direction: str, tie_breakers: str) -> str:
+    if sort not in sorts:
+        raise ArteError(f"cannot sort by {sort!r}; choose one of {', '.join(sorts)}.")
+    if direction not in DIRECTIONS:
+        raise ArteError(f"sort direction {direction!r} is neither 'asc' nor 'desc'.")
+    return f"{sorts[sort]} {DIRECTIONS[direction]} NULLS LAST, {tie_breakers}"
+
+
+def _page_bounds(page: int, page_size: int) -> tuple[int, int]:
+    if page_size < 1 or page_size > MAX_PAGE_SIZE:
+        raise ArteError(f"page size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}.")
+    page = max(1, int(page))
+    return page_size, (page - 1) * page_size
+
+
+DRAFTS_FROM = """
+FROM rationales r
+JOIN questions q USING (question_id)
+LEFT JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ?
+LEFT JOIN influence_scores inf ON inf.rationale_id = r.rationale_id AND inf.student = ?
+LEFT JOIN (
+    SELECT x.question_id, avg(y.accuracy) AS question_score
+    FROM rationales x JOIN icl_scores y ON y.rationale_id = x.rationale_id AND y.student = ?
+    WHERE x.run_id = ? GROUP BY x.question_id
+) qs ON qs.question_id = r.question_id
+"""
+
+
+def drafts_page(store: Store, run_id: str, student: str, f: DraftFilter) -> dict:
+    """One page of drafts with the chosen student's score, every student's score and the total count."""
+    where, where_params = _draft_where(run_id, f)
+    from_params = [student, student, student, run_id]
+    limit, offset = _page_bounds(f.page, f.page_size)
+    order = _order_by(DRAFT_SORTS, f.sort, f.direction, "q.idx, r.technique, r.rationale_id")
+    total = int(_scalar(store, f"SELECT count(*) {DRAFTS_FROM} WHERE {where}", from_params + where_params) or 0)
+    rows = store.df(
+        "SELECT r.rationale_id, q.idx AS question_idx, q.input AS question, q.target, r.technique, "
+        "  r.word_count, r.answer AS teacher_answer, r.matches_target, q.solver_agrees, "
+        "  s.accuracy, s.n_items, s.n_unparsed, qs.question_score, inf.influence "
+        f"{DRAFTS_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        from_params + where_params + [limit, offset],
+    )
+    rows = _with_student_columns(store, run_id, rows)
+    return dict(rows=rows, total=total, page=max(1, int(f.page)), pages=max(1, -(-total // limit)))
+
+
+def _with_student_columns(store: Store, run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Add one `acc:<student>` column per scored student (pivoted here, not in SQL)."""
+    students = [s for s in list_students(store, run_id)
+                if _scalar(store, "SELECT count(*) FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, s])]
+    if rows.empty:
+        for student in students:
+            rows[f"acc:{student}"] = pd.Series(dtype=float)
+        return rows
+    ids = rows["rationale_id"].tolist()
+    long = store.df(
+        "SELECT rationale_id, student, accuracy FROM icl_scores "
+        "WHERE run_id = ? AND rationale_id IN (SELECT unnest(?::VARCHAR[]))",
+        [run_id, ids],
+    )
+    for student in students:
+        scores = long[long["student"] == student].set_index("rationale_id")["accuracy"]
+        rows[f"acc:{student}"] = rows["rationale_id"].map(scores)
+    return rows
+
+
+def rationale_detail(store: Store, rationale_id: str, student: str) -> dict:
+    """One draft in full: its question, prompt, text, every student's score and the chosen student's answers."""
+    found = store.rows(
+        "SELECT r.*, q.input AS question, q.target, q.idx AS question_idx, q.solver_target, q.solver_agrees "
+        "FROM rationales r JOIN questions q USING (question_id) WHERE r.rationale_id = ?",
+        [rationale_id],
+    )
+    if not found:
+        raise ArteError(f"no draft with id {rationale_id!r}; pick a row in the drafts table.")
+    rationale = found[0]
+    scores = store.df(
+        "SELECT student, accuracy, n_items, n_correct, n_unparsed, icl_format FROM icl_scores "
+        "WHERE rationale_id = ? ORDER BY student", [rationale_id])
+    items = store.df(
+        "SELECT i.item_index, p.input AS preference_question, p.target, i.answer AS student_answer, i.correct, "
+        "  i.output AS student_output "
+        "FROM icl_items i LEFT JOIN pref_items p ON p.run_id = ? AND p.item_index = i.item_index "
+        "WHERE i.rationale_id = ? AND i.student = ? ORDER BY i.item_index",
+        [rationale["run_id"], rationale_id, student],
+    )
+    influence = store.rows("SELECT student, influence, loss_before, loss_after FROM influence_scores "
+                           "WHERE rationale_id = ? ORDER BY student", [rationale_id])
+    return dict(rationale=rationale, scores=scores, items=items, influence=influence)
+
+
+# -- pairs ------------------------------------------------------------------------------------------
+
+@dataclass
+class PairFilter:
+    """What the pairs table shows. `max_margin` set = only contested pairs (margin at most this)."""
+
+    kind: str | None = None
+    max_margin: float | None = None
+    state: str = "all"
+    search: str | None = None
+    sort: str = "margin"
+    direction: str = "asc"
+    page: int = 1
+    page_size: int = 25
+
+
+PAIRS_FROM = f"""
+WITH {DECISION_CTE}
+SELECT p.*, e.decision, e.decided_by, e.decision_id AS effective_decision_id,
+       coalesce(a.last_decision_id, 0) AS last_decision_id, coalesce(a.n_notes, 0) AS n_notes
+FROM pairs p LEFT JOIN effective e USING (pair_id) LEFT JOIN activity a USING (pair_id)
+"""
+
+
+def _pair_where(run_id: str, student: str | None, f: PairFilter) -> tuple[str, list]:
+    clauses, params = ["p.run_id = ?"], [run_id]
+    if student:
+        clauses.append("p.student = ?")
+        params.append(student)
+    if f.kind:
+        clauses.append("p.kind = ?")
+        params.append(f.kind)
+    if f.max_margin is not None:
+        clauses.append("p.margin <= ?")
+        params.append(float(f.max_margin))
+    clauses += _state_clause(f.state)
+    if f.search:
+        clauses.append("(contains(lower(p.prompt), lower(?)) OR contains(lower(p.chosen), lower(?)) "
+                       "OR contains(lower(p.rejected), lower(?)))")
+        params += [f.search] * 3
+    return " AND ".join(clauses), params
+
+
+def _state_clause(state: str) -> list[str]:
+    if state not in DECISION_STATES:
+        raise ArteError(f"decision state {state!r} is not one of {', '.join(DECISION_STATES)}.")
+    if state == "all":
+        return []
+    if state == "undecided":
+        return ["e.decision IS NULL"]
+    if state == "decided":
+        return ["e.decision IS NOT NULL"]
+    return [f"e.decision = '{state}'"]  # state is one of the whitelisted literals above
+
+
+def pairs_page(store: Store, run_id: str, student: str | None, f: PairFilter) -> dict:
+    """One page of pairs with their effective decision, and the total matching the filter."""
+    where, params = _pair_where(run_id, student, f)
+    limit, offset = _page_bounds(f.page, f.page_size)
+    order = _order_by(PAIR_SORTS, f.sort, f.direction, "p.kind, p.pair_id")
+    total = int(_scalar(store, f"SELECT count(*) FROM ({PAIRS_FROM} WHERE {where})", params) or 0)
+    rows = store.df(f"{PAIRS_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params + [limit, offset])
+    return dict(rows=rows, total=total, page=max(1, int(f.page)), pages=max(1, -(-total // limit)))
+
+
+def matching_pair_ids(store: Store, run_id: str, student: str | None, f: PairFilter) -> list[str]:
+    """Every pair id the filter matches, across all pages (what a bulk decision applies to)."""
+    where, params = _pair_where(run_id, student, f)
+    return [r["pair_id"] for r in store.rows(f"SELECT pair_id FROM ({PAIRS_FROM} WHERE {where}) p ORDER BY pair_id",
+                                             params)]
+
+
+def pair(store: Store, pair_id: str) -> dict:
+    """One pair with its effective decision and the id of its latest decision of any kind."""
+    found = store.rows(f"{PAIRS_FROM} WHERE p.pair_id = ?", [pair_id])
+    if not found:
+        raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+    return found[0]
+
+
+def effective_decisions(store: Store, run_id: str) -> dict[str, str]:
+    """pair_id -> the action that currently applies (pairs without one are absent)."""
+    rows = store.rows(f"WITH {DECISION_CTE} SELECT e.pair_id, e.decision FROM effective e "
+                      "JOIN pairs p USING (pair_id) WHERE p.run_id = ?", [run_id])
+    return {r["pair_id"]: r["decision"] for r in rows}
+
+
+# -- decisions: append-only ---------------------------------------------------------------------------
+
+def _check_writable(store: Store) -> None:
+    if store.read_only:
+        raise ArteError("this store is open read-only; decisions cannot be recorded.")
+
+
+def _next_decision_id(store: Store) -> int:
+    return int(_scalar(store, "SELECT coalesce(max(decision_id), 0) + 1 FROM pair_decisions"))
+
+
+def _last_decision(store: Store, pair_id: str) -> dict | None:
+    found = store.rows("SELECT * FROM pair_decisions WHERE pair_id = ? ORDER BY decision_id DESC LIMIT 1", [pair_id])
+    return found[0] if found else None
+
+
+def _clean_who(who: str | None) -> str:
+    return (who or "").strip()[:100] or "anonymous"
+
+
+def add_decision(store: Store, pair_id: str, action: str, who: str, why: str = "",
+                 expected_last: int | None = None) -> dict:
+    """Append one decision. `expected_last` is the latest decision id the user saw on the pair
+    (0 = none); when someone decided since, `conflict` is set: both decisions stay in the trail and
+    this later one wins."""
+    if action not in DECISION_ACTIONS:
+        raise ArteError(f"unknown action {action!r}; choose one of {', '.join(DECISION_ACTIONS)}.")
+    why = (why or "").strip()
+    if action == "note" and not why:
+        raise ArteError("a note needs text: write it in the reason box.")
+    _check_writable(store)
+    with store.transaction():
+        if not _scalar(store, "SELECT count(*) FROM pairs WHERE pair_id = ?", [pair_id]):
+            raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+        previous = _last_decision(store, pair_id)
+        last_id = previous["decision_id"] if previous else 0
+        conflict = expected_last is not None and int(expected_last) != last_id
+        row = dict(decision_id=_next_decision_id(store), pair_id=pair_id, action=action, who=_clean_who(who),
+                   why=why, undoes=None, decided_at=utcnow())
+        store.insert("pair_decisions", [row])
+    return dict(decision=row, conflict=conflict, previous=previous if conflict else None)
+
+
+def add_decisions(store: Store, pair_ids: list[str], action: str, who: str, why: str = "") -> list[dict]:
+    """The same decision on many pairs, all or nothing."""
+    if not pair_ids:
+        raise ArteError("no pairs match the current filter; nothing was decided.")
+    with store.transaction():
+        return [add_decision(store, pid, action, who, why)["decision"] for pid in pair_ids]
+
+
+def undo(store: Store, decision_id: int, who: str, why: str = "") -> dict:
+    """Append an 'undo' of one earlier decision; the pair falls back to its previous live decision."""
+    _check_writable(store)
+    with store.transaction():
+        found = store.rows("SELECT * FROM pair_decisions WHERE decision_id = ?", [int(decision_id)])
+        if not found:
+            raise ArteError(f"no decision with id {decision_id}; pick one from the trail.")
+        target = found[0]
+        if target["action"] == "undo":
+            raise ArteError(f"decision {decision_id} is itself an undo; decide the pair again instead.")
+        if _scalar(store, "SELECT count(*) FROM pair_decisions WHERE undoes = ?", [int(decision_id)]):
+            raise ArteError(f"decision {decision_id} was already undone.")
+        row = dict(decision_id=_next_decision_id(store), pair_id=target["pair_id"], action="undo",
+                   who=_clean_who(who), why=(why or "").strip(), undoes=int(decision_id), decided_at=utcnow())
+        store.insert("pair_decisions", [row])
+    return row
+
+
+def decision_trail(store: Store, pair_id: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+    """Decisions, newest first, with who undid each one; for one pair or every pair of a run."""
+    if pair_id:
+        where, params = "d.pair_id = ?", [pair_id]
+    elif run_id:
+        where, params = "p.run_id = ?", [run_id]
+    else:
+        raise ArteError("choose a pair or a run to show its decisions.")
+    return store.df(
+        "SELECT d.decision_id, d.pair_id, p.kind, d.action, d.who, d.why, d.undoes, u.decision_id AS undone_by, "
+        "  d.decided_at FROM pair_decisions d JOIN pairs p USING (pair_id) "
+        "LEFT JOIN pair_decisions u ON u.undoes = d.decision_id "
+        f"WHERE {where} ORDER BY d.decision_id DESC",
+        params,
+    )
+
+
+def decided_pairs(store: Store, run_id: str, student: str | None = None) -> pd.DataFrame:
+    """Decided pairs (accept/swap/exclude in force) with the proxy's scores: the input of agreement numbers."""
+    params: list[Any] = [run_id]
+    student_clause = ""
+    if student:
+        student_clause, params = " AND p.student = ?", params + [student]
+    return store.df(
+        f"WITH {DECISION_CTE} SELECT p.pair_id, p.kind, p.margin, p.chosen_ref, p.rejected_ref, e.decision "
+        f"FROM pairs p JOIN effective e USING (pair_id) WHERE p.run_id = ?{student_clause} ORDER BY p.pair_id",
+        params,
+    )
+
+
+def pair_count(store: Store, run_id: str, student: str | None = None) -> int:
+    if student:
+        return int(_scalar(store, "SELECT count(*) FROM pairs WHERE run_id = ? AND student = ?", [run_id, student]))
+    return int(_scalar(store, "SELECT count(*) FROM pairs WHERE run_id = ?", [run_id]))
+
+
+# -- analysis -----------------------------------------------------------------------------------------
+
+def length_accuracy(store: Store, run_id: str, student: str, origin: str = "draft") -> pd.DataFrame:
+    """(words, accuracy) of every scored draft: the paper's Figure 2."""
+    return store.df(
+        "SELECT r.rationale_id, r.technique, r.word_count, s.accuracy, s.n_items, r.matches_target "
+        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE r.run_id = ? AND r.origin = ? ORDER BY r.word_count, r.rationale_id",
+        [student, run_id, origin],
+    )
+
+
+def accuracy_by_technique(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    return store.df(
+        "SELECT r.technique, count(*) AS n, avg(s.accuracy) AS mean_accuracy, "
+        "  coalesce(stddev_samp(s.accuracy), 0) AS sd, avg(r.word_count) AS mean_words "
+        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE r.run_id = ? AND r.origin = 'draft' GROUP BY r.technique ORDER BY r.technique",
+        [student, run_id],
+    )
+
+
+def question_scores(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """A question's score is the mean of its rationales' scores (as pairs.py computes it)."""
+    return store.df(
+        "SELECT q.question_id, q.idx, q.input AS question, avg(s.accuracy) AS score, count(*) AS n_rationales "
+        "FROM questions q JOIN rationales r USING (question_id) "
+        "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE q.run_id = ? AND q.origin = 'draft' GROUP BY q.question_id, q.idx, q.input ORDER BY q.idx",
+        [student, run_id],
+    )
+
+
+def teacher_answer_accuracy(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Score of drafts whose teacher answer matches the target vs those that do not."""
+    return store.df(
+        "SELECT r.matches_target, count(*) AS n, avg(s.accuracy) AS mean_accuracy, "
+        "  coalesce(stddev_samp(s.accuracy), 0) AS sd "
+        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE r.run_id = ? AND r.origin = 'draft' GROUP BY r.matches_target ORDER BY r.matches_target",
+        [student, run_id],
+    )
+
+
+def origin_scores(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Scores of draft and regenerated ('arte') rationales, where the regenerated ones were scored."""
+    return store.df(
+        "SELECT r.origin, r.rationale_id, s.accuracy FROM rationales r "
+        "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE r.run_id = ? ORDER BY r.origin, r.rationale_id",
+        [student, run_id],
+    )
+
+
+def evaluation_table(store: Store, run_id: str) -> pd.DataFrame:
+    return store.df(
+        "SELECT variant, shots, accuracy, n_correct, n_items, n_unparsed, model FROM evaluations "
+        "WHERE run_id = ? ORDER BY shots, CASE variant WHEN 'untrained' THEN 0 WHEN 'original' THEN 1 "
+        "WHEN 'arte' THEN 2 ELSE 3 END, variant",
+        [run_id],
+    )
+
+
+# -- export -------------------------------------------------------------------------------------------
+
+def pair_provenance(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Each pair's origin (run, task, models, signal, scores, refs) and its effective decision."""
+    return store.df(
+        f"WITH {DECISION_CTE} SELECT p.pair_id, p.run_id, u.task, u.teacher, p.student, p.kind, p.signal, "
+        "  p.chosen_ref, p.rejected_ref, p.chosen_score, p.rejected_score, p.margin, e.decision, e.decided_by "
+        "FROM pairs p JOIN runs u USING (run_id) LEFT JOIN effective e USING (pair_id) "
+        "WHERE p.run_id = ? AND p.student = ? ORDER BY p.pair_id",
+        [run_id, student],
+    )
+
+
+def sft_rows(store: Store, run_id: str, dataset: str | None = None) -> pd.DataFrame:
+    params: list[Any] = [run_id]
+    clause = ""
+    if dataset:
+        clause, params = " AND e.dataset = ?", params + [dataset]
+    return store.df(
+        "SELECT e.run_id, u.task, u.teacher, e.dataset, e.idx, e.question_id, e.rationale_id, e.input, "
+        "  e.rationale, e.answer FROM sft_examples e JOIN runs u USING (run_id) "
+        f"WHERE e.run_id = ?{clause} ORDER BY e.dataset, e.idx",
+        params,
+    )
+
+
+def draft_rows(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Every draft with its text and its score for one student (unscored drafts included)."""
+    return store.df(
+        "SELECT r.run_id, u.task, u.teacher, ? AS student, r.rationale_id, r.question_id, q.idx AS question_idx, "
+        "  q.input AS question, q.target, r.technique, r.prompt, r.text AS rationale, r.answer, r.matches_target, "
+        "  r.word_count, q.solver_agrees, s.accuracy, s.n_items "
+        "FROM rationales r JOIN questions q USING (question_id) JOIN runs u ON u.run_id = r.run_id "
+        "LEFT JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
+        "WHERE r.run_id = ? AND r.origin = 'draft' ORDER BY q.idx, r.technique",
+        [student, student, run_id],
+    )

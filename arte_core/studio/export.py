@@ -1,0 +1,141 @@
+"""Export the studio's data with the `datasets` library: pairs, SFT data and scored drafts.
+
+Pairs are exported as DPO will see them: human decisions applied through `Store.training_pairs`
+(excluded pairs dropped, swapped pairs swapped), in TRL's prompt/chosen/rejected columns, with
+provenance columns (run, task, teacher, student, signal, refs, scores, decision) beside them. Each
+export writes JSONL, Parquet and a `save_to_disk` folder (zipped for download); pushing to the Hub
+needs HF_TOKEN.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import datasets
+import pandas as pd
+from datasets import Dataset
+
+from arte_core.errors import ArteError
+from arte_core.store import Store
+from arte_core.store import studio as queries
+
+FORMATS = ("jsonl", "parquet", "hf")
+
+
+def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Training pairs with overrides applied, in TRL form, plus where each pair came from."""
+    live = pd.DataFrame(store.training_pairs(run_id, student), columns=["pair_id", "kind", "prompt", "chosen", "rejected"])
+    provenance = queries.pair_provenance(store, run_id, student).drop(columns=["kind"])
+    merged = live.merge(provenance, on="pair_id", how="left")
+    swapped = merged["decision"] == "swap"
+    # After a swap the text in `chosen` is the proxy's rejected one: keep refs and scores with their text.
+    for left, right in (("chosen_ref", "rejected_ref"), ("chosen_score", "rejected_score")):
+        merged.loc[swapped, [left, right]] = merged.loc[swapped, [right, left]].to_numpy()
+    merged["swapped_by_human"] = swapped
+    merged["decision"] = merged["decision"].astype(object).where(merged["decision"].notna(), None)
+    merged["decided_by"] = merged["decided_by"].astype(object).where(merged["decided_by"].notna(), None)
+    columns = ["prompt", "chosen", "rejected", "pair_id", "run_id", "task", "teacher", "student", "kind", "signal",
+               "chosen_ref", "rejected_ref", "chosen_score", "rejected_score", "margin", "decision", "decided_by",
+               "swapped_by_human"]
+    return merged[columns]
+
+
+def sft_records(store: Store, run_id: str, dataset: str | None = None) -> pd.DataFrame:
+    """The SFT examples of a run ('original' and/or 'arte') with their run, task and teacher."""
+    return queries.sft_rows(store, run_id, dataset)
+
+
+def draft_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    """Every draft (question, technique, prompt, rationale, teacher answer) with its score for `student`."""
+    return queries.draft_rows(store, run_id, student)
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a run or student name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "export"
+
+
+def write_dataset(frame: pd.DataFrame, folder: str | Path, name: str,
+                  formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write `frame` as JSONL, Parquet and a zipped `save_to_disk` folder; returns the written files."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ArteError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}.")
+    if frame.empty:
+        raise ArteError(f"nothing to export for {name}: the selection has no rows.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dataset = Dataset.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    written = []
+    with quiet_progress():
+        if "jsonl" in formats:
+            path = folder / f"{name}.jsonl"
+            dataset.to_json(str(path), lines=True, force_ascii=False)
+            written.append(path)
+        if "parquet" in formats:
+            path = folder / f"{name}.parquet"
+            dataset.to_parquet(str(path))
+            written.append(path)
+        if "hf" in formats:
+            written.append(_save_to_disk_zipped(dataset, folder / f"{name}_dataset"))
+    return written
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No `datasets` progress bars in the server log while exporting; the previous setting comes back."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def _save_to_disk_zipped(dataset: Dataset, target: Path) -> Path:
+    """`save_to_disk` writes a folder; a browser downloads one file, so the folder is zipped too."""
+    if target.exists():
+        shutil.rmtree(target)
+    dataset.save_to_disk(str(target))
+    return Path(shutil.make_archive(str(target), "zip", root_dir=target))
+
+
+def export_pairs(store: Store, run_id: str, student: str, folder: str | Path,
+                 formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    return write_dataset(pair_records(store, run_id, student), folder,
+                         f"pairs_{safe_name(run_id)}_{safe_name(student)}", formats)
+
+
+def export_sft(store: Store, run_id: str, folder: str | Path, dataset: str | None = None,
+               formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    suffix = f"_{safe_name(dataset)}" if dataset else ""
+    return write_dataset(sft_records(store, run_id, dataset), folder, f"sft_{safe_name(run_id)}{suffix}", formats)
+
+
+def export_drafts(store: Store, run_id: str, student: str, folder: str | Path,
+                  formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    return write_dataset(draft_records(store, run_id, student), folder,
+                         f"drafts_{safe_name(run_id)}_{safe_name(student)}", formats)
+
+
+def push_to_hub(frame: pd.DataFrame, repo_id: str, private: bool = True) -> str:
+    """Push a dataset to the Hugging Face Hub when HF_TOKEN is set; returns what happened, in words."""
+    token = os.environ.get("HF_TOKEN")
+    if not token:
+        return "Not pushed: set the HF_TOKEN environment variable (a write token) and restart the studio."
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id or ""):
+        return f"Not pushed: {repo_id!r} is not a dataset id like 'your-name/arte-pairs'."
+    if frame.empty:
+        return "Not pushed: the selection has no rows."
+    try:
+        Dataset.from_pandas(frame.reset_index(drop=True), preserve_index=False).push_to_hub(
+            repo_id, private=private, token=token)
+    except Exception as exc:  # the Hub's errors (network, permissions) are shown to the user as text
+        return f"Push to {repo_id} failed: {exc}"
+    return f"Pushed {len(frame)} rows to https://huggingface.co/datasets/{repo_id}"

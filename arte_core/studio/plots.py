@@ -1,0 +1,213 @@
+"""Plotly figures of the studio's analysis view; each takes a query result and returns a Figure.
+
+The figures carry the paper's findings where the data shows them: length vs one-shot accuracy with a
+binned mean and 95% band (Figure 2), accuracy by reasoning technique, the spread of question scores,
+teacher answers that miss the target, draft vs regenerated scores and the final evaluation. Every
+score plot states the binomial noise level sqrt(p(1-p)/n_pref): a spread smaller than that is noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+BIN_WORDS = 25  # the paper reports length effects in 25-word bins (50–75, 75–100 words)
+Z95 = 1.96
+VARIANT_ORDER = ("untrained", "original", "arte")
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
+
+
+def binomial_sd(p: float, n: int) -> float:
+    """Standard deviation of an accuracy measured on n items when the true accuracy is p."""
+    if n <= 0 or p is None or (isinstance(p, float) and math.isnan(p)):
+        return float("nan")
+    p = min(max(float(p), 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / n)
+
+
+def noise_note(mean_accuracy: float, n_pref: int) -> str:
+    """One line saying how much of a score difference is binomial noise."""
+    if not n_pref or mean_accuracy is None or math.isnan(mean_accuracy):
+        return "binomial noise: unknown (no scores)"
+    sd = binomial_sd(mean_accuracy, n_pref)
+    return f"binomial noise sd ≈ {sd:.3f} at mean accuracy {mean_accuracy:.2f} over n_pref = {n_pref}"
+
+
+def ci_half_width(sd: pd.Series | float, n: pd.Series | int) -> pd.Series | float:
+    """Half width of a normal 95% interval of a mean (0 where fewer than two values)."""
+    if isinstance(n, pd.Series):
+        return (Z95 * sd / np.sqrt(n.clip(lower=1))).where(n > 1, 0.0).fillna(0.0)
+    return Z95 * sd / math.sqrt(n) if n > 1 else 0.0
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#666"))
+    fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), height=320, template="plotly_white")
+    return fig
+
+
+def _layout(fig: go.Figure, title: str, subtitle: str = "", **axes) -> go.Figure:
+    text = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
+    fig.update_layout(title=dict(text=text, x=0.01), template="plotly_white", height=420,
+                      margin=dict(l=60, r=20, t=80, b=50), legend=dict(orientation="h", y=-0.2), **axes)
+    return fig
+
+
+def length_bins(df: pd.DataFrame, bin_words: int = BIN_WORDS) -> pd.DataFrame:
+    """Mean accuracy per word-count bin with its 95% half width (bins with one draft get none)."""
+    lower = (df["word_count"] // bin_words) * bin_words
+    grouped = df.assign(bin_start=lower).groupby("bin_start")["accuracy"]
+    bins = grouped.agg(["mean", "count", "std"]).reset_index()
+    bins["std"] = bins["std"].fillna(0.0)
+    bins["half_width"] = ci_half_width(bins["std"], bins["count"])
+    bins["center"] = bins["bin_start"] + bin_words / 2
+    return bins
+
+
+def length_accuracy_figure(df: pd.DataFrame, n_pref: int, bin_words: int = BIN_WORDS) -> go.Figure:
+    """Rationale length vs one-shot accuracy: one point per draft, binned mean and 95% band (paper Fig. 2)."""
+    if df.empty:
+        return empty_figure("No scored drafts for this run and student yet.")
+    fig = go.Figure()
+    for i, (technique, part) in enumerate(df.groupby("technique", sort=True)):
+        fig.add_trace(go.Scatter(
+            x=part["word_count"], y=part["accuracy"], mode="markers", name=technique,
+            marker=dict(size=8, opacity=0.7, color=PALETTE[i % len(PALETTE)]),
+            customdata=part[["rationale_id"]], hovertemplate="%{x} words, accuracy %{y:.2f}<br>%{customdata[0]}"))
+    _add_binned_mean(fig, length_bins(df, bin_words))
+    _add_noise_band(fig, df["accuracy"].mean(), n_pref)
+    subtitle = f"binned mean per {bin_words} words with 95% band · {noise_note(df['accuracy'].mean(), n_pref)}"
+    return _layout(fig, "Rationale length vs one-shot accuracy", subtitle,
+                   xaxis_title="rationale length (words)", yaxis_title="one-shot accuracy", yaxis_range=[-0.05, 1.05])
+
+
+def _add_binned_mean(fig: go.Figure, bins: pd.DataFrame) -> None:
+    banded = bins[bins["count"] > 1]
+    if not banded.empty:
+        upper = (banded["mean"] + banded["half_width"]).clip(upper=1.0)
+        lower = (banded["mean"] - banded["half_width"]).clip(lower=0.0)
+        fig.add_trace(go.Scatter(x=list(banded["center"]) + list(banded["center"])[::-1],
+                                 y=list(upper) + list(lower)[::-1], fill="toself", mode="lines",
+                                 line=dict(width=0), fillcolor="rgba(60,60,60,0.15)", name="95% band",
+                                 hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=bins["center"], y=bins["mean"], mode="lines", name="binned mean",
+                             line=dict(color="#222", width=2), customdata=bins[["count"]],
+                             hovertemplate="bin around %{x} words: mean %{y:.2f} over %{customdata[0]} drafts"))
+
+
+def _add_noise_band(fig: go.Figure, mean_accuracy: float, n_pref: int) -> None:
+    """Shade mean ± one binomial sd: drafts inside it are indistinguishable from an average draft."""
+    sd = binomial_sd(mean_accuracy, n_pref)
+    if math.isnan(sd):
+        return
+    fig.add_hrect(y0=max(0.0, mean_accuracy - sd), y1=min(1.0, mean_accuracy + sd), fillcolor="#E45756",
+                  opacity=0.07, line_width=0, annotation_text="mean ± binomial noise sd",
+                  annotation_position="top left", annotation_font_size=10)
+
+
+def technique_figure(df: pd.DataFrame, n_pref: int) -> go.Figure:
+    """Mean accuracy per reasoning technique with 95% intervals over its drafts."""
+    if df.empty:
+        return empty_figure("No scored drafts for this run and student yet.")
+    fig = go.Figure(go.Bar(
+        x=df["technique"], y=df["mean_accuracy"], marker_color=PALETTE[0],
+        error_y=dict(type="data", array=ci_half_width(df["sd"], df["n"]), visible=True),
+        customdata=df[["n", "mean_words"]],
+        hovertemplate="%{x}: %{y:.3f} over %{customdata[0]} drafts, %{customdata[1]:.0f} words on average"))
+    overall = float((df["mean_accuracy"] * df["n"]).sum() / df["n"].sum())
+    return _layout(fig, "One-shot accuracy by reasoning technique", noise_note(overall, n_pref),
+                   yaxis_title="mean accuracy", yaxis_range=[0, 1.05])
+
+
+def question_histogram(df: pd.DataFrame, quantile: float = 0.25) -> go.Figure:
+    """How question scores spread, with the cut-offs of the top and bottom groups used for pairs."""
+    if df.empty:
+        return empty_figure("No scored questions yet.")
+    fig = go.Figure(go.Histogram(x=df["score"], nbinsx=20, marker_color=PALETTE[2], name="questions"))
+    low, high = df["score"].quantile(quantile), df["score"].quantile(1 - quantile)
+    for value, label in ((low, f"bottom {quantile:.0%}"), (high, f"top {quantile:.0%}")):
+        fig.add_vline(x=float(value), line_dash="dash", line_color="#666", annotation_text=label)
+    subtitle = f"{len(df)} questions; score = mean over its rationales; spread sd {df['score'].std(ddof=0):.3f}"
+    return _layout(fig, "Question scores", subtitle, xaxis_title="question score", yaxis_title="questions")
+
+
+def teacher_answer_figure(df: pd.DataFrame) -> go.Figure:
+    """Do drafts whose own answer is wrong still teach? Mean accuracy by teacher answer right/wrong."""
+    if df.empty:
+        return empty_figure("No scored drafts yet.")
+    labels = df["matches_target"].map({True: "teacher answer right", False: "teacher answer wrong"})
+    fig = go.Figure(go.Bar(
+        x=labels, y=df["mean_accuracy"], marker_color=[PALETTE[2] if m else PALETTE[3] for m in df["matches_target"]],
+        error_y=dict(type="data", array=ci_half_width(df["sd"], df["n"]), visible=True),
+        text=[f"n = {n}" for n in df["n"]], textposition="outside"))
+    return _layout(fig, "Drafts with a wrong vs right teacher answer", "mean one-shot accuracy with 95% interval",
+                   yaxis_title="mean accuracy", yaxis_range=[0, 1.1])
+
+
+def origin_figure(df: pd.DataFrame) -> go.Figure:
+    """Score distribution of the draft data vs the regenerated (ARTE) data, when the latter is scored."""
+    if df.empty or df["origin"].nunique() < 2:
+        return empty_figure("Regenerated data is not scored for this student yet "
+                            "(score the 'arte' rationales to compare).")
+    fig = go.Figure()
+    for i, origin in enumerate(sorted(df["origin"].unique(), key=lambda o: (o != "draft", o))):
+        part = df[df["origin"] == origin]
+        fig.add_trace(go.Box(y=part["accuracy"], name=f"{origin} (n = {len(part)})", boxpoints="all",
+                             jitter=0.4, marker_color=PALETTE[i % len(PALETTE)], boxmean=True))
+    return _layout(fig, "Before vs after alignment: one-shot accuracy of the data", "box = quartiles, dashed = mean",
+                   yaxis_title="one-shot accuracy", yaxis_range=[-0.05, 1.05])
+
+
+def evaluation_figure(df: pd.DataFrame) -> go.Figure:
+    """Test accuracy of the untrained, original-teacher-trained and ARTE-trained student, per shot count."""
+    if df.empty:
+        return empty_figure("No evaluation yet: run the 'evaluate' stage.")
+    fig = go.Figure()
+    for i, variant in enumerate(sorted(df["variant"].unique(), key=_variant_rank)):
+        part = df[df["variant"] == variant].sort_values("shots")
+        errors = [Z95 * binomial_sd(a, n) for a, n in zip(part["accuracy"], part["n_items"])]
+        fig.add_trace(go.Bar(x=[f"{s}-shot" for s in part["shots"]], y=part["accuracy"], name=variant,
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             error_y=dict(type="data", array=errors, visible=True),
+                             text=[f"{a:.3f}" for a in part["accuracy"]], textposition="inside"))
+    n = int(df["n_items"].max())
+    return _layout(fig, "Student test accuracy", f"error bars: binomial 95% over {n} test items",
+                   barmode="group", yaxis_title="accuracy", yaxis_range=[0, 1.1])
+
+
+def _variant_rank(variant: str) -> tuple:
+    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
+
+
+def signals_figure(rows: pd.DataFrame, disagreements: set[str] | None = None) -> go.Figure:
+    """ICL accuracy vs local data influence per draft; disagreeing drafts highlighted."""
+    if rows.empty:
+        return empty_figure("No draft has both an ICL score and an influence score for this student.")
+    flagged = rows["rationale_id"].isin(disagreements or set())
+    fig = go.Figure()
+    for mask, name, color in ((~flagged, "signals agree", PALETTE[0]), (flagged, "signals disagree", PALETTE[3])):
+        part = rows[mask]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(x=part["accuracy"], y=part["influence"], mode="markers", name=name,
+                                 marker=dict(size=9, color=color, opacity=0.8), customdata=part[["rationale_id"]],
+                                 hovertemplate="accuracy %{x:.2f}, influence %{y:.4f}<br>%{customdata[0]}"))
+    return _layout(fig, "One-shot ICL accuracy vs local data influence",
+                   "influence < 0: one step on the draft lowered the reference loss (the student prefers it)",
+                   xaxis_title="one-shot accuracy", yaxis_title="influence (Δ reference loss)")
+
+
+def marker_point_count(fig: go.Figure) -> int:
+    """Points drawn as markers (drafts) in a figure; lines and bands are not counted."""
+    total = 0
+    for trace in fig.data:
+        mode = getattr(trace, "mode", None) or ""
+        if trace.type == "scatter" and "markers" in mode:
+            total += len(trace.x)
+    return total

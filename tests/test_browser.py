@@ -1,0 +1,167 @@
+"""The studio as a person uses it: `python app.py` in a subprocess, driven by headless Debian Chromium.
+
+Filters drafts, swaps a pair with a reason, reloads the page and finds the override still there.
+Screenshots go to test-artifacts/ (git-ignored); the README's copies to assets/screenshots/.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from studio_fixtures import build_fixture_file, copy_fixture_store, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+README_SHOTS = REPO / "assets" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+START_TIMEOUT_S = 90
+STEP_TIMEOUT_MS = 30_000
+REASON = "The rejected rationale states the rule before applying it"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def require_browser():
+    """Chromium and Playwright, or a skip that says what is missing (a failure in CI)."""
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} not found (install it: `make browser` or `apt-get install -y chromium`)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright package is not installed (`pip install -e '.[dev]'`)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    require_browser()
+    store_file = copy_fixture_store(build_fixture_file(tmp_path, "fixture.duckdb"), tmp_path / "studio.duckdb")
+    port = free_port()
+    env = {**os.environ, "ARTE_DB": str(store_file), "GRADIO_SERVER_PORT": str(port),
+           "ARTE_RUNS_DIR": str(tmp_path / "runs"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    for name in ("ARTE_AUTH", "ARTE_READ_ONLY", "GRADIO_SERVER_NAME"):
+        env.pop(name, None)
+    log = tmp_path / "app.log"
+    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the app
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(STEP_TIMEOUT_MS)
+        tab.goto(app_url)
+        yield tab
+        browser.close()
+
+
+def shoot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(0, 0)  # no hover highlight on the last button clicked
+    # Clicking a cell scrolls its table sideways; show tables from their first column.
+    page.evaluate("document.querySelectorAll('[role=grid] *').forEach(e => { if (e.scrollLeft) e.scrollLeft = 0; })")
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def publish(*paths: Path) -> None:
+    README_SHOTS.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copyfile(path, README_SHOTS / path.name)
+
+
+def text_box(page, elem_id: str):
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+
+
+def cell(page, table_id: str, text: str):
+    """The first visible table cell holding exactly `text` (Gradio also renders a hidden header copy)."""
+    return page.locator(f"#{table_id}").get_by_role("gridcell", name=text, exact=True).first
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#drafts-info")).to_contain_text("Drafts 1–24 of 24")
+    text_box(page, "drafts-search").fill("O'Brien")
+    text_box(page, "drafts-search").press("Enter")
+    expect(page.locator("#drafts-info")).to_contain_text("Drafts 1–4 of 4")
+    cell(page, "drafts-table", "eliminate_options").click()
+    expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")
+    expect(text_box(page, "drafts-rationale-text")).to_have_value(
+        "Using eliminate_options on question 3:" + " step" * 87 + " so the answer is <ans>False</ans>")
+    drafts_shot = shoot(page, "drafts.png")
+
+    open_tab(page, "Pairs")
+    cell(page, "pairs-table", "pr-0").click()
+    expect(page.locator("#pairs-header")).to_contain_text("rationale pair")
+    page.locator("#pairs-action").get_by_text("Swap: rejected is better").click()
+    text_box(page, "pairs-why").fill(REASON)
+    page.locator("#pairs-decide").click()
+    expect(page.locator("#pairs-status")).to_contain_text("Recorded decision 1: swap on pr-0")
+    expect(page.locator("#pairs-trail")).to_contain_text(REASON)
+    expect(page.locator("#pairs-agreement")).to_contain_text("1 swapped")
+    pairs_shot = shoot(page, "pairs.png")
+
+    page.reload()
+    open_tab(page, "Pairs")
+    expect(page.locator("#pairs-agreement")).to_contain_text("1 swapped")
+    cell(page, "pairs-table", "pr-0").click()
+    expect(page.locator("#pairs-header")).to_contain_text("decision in force: swap by anonymous")
+    expect(page.locator("#pairs-trail")).to_contain_text(REASON)
+    shoot(page, "pairs_after_reload.png")
+
+    open_tab(page, "Analysis")
+    expect(page.locator("#analysis-summary")).to_contain_text("24 scored drafts")
+    expect(page.locator("#plot-length .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#plot-evaluation .js-plotly-plot")).to_be_visible()
+    page.wait_for_timeout(1500)  # plotly finishes drawing after the element appears
+    analysis_shot = shoot(page, "analysis.png")
+    publish(drafts_shot, pairs_shot, analysis_shot)

@@ -1,0 +1,173 @@
+"""The studio's Gradio app: a run/student/user bar above the Drafts, Pairs, Analysis, Signals, Runs and Export tabs.
+
+`build_app(store, jobs, read_only, runs_dir)` returns the Blocks; `app.py` at the repository root
+launches it. Every listener has a stable api_name, so each tab can also be driven with gradio_client.
+The handlers live in arte_core.studio.handlers; this package only wires widgets to them.
+"""
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from arte_core.errors import ArteError
+from arte_core.store import Store
+from arte_core.studio import handlers as h
+
+TITLE = "ARTE Studio"
+READ_ONLY_NOTICE = ("**Read-only studio.** Browsing, filtering, plots and file exports work; recording decisions, "
+                    "launching runs and pushing to the Hub are disabled here.")
+CSS = """
+.arte-notice {border-left: 4px solid #e0a800; padding: 4px 12px; background: #fff8e1;}
+.arte-side textarea {font-family: ui-monospace, monospace; font-size: 13px;}
+"""
+RUN_POLL_S = 15
+LAUNCH_KWARGS = dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
+
+
+@dataclass
+class StudioContext:
+    """What every tab shares: the store, the mode and the run/student/user widgets of the top bar."""
+
+    store: Store
+    read_only: bool
+    run: gr.Dropdown
+    student: gr.Dropdown
+    user: gr.Textbox
+    runs_dir: str = "runs"
+    refresh_button: gr.Button | None = None
+    summary: gr.Markdown | None = None
+
+    def who(self, request: gr.Request | None, typed: str | None) -> str:
+        """The authenticated user when there is one (it cannot be typed over), else the typed name."""
+        return h.user_name(getattr(request, "username", None), typed)
+
+    def require_writable(self, what: str) -> None:
+        if self.read_only:
+            raise gr.Error(f"This studio is read-only: {what} is disabled. Start it without ARTE_READ_ONLY to "
+                           "record changes.", title="Read-only")
+
+
+def guarded(fn: Callable) -> Callable:
+    """Show an ArteError as a Gradio error dialog with its message (which says what to fix)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArteError as exc:
+            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
+    return wrapper
+
+
+def selected_row_id(frame: Any, evt: gr.SelectData, column: str) -> str:
+    """The id column of a clicked table row (from the row's values when Gradio sends them, else the table)."""
+    if evt.row_value and frame is not None and column in frame.columns:
+        return str(evt.row_value[list(frame.columns).index(column)])
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    return str(frame.iloc[int(row)][column])
+
+
+def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir: str | Path = "runs") -> gr.Blocks:
+    """The whole studio as a gr.Blocks (launch it with **LAUNCH_KWARGS for the studio's look)."""
+    from ui.analysis import build_analysis_tab
+    from ui.drafts import build_drafts_tab
+    from ui.export import build_export_tab
+    from ui.pairs import build_pairs_tab
+    from ui.signals import build_signals_tab
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        ctx = _top_bar(store, read_only, str(runs_dir))
+        with gr.Tabs():
+            with gr.Tab("Drafts", id="drafts"):
+                build_drafts_tab(ctx, demo)
+            with gr.Tab("Pairs", id="pairs"):
+                build_pairs_tab(ctx, demo)
+            with gr.Tab("Analysis", id="analysis") as analysis_tab:
+                build_analysis_tab(ctx, demo, analysis_tab)
+            with gr.Tab("Signals", id="signals") as signals_tab:
+                build_signals_tab(ctx, demo, signals_tab)
+            with gr.Tab("Runs", id="runs"):
+                _runs_tab(ctx, jobs)
+            with gr.Tab("Export", id="export"):
+                build_export_tab(ctx)
+        _wire_top_bar(ctx, demo)
+    return demo
+
+
+def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
+    gr.Markdown(f"## {TITLE} — align a teacher's data with what the student learns from")
+    if read_only:
+        gr.Markdown(READ_ONLY_NOTICE, elem_classes=["arte-notice"], elem_id="read-only-notice")
+    run_id = h.default_run(store)
+    students = h.student_choices(store, run_id)
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(h.run_choices(store), value=run_id, label="Run (task · run id (teacher → student))",
+                          scale=4, elem_id="run-select", allow_custom_value=True)  # runs appear after launch
+        student = gr.Dropdown(students, value=students[0] if students else None, label="Student (scores shown)",
+                              scale=2, elem_id="student-select", allow_custom_value=True)
+        user = gr.Textbox("anonymous", label="Your name (for the audit trail)", scale=2, elem_id="user-name")
+        refresh = gr.Button("↻ Reload runs", scale=1, size="sm")
+    summary = gr.Markdown(h.store_summary(store), elem_id="store-summary")
+    return StudioContext(store=store, read_only=read_only, run=run, student=student, user=user, runs_dir=runs_dir,
+                         refresh_button=refresh, summary=summary)
+
+
+def _wire_top_bar(ctx: StudioContext, demo: gr.Blocks) -> None:
+    def load(run_id: str | None, typed: str, request: gr.Request):
+        """Fresh run choices (a job may have added runs), and the signed-in user's name."""
+        choices = h.run_choices(ctx.store)
+        known = {value for _, value in choices}
+        run_id = run_id if run_id in known else h.default_run(ctx.store)
+        username = getattr(request, "username", None)
+        user = gr.update(value=username, interactive=False, label="Signed in as") if username else gr.update()
+        return gr.update(choices=choices, value=run_id), user, h.store_summary(ctx.store)
+
+    def students(run_id: str | None, current: str | None):
+        names = h.student_choices(ctx.store, run_id)
+        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+    def poll(run_id: str | None):
+        """New runs appear without a page reload (a finished job adds its run to the store)."""
+        return gr.update(choices=h.run_choices(ctx.store)), h.store_summary(ctx.store)
+
+    gr.on([demo.load, ctx.refresh_button.click], guarded(load), [ctx.run, ctx.user],
+          [ctx.run, ctx.user, ctx.summary], api_name="studio_load")
+    gr.Timer(RUN_POLL_S).tick(guarded(poll), ctx.run, [ctx.run, ctx.summary], api_name="studio_poll_runs",
+                              show_progress="hidden")
+    ctx.run.change(guarded(students), [ctx.run, ctx.student], ctx.student, api_name="studio_students")
+
+
+def _runs_tab(ctx: StudioContext, jobs: Any) -> None:
+    """The Runs tab from ui/runs.py (launch, watch, stop runs); a plain run list without a job manager."""
+    from ui.runs import build_runs_tab
+
+    if jobs is None:
+        gr.Markdown("Launching runs is not available: the studio was started without a job manager. Runs in the store:")
+        _fallback_runs_list(ctx)
+        return
+    build_runs_tab(jobs, _default_config(ctx.runs_dir), ctx.read_only, user=ctx.user)
+
+
+def _default_config(runs_dir: str):
+    """The demo config as the starting point of the launch form, writing into the studio's runs folder."""
+    from arte_core.cli import demo_config_path
+    from arte_core.config import RunConfig, load_config
+
+    path = demo_config_path()
+    config = load_config(path) if path.is_file() else RunConfig()
+    config.runs_dir = runs_dir
+    return config
+
+
+def _fallback_runs_list(ctx: StudioContext) -> None:
+    from arte_core.store import studio as queries
+
+    table = gr.Dataframe(label="Runs", interactive=False)
+    button = gr.Button("Refresh")
+
+    def history():
+        return h.table_ready(queries.list_runs(ctx.store))
+
+    button.click(guarded(history), None, table, api_name="runs_history")

@@ -1,0 +1,120 @@
+"""The Drafts tab: filter, sort and page through scored drafts; open one to read it with the student's answers."""
+
+import gradio as gr
+import pandas as pd
+
+from arte_core.studio import handlers as h
+from ui.app import StudioContext, guarded, selected_row_id
+
+ITEM_COLUMNS = ["item", "preference question", "target", "student_answer", "correct", "student_output"]
+
+
+def build_drafts_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
+    gr.Markdown("Every draft rationale with its one-shot score for the chosen student and every other scored "
+                "student side by side. Click a row to read it in full with the student's answers.")
+    filters = _filter_widgets(ctx)
+    with gr.Row():
+        apply = gr.Button("Apply filters", variant="primary", elem_id="drafts-apply")
+        prev_page = gr.Button("◀ Previous", elem_id="drafts-prev")
+        page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="drafts-page")
+        next_page = gr.Button("Next ▶", elem_id="drafts-next")
+    info = gr.Markdown(elem_id="drafts-info")
+    table = gr.Dataframe(label="Drafts", interactive=False, wrap=False, max_height=620, elem_id="drafts-table")
+    detail = _detail_widgets()
+    _wire(ctx, demo, filters, page, apply, prev_page, next_page, info, table, detail)
+
+
+def _filter_widgets(ctx: StudioContext) -> dict:
+    run_id = ctx.run.value
+    with gr.Row():
+        technique = gr.Dropdown(h.technique_choices(ctx.store, run_id), value="all", label="Technique",
+                                allow_custom_value=True)  # the choices differ per run
+        # Text boxes, not gr.Number: an empty box must mean "no bound", and a Number cannot be empty.
+        min_score = gr.Textbox(label="Min score", placeholder="any (0–1)", elem_id="drafts-min-score")
+        max_score = gr.Textbox(label="Max score", placeholder="any (0–1)", elem_id="drafts-max-score")
+        min_words = gr.Textbox(label="Min words", placeholder="any", elem_id="drafts-min-words")
+        max_words = gr.Textbox(label="Max words", placeholder="any", elem_id="drafts-max-words")
+    with gr.Row():
+        agrees = gr.Radio(list(h.YES_NO_ANY), value="any", label="Teacher answer matches target")
+        solver = gr.Radio(list(h.YES_NO_ANY), value="any", label="Solver agrees with target")
+        search = gr.Textbox(label="Search question / rationale (literal text)", placeholder="e.g. not True",
+                            elem_id="drafts-search")
+        sort = gr.Dropdown(list(h.DRAFT_SORT_CHOICES), value="score", label="Sort by")
+        direction = gr.Radio(["desc", "asc"], value="desc", label="Order")
+        origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte")], value="draft", label="Data",
+                          elem_id="drafts-origin")
+    return dict(technique=technique, min_score=min_score, max_score=max_score, min_words=min_words,
+                max_words=max_words, agrees=agrees, solver=solver, search=search, sort=sort, direction=direction,
+                origin=origin)
+
+
+def _detail_widgets() -> dict:
+    gr.Markdown("### Selected draft")
+    with gr.Row():
+        rationale_id = gr.Textbox(label="Draft id (click a row, or paste an id and press Enter)", scale=4,
+                                  elem_id="drafts-rationale-id")
+        show = gr.Button("Open", scale=1)
+    meta = gr.Markdown(elem_id="drafts-detail-meta")
+    with gr.Row():
+        question = gr.Textbox(label="Question", lines=4, interactive=False, elem_classes=["arte-side"])
+        rationale = gr.Textbox(label="Rationale (the one-shot demo)", lines=8, interactive=False,
+                               elem_classes=["arte-side"], elem_id="drafts-rationale-text")
+    with gr.Accordion("Teacher prompt", open=False):
+        prompt = gr.Textbox(show_label=False, lines=6, interactive=False, elem_classes=["arte-side"])
+    items = gr.Dataframe(pd.DataFrame(columns=ITEM_COLUMNS), interactive=False, wrap=True, max_height=420,
+                         label="The student's answers on the preference questions with this draft as its demo")
+    return dict(rationale_id=rationale_id, show=show, meta=meta, question=question, rationale=rationale,
+                prompt=prompt, items=items)
+
+
+def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, apply: gr.Button,
+          prev_page: gr.Button, next_page: gr.Button, info: gr.Markdown, table: gr.Dataframe, detail: dict) -> None:
+    store = ctx.store
+    filter_inputs = [ctx.run, ctx.student, *filters.values()]
+
+    def query(run_id, student, technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
+              direction, origin, page_number):
+        flt = h.draft_filter(technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
+                             direction, page_number, origin or "draft")
+        view = h.drafts_view(store, run_id, student, flt)
+        return view["table"], view["info"], view["page"]
+
+    def first_page(*values):
+        return query(*values, 1)
+
+    def step(delta: int):
+        def moved(*values):
+            *rest, page_number = values
+            return query(*rest, h.page_number(page_number) + delta)
+        return moved
+
+    outputs = [table, info, page]
+    gr.on([demo.load, apply.click, filters["search"].submit, filters["origin"].change, ctx.run.change,
+           ctx.student.change], guarded(first_page),
+          filter_inputs, outputs, api_name="drafts_apply")
+    page.submit(guarded(query), filter_inputs + [page], outputs, api_name="drafts_query")
+    prev_page.click(guarded(step(-1)), filter_inputs + [page], outputs, api_name="drafts_page_prev")
+    next_page.click(guarded(step(+1)), filter_inputs + [page], outputs, api_name="drafts_page_next")
+
+    def techniques(run_id):
+        return gr.update(choices=h.technique_choices(store, run_id), value="all")
+
+    ctx.run.change(guarded(techniques), ctx.run, filters["technique"], api_name="drafts_techniques")
+    _wire_detail(ctx, table, detail)
+
+
+def _wire_detail(ctx: StudioContext, table: gr.Dataframe, detail: dict) -> None:
+    store = ctx.store
+    shown = [detail[k] for k in ("meta", "question", "rationale", "prompt", "items")]
+
+    def open_draft(rationale_id, student):
+        view = h.draft_detail(store, rationale_id, student)
+        return view["meta"], view["question"], view["rationale"], view["prompt"], view["items"]
+
+    def select(frame, student, evt: gr.SelectData):
+        rationale_id = selected_row_id(frame, evt, "rationale_id")
+        return (rationale_id, *open_draft(rationale_id, student))
+
+    gr.on([detail["show"].click, detail["rationale_id"].submit], guarded(open_draft),
+          [detail["rationale_id"], ctx.student], shown, api_name="drafts_detail")
+    table.select(guarded(select), [table, ctx.student], [detail["rationale_id"], *shown], api_name="drafts_select")

@@ -1,0 +1,25 @@
+"""The Signals tab: the two student-preference signals side by side — one-shot ICL accuracy and
+Montessori-Instruct's local data influence — where a run has both."""
+
+import gradio as gr
+
+from arte_core.studio import handlers as h
+from ui.app import StudioContext, guarded
+
+
+def build_signals_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None:
+    gr.Markdown("Each draft scored both ways: x = one-shot accuracy of the student with the draft as its demo, "
+                "y = change of the student's reference loss after one optimizer step on the draft (lower = "
+                "preferred). Drafts the two signals rank far apart are listed below.")
+    refresh = gr.Button("Compare signals", elem_id="signals-refresh")
+    summary = gr.Markdown(elem_id="signals-summary")
+    figure = gr.Plot(show_label=False, label="ICL accuracy vs influence", elem_id="plot-signals")
+    disagreements = gr.Dataframe(label="Strongest disagreements", interactive=False, wrap=True,
+                                 elem_id="signals-disagreements")
+
+    def compare(run_id, student):
+        view = h.signals_view(ctx.store, run_id, student)
+        return view["summary"], view["figure"], view["disagreements"]
+
+    gr.on([tab.select, refresh.click], guarded(compare), [ctx.run, ctx.student],
+          [summary, figure, disagreements], api_name="signals_compare")
