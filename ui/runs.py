@@ -258,13 +258,20 @@ def _view(jobs: JobManager, read_only: bool) -> dict:
                             scale=4, elem_id="runs-job-id")
         follow = gr.Button("Follow latest", scale=1, size="sm")
     # Callable values are evaluated on every page load: a reload shows the stored state at once.
-    progress = gr.HTML(lambda: progress_view(jobs, None)[0], elem_id="runs-progress-box")
+    # Named functions: Gradio names the page-load endpoint of a callable value after it.
+    def runs_initial_progress():
+        return progress_view(jobs, None)[0]
+
+    def runs_initial_history():
+        return history_table(jobs)
+
+    progress = gr.HTML(runs_initial_progress, elem_id="runs-progress-box")
     with gr.Row():
         log = gr.Textbox(label="Log (last lines)", lines=14, max_lines=14, interactive=False, autoscroll=True,
                          elem_id="runs-log", scale=3)
         loss = gr.Plot(label="Training loss", scale=2, elem_id="runs-loss")
     gr.Markdown("### History")
-    history = gr.Dataframe(lambda: history_table(jobs), headers=HISTORY_COLUMNS, interactive=False, wrap=True,
+    history = gr.Dataframe(runs_initial_history, headers=HISTORY_COLUMNS, interactive=False, wrap=True,
                            max_height=360, elem_id="runs-history")
     relaunch = gr.Button("Relaunch the shown job (same config and stages)", interactive=not read_only,
                          elem_id="runs-relaunch")
