@@ -45,6 +45,8 @@ def tiny(tiny_model_dir) -> HFGenerator:
         ("no stop here", ["</ans>"], True, ("no stop here", False)),
         ("abc", ["", "c"], False, ("ab", True)),  # empty stop strings are ignored
         ("abc", [], False, ("abc", False)),
+        ("\n\nA is True.\n\nQ: x", ["\n\n"], False, ("\n\nA is True.", True)),  # leading blank line is no stop
+        ("  \n\n", ["\n\n"], False, ("  \n\n", False)),
     ],
 )
 def test_truncate_at_stop(text, stop, include, expected):

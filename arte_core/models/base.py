@@ -56,13 +56,29 @@ class Generator(Protocol):
         ...
 
 
-def truncate_at_stop(text: str, stop: Sequence[str], include_stop: bool = False) -> tuple[str, bool]:
-    """Cut `text` at the earliest stop string (keeping it if asked); report whether one was found."""
-    cut, end = len(text), len(text)
+def _first_stop(text: str, stop: Sequence[str]) -> tuple[int, int] | None:
+    """(start, end) of the earliest stop string after the text's first non-whitespace character.
+
+    Leading whitespace never ends a completion: a student that opens its answer with a blank line
+    (SmolLM2 does, zero-shot) has not answered yet.
+    """
+    begin = len(text) - len(text.lstrip())
+    found = None
     for s in stop:
         if s:
-            i = text.find(s)
-            if i != -1 and i < cut:
-                cut, end = i, i + len(s)
-    found = cut < len(text)
-    return (text[:end] if include_stop else text[:cut]), found
+            i = text.find(s, begin)
+            if i != -1 and (found is None or i < found[0]):
+                found = (i, i + len(s))
+    return found
+
+
+def has_stop(text: str, stop: Sequence[str]) -> bool:
+    return _first_stop(text, stop) is not None
+
+
+def truncate_at_stop(text: str, stop: Sequence[str], include_stop: bool = False) -> tuple[str, bool]:
+    """Cut `text` at the earliest stop string (keeping it if asked); report whether one was found."""
+    found = _first_stop(text, stop)
+    if found is None:
+        return text, False
+    return (text[:found[1]] if include_stop else text[:found[0]]), True

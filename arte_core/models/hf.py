@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 from arte_core.errors import ArteError
-from arte_core.models.base import Generation, ProgressCallback, SamplingParams, truncate_at_stop
+from arte_core.models.base import Generation, ProgressCallback, SamplingParams, has_stop, truncate_at_stop
 from arte_core.models.registry import registry_names, resolve_model_path
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -82,7 +82,7 @@ class _StopStrings(StoppingCriteria):
 
     def _has_stop(self, new_ids: torch.Tensor) -> bool:
         text = self.tokenizer.decode(new_ids.tolist(), skip_special_tokens=True)
-        return any(s in text for s in self.stop)
+        return has_stop(text, self.stop)
 
 
 class HFGenerator:
