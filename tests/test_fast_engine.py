@@ -1,0 +1,165 @@
+"""The fast ICL engine: prefix grouping, greedy answers equal to the plain per-prompt loop, order,
+stops, EOS, the sampling fallback; the vLLM backend's error without vLLM; SmolLM2 fast vs batched."""
+
+import importlib.util
+from dataclasses import replace
+
+import pytest
+
+from arte_core.errors import ArteError
+from arte_core.models import SamplingParams, load_generator
+from arte_core.models.fast import FastICLGenerator, shared_prefix_groups
+from arte_core.models.hf import HFGenerator
+from arte_core.prompts import STUDENT_STOP, icl_prompt
+from arte_core.tasks.builtin import BUILTIN_TASKS
+
+# ---- grouping ------------------------------------------------------------------------------------
+
+
+def _grouped(sequences):
+    return sorted((g.prefix_len, sorted(g.members)) for g in shared_prefix_groups(sequences))
+
+
+def test_each_long_demo_becomes_one_group_despite_similar_questions():
+    demo_a, demo_b = [1] * 100, [1, 2] + [3] * 98
+    questions = [[7, 8, 9], [7, 8, 5, 5], [6]]  # questions share tokens with one another too
+    sequences = [demo_a + q for q in questions] + [demo_b + q for q in questions]
+    assert _grouped(sequences) == [(100, [0, 1, 2]), (100, [3, 4, 5])]
+
+
+def test_a_prompt_that_is_a_prefix_of_another_keeps_one_token_to_feed():
+    demo = list(range(10, 60))
+    groups = shared_prefix_groups([demo, demo + [1, 2], demo + [3]])
+    assert [(g.prefix_len, sorted(g.members)) for g in groups] == [(49, [0, 1, 2])]
+
+
+def test_unrelated_prompts_share_nothing():
+    assert _grouped([[1, 2], [3, 4], [5]]) == [(0, [0, 1, 2])]
+    assert shared_prefix_groups([]) == []
+
+
+# ---- greedy answers on the tiny model ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_model_dir):
+    """(plain, fast) generators sharing one tiny model."""
+    plain = HFGenerator.load(tiny_model_dir)
+    return plain, FastICLGenerator(plain.model, plain.tokenizer, "tiny")
+
+
+@pytest.fixture(scope="module")
+def icl_prompts() -> list[str]:
+    """ICL-shaped prompts: three demos x questions of different lengths, a duplicate, a prompt that
+    is a prefix of another and one unrelated prompt, interleaved so order matters."""
+    task = BUILTIN_TASKS["boolean_expressions"](0)
+    questions = [task.examples[0].input, task.examples[1].input, "True is"]
+    prompts = [icl_prompt(e.input, e.rationale, e.answer, q) for q in questions for e in task.exemplars]
+    prompts.append(prompts[4])  # duplicate
+    prompts.append(prompts[0][:-12])  # a prefix of another prompt
+    prompts.append("Hello there")
+    return prompts
+
+
+def plain_loop(plain: HFGenerator, prompts, params):
+    return [plain.generate([p], params, batch_size=1)[0] for p in prompts]
+
+
+def assert_same(fast_outputs, plain_outputs):
+    assert len(fast_outputs) == len(plain_outputs)
+    for i, (f, p) in enumerate(zip(fast_outputs, plain_outputs)):
+        assert (f.text, f.n_prompt_tokens, f.n_generated_tokens, f.stopped, f.extra) == (
+            p.text, p.n_prompt_tokens, p.n_generated_tokens, p.stopped, p.extra), f"prompt {i}"
+
+
+@pytest.fixture(scope="module")
+def stopped_params(engines, icl_prompts) -> SamplingParams:
+    """Greedy params whose stops include short strings this model does write in some answers."""
+    plain, _ = engines
+    free = SamplingParams(max_new_tokens=20)
+    seen = [o.text[6:9] for o in plain.generate(icl_prompts, free, batch_size=len(icl_prompts))[::4]]
+    return replace(free, stop=tuple(s for s in seen if len(s) == 3)[:3] + STUDENT_STOP)
+
+
+@pytest.fixture(scope="module")
+def plain_answers(engines, icl_prompts, stopped_params):
+    """The plain loop's answers without and with include_stop."""
+    plain, _ = engines
+    included = replace(stopped_params, include_stop=True)
+    return plain_loop(plain, icl_prompts, stopped_params), plain_loop(plain, icl_prompts, included)
+
+
+@pytest.mark.parametrize("rows_in_flight", [None, 3])
+def test_fast_greedy_matches_plain_loop(engines, icl_prompts, stopped_params, plain_answers, rows_in_flight):
+    _, fast = engines
+    fast = FastICLGenerator(fast.model, fast.tokenizer, "tiny", rows_in_flight=rows_in_flight)
+    expected, expected_included = plain_answers
+    assert {"stop", "length"} <= {o.extra["finish"] for o in expected}  # both endings are exercised
+    assert_same(fast.generate(icl_prompts, stopped_params), expected)
+    included = replace(stopped_params, include_stop=True)
+    assert_same(fast.generate(icl_prompts, included), expected_included)
+
+
+def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):
+    plain = HFGenerator.load(tiny_model_dir)
+    free = SamplingParams(max_new_tokens=12)
+    frequent = plain.generate([icl_prompts[0]], free, batch_size=1)[0]
+    token = plain.encode(frequent.text)[-1]  # a token this model writes: make it an end token
+    plain.model.generation_config.eos_token_id = [plain.tokenizer.eos_token_id, token]
+    plain = HFGenerator(plain.model, plain.tokenizer, "tiny")
+    fast = FastICLGenerator(plain.model, plain.tokenizer, "tiny")
+    expected = plain_loop(plain, icl_prompts, free)
+    assert "eos" in {o.extra["finish"] for o in expected}
+    assert_same(fast.generate(icl_prompts, free, batch_size=4), expected)
+
+
+def test_progress_counts_every_prompt_and_results_are_independent(engines, icl_prompts):
+    _, fast = engines
+    seen = []
+    outputs = fast.generate(icl_prompts, SamplingParams(max_new_tokens=4), progress=seen.append)
+    assert sum(seen) == len(icl_prompts)
+    duplicate, original = outputs[-3], outputs[4]
+    assert duplicate.text == original.text and duplicate is not original
+    assert duplicate.extra is not original.extra
+
+
+def test_sampling_and_zero_tokens_fall_back_to_the_batched_path(engines, icl_prompts):
+    plain, fast = engines
+    sampled = SamplingParams(max_new_tokens=8, temperature=0.9, seed=3)
+    assert [o.text for o in fast.generate(icl_prompts, sampled, batch_size=4)] == [
+        o.text for o in plain.generate(icl_prompts, sampled, batch_size=4)
+    ]
+    empty = fast.generate(icl_prompts[:2], SamplingParams(max_new_tokens=0))
+    assert [(o.text, o.n_generated_tokens) for o in empty] == [("", 0), ("", 0)]
+
+
+def test_bfloat16_runs_and_matches_its_plain_loop(tiny_model_dir, icl_prompts):
+    fast = FastICLGenerator.load(tiny_model_dir, dtype="bfloat16")
+    plain = HFGenerator(fast.model, fast.tokenizer, "tiny")
+    params = SamplingParams(max_new_tokens=12, stop=STUDENT_STOP)
+    assert_same(fast.generate(icl_prompts[:6], params), plain_loop(plain, icl_prompts[:6], params))
+
+
+# ---- the vLLM backend without vLLM -------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_backend_without_vllm_says_how_to_install(tiny_model_dir):
+    import arte_core.models.vllm_backend  # noqa: F401  (the module itself imports without vLLM)
+
+    with pytest.raises(ArteError, match=r"pip install .*vllm.*--backend transformers"):
+        load_generator(tiny_model_dir, backend="vllm")
+
+
+# ---- SmolLM2 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_smollm2_fast_engine_matches_batched_generate(smollm2_path):
+    task = BUILTIN_TASKS["boolean_expressions"](0)
+    prompts = [icl_prompt(e.input, e.rationale, e.answer, q.input)
+               for e in task.exemplars[:2] for q in task.examples[:6]]
+    batched = HFGenerator.load(smollm2_path)
+    fast = FastICLGenerator(batched.model, batched.tokenizer, "smollm2")
+    params = SamplingParams(max_new_tokens=96, stop=STUDENT_STOP)
+    assert_same(fast.generate(prompts, params), batched.generate(prompts, params, batch_size=8))
