@@ -1,11 +1,11 @@
 """The studio as a person uses it: `python app.py` in a subprocess, driven by headless Debian Chromium.
 
 Filters drafts, swaps a pair with a reason, reloads the page and finds the override still there.
-Screenshots go to test-artifacts/ (git-ignored); the README's copies to assets/screenshots/.
+Screenshots go to test-artifacts/ (git-ignored); the README's, of the demo data, come from
+scripts/take_screenshots.py.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +18,6 @@ from studio_fixtures import build_fixture_file, copy_fixture_store, free_port
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
-README_SHOTS = REPO / "assets" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 START_TIMEOUT_S = 90
@@ -107,12 +106,6 @@ def shoot(page, name: str) -> Path:
     return path
 
 
-def publish(*paths: Path) -> None:
-    README_SHOTS.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        shutil.copyfile(path, README_SHOTS / path.name)
-
-
 def text_box(page, elem_id: str):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
@@ -137,7 +130,7 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
     expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")
     expect(text_box(page, "drafts-rationale-text")).to_have_value(
         "Using eliminate_options on question 3:" + " step" * 87 + " so the answer is <ans>False</ans>")
-    drafts_shot = shoot(page, "drafts.png")
+    shoot(page, "drafts.png")
 
     open_tab(page, "Pairs")
     cell(page, "pairs-table", "pr-0").click()
@@ -148,7 +141,7 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
     expect(page.locator("#pairs-status")).to_contain_text("Recorded decision 1: swap on pr-0")
     expect(page.locator("#pairs-trail")).to_contain_text(REASON)
     expect(page.locator("#pairs-agreement")).to_contain_text("1 swapped")
-    pairs_shot = shoot(page, "pairs.png")
+    shoot(page, "pairs.png")
 
     page.reload()
     open_tab(page, "Pairs")
@@ -163,5 +156,4 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
     expect(page.locator("#plot-length .js-plotly-plot")).to_be_visible()
     expect(page.locator("#plot-evaluation .js-plotly-plot")).to_be_visible()
     page.wait_for_timeout(1500)  # plotly finishes drawing after the element appears
-    analysis_shot = shoot(page, "analysis.png")
-    publish(drafts_shot, pairs_shot, analysis_shot)
+    shoot(page, "analysis.png")

@@ -98,7 +98,14 @@ def test_text_search_is_literal_and_case_insensitive(store):
     assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="NOT TRUE"))["total"] == 4
     assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="%"))["total"] == 0  # not a LIKE wildcard
     assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="step%step"))["total"] == 0
+    assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="step_step"))["total"] == 0
     assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="step step"))["total"] == 24
+
+
+def test_a_repeated_search_sees_text_written_since(store):
+    assert q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="zebra"))["total"] == 0
+    store.execute("UPDATE rationales SET text = 'A zebra crossing' WHERE rationale_id = ?", [rationale_id(2, 1)])
+    assert ids(q.drafts_page(store, RUN, STUDENT, q.DraftFilter(search="ZEBRA"))) == [rationale_id(2, 1)]
 
 
 def test_search_stays_inside_the_run(store):
@@ -135,6 +142,20 @@ def test_rationale_detail_has_every_item(store):
     assert items.iloc[0]["preference_question"] == "pref question 0"
     with pytest.raises(ArteError, match="no draft"):
         q.rationale_detail(store, "nope", STUDENT)
+
+
+def test_rationale_detail_finds_items_written_again_elsewhere(store):
+    """The detail reads items by their remembered rowid range; rows rewritten after it must still show."""
+    rid = rationale_id(0, 0)
+    before = q.rationale_detail(store, rid, STUDENT)["items"]
+    with store.transaction():
+        moved = store.rows("SELECT * FROM icl_items WHERE rationale_id = ? AND student = ? AND item_index = 0",
+                           [rid, STUDENT])
+        store.execute("DELETE FROM icl_items WHERE rationale_id = ? AND student = ? AND item_index = 0", [rid, STUDENT])
+        store.insert("icl_items", moved)  # now after every other row: outside the remembered range
+    after = q.rationale_detail(store, rid, STUDENT)["items"]
+    assert after["item_index"].tolist() == list(range(10))
+    assert after.equals(before)
 
 
 def test_pairs_listing_contested_kind_and_state(store):
@@ -253,3 +274,40 @@ def test_analysis_queries(store):
     assert evaluation[["variant", "shots"]].values.tolist() == [
         ["untrained", 0], ["original", 0], ["arte", 0], ["untrained", 3], ["original", 3], ["arte", 3]]
     assert evaluation.iloc[-1]["accuracy"] == pytest.approx(0.44)
+
+
+# ---- the facts table behind the drafts page and the plots ----------------------------------------
+
+
+def test_rescoring_a_draft_shows_at_once(store):
+    """The per-student facts are cached in memory; a new score must invalidate them, not be hidden."""
+    top = rationale_id(0, 0)
+    assert ids(q.drafts_page(store, RUN, STUDENT, q.DraftFilter(page_size=1))) == [top]
+    with store.transaction():
+        store.execute("DELETE FROM icl_scores WHERE rationale_id = ? AND student = ?", [rationale_id(5, 3), STUDENT])
+        store.execute("INSERT INTO icl_scores VALUES (?, ?, ?, 1.0, 10, 10, 0, 'completion', now())",
+                      [rationale_id(5, 3), STUDENT, RUN])
+    page = q.drafts_page(store, RUN, STUDENT, q.DraftFilter(page_size=1))
+    assert ids(page) == [rationale_id(5, 3)] and page["rows"]["accuracy"].tolist() == [1.0]
+    assert q.question_scores(store, RUN, STUDENT).set_index("idx").loc[5, "n_rationales"] == 4
+
+
+def test_plots_sample_points_but_aggregate_every_draft(store):
+    everything = q.length_accuracy(store, RUN, STUDENT)
+    sampled = q.length_accuracy(store, RUN, STUDENT, max_points=10)
+    assert len(everything) == 24 and len(sampled) == 10
+    assert set(sampled["rationale_id"]) <= set(everything["rationale_id"])
+    assert sampled.equals(q.length_accuracy(store, RUN, STUDENT, max_points=10))  # the same sample each time
+    bins = q.length_bins(store, RUN, STUDENT, 25)
+    assert bins["count"].sum() == 24
+    assert q.mean_accuracy(store, RUN, STUDENT) == pytest.approx(everything["accuracy"].mean())
+    origins = q.origin_scores(store, RUN, STUDENT, max_points=5)
+    assert origins.groupby("origin").size().to_dict() == {"arte": 3, "draft": 5}
+    assert origins.groupby("origin")["n_origin"].first().to_dict() == {"arte": 3, "draft": 24}
+
+
+def test_a_read_only_store_serves_the_drafts_page(fixture_file, tmp_path):
+    path = copy_fixture_store(fixture_file, tmp_path / "public.duckdb")
+    with Store(path, read_only=True) as public:
+        assert q.drafts_page(public, RUN, STUDENT, q.DraftFilter())["total"] == 24
+        assert len(q.question_scores(public, RUN, OTHER_STUDENT)) == 6

@@ -32,6 +32,10 @@ class Store:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
+        # Bumped by every write through this object. DuckDB lets one process write a file and no other
+        # process open it meanwhile, so an unchanged count means unchanged data (facts.py relies on it).
+        self.write_count = 0
+        self._scratch = False
         try:
             if not read_only:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,24 @@ class Store:
                 raise
             self._depth = 0
             self.con.execute("COMMIT")
+            self._count_write()
+
+    @contextmanager
+    def scratch(self) -> Iterator[None]:
+        """A transaction over TEMP tables derived from the stored data (facts.py): atomic like
+        `transaction`, but its writes leave `write_count` alone, because the stored data is unchanged."""
+        with self._lock:
+            outer = self._scratch
+            self._scratch = True
+            try:
+                with self.transaction():
+                    yield
+            finally:
+                self._scratch = outer
+
+    def _count_write(self) -> None:
+        if not self._scratch:
+            self.write_count += 1
 
     def rows(self, sql: str, params: list | tuple = ()) -> list[dict]:
         with self._lock:
@@ -111,6 +133,7 @@ class Store:
 
     def execute(self, sql: str, params: list | tuple = ()) -> None:
         with self._lock:
+            self._count_write()
             self.con.execute(sql, list(params))
 
     def insert(self, table: str, rows: list[dict]) -> None:
@@ -121,6 +144,7 @@ class Store:
             raise ValueError(f"unknown table {table}")
         arrow_rows = pa.Table.from_pylist(rows)
         with self._lock:
+            self._count_write()
             self.con.register("_arte_rows", arrow_rows)
             try:
                 cols = ", ".join(arrow_rows.column_names)

@@ -1,7 +1,7 @@
 """The studio's SQL: browsing drafts and pairs, human decisions on pairs, and the analysis queries.
 
 Every query is parameterised. Text typed by a user only ever reaches DuckDB as a bound parameter
-(text search uses `contains`, so `%`, `_` and quotes are literal characters); sort columns and
+(text search uses `contains` or an escaped ILIKE, so `%`, `_` and quotes are literal characters); sort columns and
 directions come from whitelists. Identifiers that depend on data (one accuracy column per
 student) are built in pandas after the query, never spliced into SQL.
 """
@@ -15,17 +15,18 @@ import pandas as pd
 
 from arte_core.errors import ArteError
 from arte_core.store.core import Store, utcnow
+from arte_core.store.facts import FACTS, HITS, SAMPLE_KEYS, ensure_draft_facts, item_rowid_range, search_hits
 
 DECISION_ACTIONS = ("accept", "swap", "exclude", "note")
 EFFECTIVE_ACTIONS = ("accept", "swap", "exclude")  # the actions that change what DPO trains on
 DECISION_STATES = ("all", "undecided", "decided", "accept", "swap", "exclude")
 DRAFT_SORTS = {
-    "score": "s.accuracy",
-    "length": "r.word_count",
-    "technique": "r.technique",
-    "question": "q.idx",
-    "question score": "qs.question_score",
-    "influence": "inf.influence",
+    "score": "f.accuracy",
+    "length": "f.word_count",
+    "technique": "f.technique",
+    "question": "f.question_idx",
+    "question score": "f.question_score",
+    "influence": "f.influence",
 }
 PAIR_SORTS = {
     "margin": "p.margin",
@@ -35,6 +36,8 @@ PAIR_SORTS = {
 }
 DIRECTIONS = {"asc": "ASC", "desc": "DESC"}
 MAX_PAGE_SIZE = 500
+# Plots draw at most this many points per trace group; aggregates always use every row.
+MAX_PLOT_POINTS = 20_000
 
 # The effective decision of every pair: its latest accept/swap/exclude that nobody undid.
 # Store.training_pairs applies the same rule; this CTE also carries who decided and when.
@@ -127,25 +130,25 @@ class DraftFilter:
     page_size: int = 25
 
 
-def _draft_where(run_id: str, f: DraftFilter) -> tuple[str, list]:
-    clauses, params = ["r.run_id = ?", "r.origin = ?"], [run_id, f.origin]
+def _draft_where(store: Store, run_id: str, student: str, f: DraftFilter) -> tuple[str, list]:
+    """WHERE clause over the facts table `f` (text search runs once, see facts.search_hits)."""
+    clauses, params = ["f.run_id = ?", "f.student = ?", "f.origin = ?"], [run_id, student, f.origin]
     optional = [
-        (f.technique, "r.technique = ?"),
-        (f.min_score, "s.accuracy >= ?"),
-        (f.max_score, "s.accuracy <= ?"),
-        (f.min_words, "r.word_count >= ?"),
-        (f.max_words, "r.word_count <= ?"),
-        (f.matches_target, "r.matches_target = ?"),
-        (f.solver_agrees, "q.solver_agrees = ?"),
+        (f.technique, "f.technique = ?"),
+        (f.min_score, "f.accuracy >= ?"),
+        (f.max_score, "f.accuracy <= ?"),
+        (f.min_words, "f.word_count >= ?"),
+        (f.max_words, "f.word_count <= ?"),
+        (f.matches_target, "f.matches_target = ?"),
+        (f.solver_agrees, "f.solver_agrees = ?"),
     ]
     for value, clause in optional:
         if value is not None and value != "":
             clauses.append(clause)
             params.append(value)
     if f.search:
-        clauses.append("(contains(lower(q.input), lower(?)) OR contains(lower(r.text), lower(?)) "
-                       "OR contains(lower(coalesce(r.answer, '')), lower(?)))")
-        params += [f.search] * 3
+        clauses.append(f"f.rationale_rowid IN (SELECT rationale_rowid FROM {HITS} WHERE search_key = ?)")
+        params.append(search_hits(store, run_id, student, f.search))
     return " AND ".join(clauses), params
 
 
@@ -164,54 +167,58 @@ def _page_bounds(page: int, page_size: int) -> tuple[int, int]:
     return page_size, (page - 1) * page_size
 
 
-DRAFTS_FROM = """
-FROM rationales r
-JOIN questions q USING (question_id)
-LEFT JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ?
-LEFT JOIN influence_scores inf ON inf.rationale_id = r.rationale_id AND inf.student = ?
-LEFT JOIN (
-    SELECT x.question_id, avg(y.accuracy) AS question_score
-    FROM rationales x JOIN icl_scores y ON y.rationale_id = x.rationale_id AND y.student = ?
-    WHERE x.run_id = ? GROUP BY x.question_id
-) qs ON qs.question_id = r.question_id
-"""
-
-
 def drafts_page(store: Store, run_id: str, student: str, f: DraftFilter) -> dict:
     """One page of drafts with the chosen student's score, every student's score and the total count."""
-    where, where_params = _draft_where(run_id, f)
-    from_params = [student, student, student, run_id]
+    ensure_draft_facts(store, run_id, student)
+    where, params = _draft_where(store, run_id, student, f)
     limit, offset = _page_bounds(f.page, f.page_size)
-    order = _order_by(DRAFT_SORTS, f.sort, f.direction, "q.idx, r.technique, r.rationale_id")
-    total = int(_scalar(store, f"SELECT count(*) {DRAFTS_FROM} WHERE {where}", from_params + where_params) or 0)
-    rows = store.df(
-        "SELECT r.rationale_id, q.idx AS question_idx, q.input AS question, q.target, r.technique, "
-        "  r.word_count, r.answer AS teacher_answer, r.matches_target, q.solver_agrees, "
-        "  s.accuracy, s.n_items, s.n_unparsed, qs.question_score, inf.influence "
-        f"{DRAFTS_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-        from_params + where_params + [limit, offset],
+    order = _order_by(DRAFT_SORTS, f.sort, f.direction, "f.question_idx, f.technique, f.rationale_id")
+    total = int(_scalar(store, f"SELECT count(*) FROM {FACTS} f WHERE {where}", params) or 0)
+    page = store.df(
+        "SELECT f.rationale_id, f.question_id, f.question_idx, f.technique, f.word_count, f.matches_target, "
+        "  f.solver_agrees, f.accuracy, f.n_items, f.n_unparsed, f.question_score, f.influence "
+        f"FROM {FACTS} f WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        params + [limit, offset],
     )
-    rows = _with_student_columns(store, run_id, rows)
+    rows = _with_texts(store, page)
+    rows = _with_student_columns(store, run_id, student, rows)
     return dict(rows=rows, total=total, page=max(1, int(f.page)), pages=max(1, -(-total // limit)))
 
 
-def _with_student_columns(store: Store, run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
+def _with_texts(store: Store, page: pd.DataFrame) -> pd.DataFrame:
+    """The page's question text, target and teacher answer, by primary key (an index lookup per row)."""
+    answers = store.df("SELECT rationale_id, answer AS teacher_answer FROM rationales "
+                       "WHERE rationale_id = ANY(?::VARCHAR[])", [page["rationale_id"].tolist()])
+    questions = store.df("SELECT question_id, input AS question, target FROM questions "
+                         "WHERE question_id = ANY(?::VARCHAR[])", [page["question_id"].unique().tolist()])
+    rows = page.merge(answers, on="rationale_id", how="left").merge(questions, on="question_id", how="left")
+    columns = ["rationale_id", "question_idx", "question", "target", "technique", "word_count", "teacher_answer",
+               "matches_target", "solver_agrees", "accuracy", "n_items", "n_unparsed", "question_score", "influence"]
+    return rows[columns]
+
+
+def mean_accuracy(store: Store, run_id: str, student: str, origin: str = "draft") -> float | None:
+    """Mean one-shot accuracy of the scored drafts (None when none are scored)."""
+    ensure_draft_facts(store, run_id, student)
+    return _scalar(store, f"SELECT avg(accuracy) FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = ?",
+                   [run_id, student, origin])
+
+
+def _with_student_columns(store: Store, run_id: str, student: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Add one `acc:<student>` column per scored student (pivoted here, not in SQL)."""
-    students = [s for s in list_students(store, run_id)
-                if _scalar(store, "SELECT count(*) FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, s])]
-    if rows.empty:
-        for student in students:
-            rows[f"acc:{student}"] = pd.Series(dtype=float)
-        return rows
-    ids = rows["rationale_id"].tolist()
-    long = store.df(
-        "SELECT rationale_id, student, accuracy FROM icl_scores "
-        "WHERE run_id = ? AND rationale_id IN (SELECT unnest(?::VARCHAR[]))",
-        [run_id, ids],
-    )
-    for student in students:
-        scores = long[long["student"] == student].set_index("rationale_id")["accuracy"]
-        rows[f"acc:{student}"] = rows["rationale_id"].map(scores)
+    scored = {r["student"] for r in store.rows("SELECT DISTINCT student FROM icl_scores WHERE run_id = ?", [run_id])}
+    students = [s for s in list_students(store, run_id) if s in scored]
+    for other in students:
+        if other == student:
+            rows[f"acc:{other}"] = rows["accuracy"].astype(float)
+            continue
+        if rows.empty:
+            rows[f"acc:{other}"] = pd.Series(dtype=float)
+            continue
+        ensure_draft_facts(store, run_id, other)
+        scores = store.df(f"SELECT rationale_id, accuracy FROM {FACTS} WHERE run_id = ? AND student = ? "
+                          "AND rationale_id = ANY(?::VARCHAR[])", [run_id, other, rows["rationale_id"].tolist()])
+        rows[f"acc:{other}"] = rows["rationale_id"].map(scores.set_index("rationale_id")["accuracy"])
     return rows
 
 
@@ -228,16 +235,27 @@ def rationale_detail(store: Store, rationale_id: str, student: str) -> dict:
     scores = store.df(
         "SELECT student, accuracy, n_items, n_correct, n_unparsed, icl_format FROM icl_scores "
         "WHERE rationale_id = ? ORDER BY student", [rationale_id])
-    items = store.df(
-        "SELECT i.item_index, p.input AS preference_question, p.target, i.answer AS student_answer, i.correct, "
-        "  i.output AS student_output "
-        "FROM icl_items i LEFT JOIN pref_items p ON p.run_id = ? AND p.item_index = i.item_index "
-        "WHERE i.rationale_id = ? AND i.student = ? ORDER BY i.item_index",
-        [rationale["run_id"], rationale_id, student],
-    )
+    items = _item_answers(store, rationale["run_id"], rationale_id, student)
     influence = store.rows("SELECT student, influence, loss_before, loss_after FROM influence_scores "
                            "WHERE rationale_id = ? ORDER BY student", [rationale_id])
     return dict(rationale=rationale, scores=scores, items=items, influence=influence)
+
+
+def _item_answers(store: Store, run_id: str, rationale_id: str, student: str) -> pd.DataFrame:
+    """The student's answer to each preference question with this draft as its demo."""
+    select = ("SELECT i.item_index, p.input AS preference_question, p.target, i.answer AS student_answer, i.correct, "
+              "  i.output AS student_output "
+              "FROM icl_items i LEFT JOIN pref_items p ON p.run_id = ? AND p.item_index = i.item_index "
+              "WHERE i.rationale_id = ? AND i.student = ?")
+    params = [run_id, rationale_id, student]
+    known = item_rowid_range(store, run_id, student, rationale_id)
+    if known is not None:
+        first, last, n_items = known
+        items = store.df(f"{select} AND i.rowid BETWEEN ? AND ? ORDER BY i.item_index", params + [first, last])
+        if len(items) == n_items:
+            return items
+    # no range known, or rowids moved since (a checkpoint may compact them): read them all
+    return store.df(f"{select} ORDER BY i.item_index", params)
 
 
 # -- pairs ------------------------------------------------------------------------------------------
@@ -434,56 +452,98 @@ def pair_count(store: Store, run_id: str, student: str | None = None) -> int:
 
 # -- analysis -----------------------------------------------------------------------------------------
 
-def length_accuracy(store: Store, run_id: str, student: str, origin: str = "draft") -> pd.DataFrame:
-    """(words, accuracy) of every scored draft: the paper's Figure 2."""
+def _sampled(store: Store, select: str, params: list, n_rows: int, max_points: int | None) -> pd.DataFrame:
+    """`select`'s rows (facts columns, `sample_key` among them), or a fixed pseudo-random `max_points`
+    of them when there are more: those with the smallest sample keys."""
+    if max_points is None or n_rows <= max_points:
+        return store.df(select, params).drop(columns="sample_key")
+    # keep a little over the expected share, then cut to exactly max_points by key
+    threshold = min(SAMPLE_KEYS, int(SAMPLE_KEYS * max_points / n_rows * 1.1) + 1)
+    frame = store.df(f"{select} AND sample_key < ?", params + [threshold])
+    if len(frame) < max_points:  # an unlucky spread of keys: take them all by key
+        frame = store.df(f"{select} ORDER BY sample_key LIMIT ?", params + [max_points])
+    return frame.nsmallest(max_points, ["sample_key"]).drop(columns="sample_key")
+
+
+def scored_count(store: Store, run_id: str, student: str, origin: str = "draft") -> int:
+    ensure_draft_facts(store, run_id, student)
+    return int(_scalar(store, f"SELECT count(accuracy) FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = ?",
+                       [run_id, student, origin]) or 0)
+
+
+def length_accuracy(store: Store, run_id: str, student: str, origin: str = "draft",
+                    max_points: int | None = MAX_PLOT_POINTS) -> pd.DataFrame:
+    """(words, accuracy) of the scored drafts, for the paper's Figure 2: every draft, or a fixed pseudo-random
+    sample of `max_points` when there are more (aggregates come from `length_bins`)."""
+    ensure_draft_facts(store, run_id, student)
+    select = ("SELECT rationale_id, technique, word_count, accuracy, n_items, matches_target, sample_key "
+              f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = ? AND accuracy IS NOT NULL")
+    frame = _sampled(store, select, [run_id, student, origin], scored_count(store, run_id, student, origin), max_points)
+    return frame.sort_values(["word_count", "rationale_id"], ignore_index=True)
+
+
+def length_bins(store: Store, run_id: str, student: str, bin_words: int, origin: str = "draft") -> pd.DataFrame:
+    """Mean accuracy, count and sample sd per `bin_words`-word bin over every scored draft."""
+    ensure_draft_facts(store, run_id, student)
     return store.df(
-        "SELECT r.rationale_id, r.technique, r.word_count, s.accuracy, s.n_items, r.matches_target "
-        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
-        "WHERE r.run_id = ? AND r.origin = ? ORDER BY r.word_count, r.rationale_id",
-        [student, run_id, origin],
+        "SELECT (word_count // ?) * ? AS bin_start, avg(accuracy) AS mean, count(*) AS count, "
+        "  coalesce(stddev_samp(accuracy), 0) AS std "
+        f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = ? AND accuracy IS NOT NULL "
+        "GROUP BY bin_start ORDER BY bin_start",
+        [bin_words, bin_words, run_id, student, origin],
     )
 
 
 def accuracy_by_technique(store: Store, run_id: str, student: str) -> pd.DataFrame:
+    ensure_draft_facts(store, run_id, student)
     return store.df(
-        "SELECT r.technique, count(*) AS n, avg(s.accuracy) AS mean_accuracy, "
-        "  coalesce(stddev_samp(s.accuracy), 0) AS sd, avg(r.word_count) AS mean_words "
-        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
-        "WHERE r.run_id = ? AND r.origin = 'draft' GROUP BY r.technique ORDER BY r.technique",
-        [student, run_id],
+        "SELECT technique, count(*) AS n, avg(accuracy) AS mean_accuracy, "
+        "  coalesce(stddev_samp(accuracy), 0) AS sd, avg(word_count) AS mean_words "
+        f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = 'draft' AND accuracy IS NOT NULL "
+        "GROUP BY technique ORDER BY technique",
+        [run_id, student],
     )
 
 
 def question_scores(store: Store, run_id: str, student: str) -> pd.DataFrame:
     """A question's score is the mean of its rationales' scores (as pairs.py computes it)."""
+    ensure_draft_facts(store, run_id, student)
     return store.df(
-        "SELECT q.question_id, q.idx, q.input AS question, avg(s.accuracy) AS score, count(*) AS n_rationales "
-        "FROM questions q JOIN rationales r USING (question_id) "
-        "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
-        "WHERE q.run_id = ? AND q.origin = 'draft' GROUP BY q.question_id, q.idx, q.input ORDER BY q.idx",
-        [student, run_id],
+        "SELECT question_idx AS idx, question_score AS score, question_n_scored AS n_rationales "
+        f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = 'draft' AND first_of_question "
+        "AND question_score IS NOT NULL ORDER BY question_idx",
+        [run_id, student],
     )
 
 
 def teacher_answer_accuracy(store: Store, run_id: str, student: str) -> pd.DataFrame:
     """Score of drafts whose teacher answer matches the target vs those that do not."""
+    ensure_draft_facts(store, run_id, student)
     return store.df(
-        "SELECT r.matches_target, count(*) AS n, avg(s.accuracy) AS mean_accuracy, "
-        "  coalesce(stddev_samp(s.accuracy), 0) AS sd "
-        "FROM rationales r JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
-        "WHERE r.run_id = ? AND r.origin = 'draft' GROUP BY r.matches_target ORDER BY r.matches_target",
-        [student, run_id],
+        "SELECT matches_target, count(*) AS n, avg(accuracy) AS mean_accuracy, "
+        "  coalesce(stddev_samp(accuracy), 0) AS sd "
+        f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = 'draft' AND accuracy IS NOT NULL "
+        "GROUP BY matches_target ORDER BY matches_target",
+        [run_id, student],
     )
 
 
-def origin_scores(store: Store, run_id: str, student: str) -> pd.DataFrame:
-    """Scores of draft and regenerated ('arte') rationales, where the regenerated ones were scored."""
-    return store.df(
-        "SELECT r.origin, r.rationale_id, s.accuracy FROM rationales r "
-        "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
-        "WHERE r.run_id = ? ORDER BY r.origin, r.rationale_id",
-        [student, run_id],
-    )
+def origin_scores(store: Store, run_id: str, student: str, max_points: int | None = MAX_PLOT_POINTS) -> pd.DataFrame:
+    """Scores of draft and regenerated ('arte') rationales, where the regenerated ones were scored; each
+    origin's rows, or a fixed pseudo-random sample of `max_points` of them, with the origin's count in `n_origin`."""
+    ensure_draft_facts(store, run_id, student)
+    counts = store.rows(
+        f"SELECT origin, count(accuracy) AS n FROM {FACTS} WHERE run_id = ? AND student = ? "
+        "GROUP BY origin HAVING count(accuracy) > 0 ORDER BY origin", [run_id, student])
+    parts = []
+    for row in counts:
+        select = (f"SELECT origin, rationale_id, accuracy, sample_key FROM {FACTS} "
+                  "WHERE run_id = ? AND student = ? AND origin = ? AND accuracy IS NOT NULL")
+        part = _sampled(store, select, [run_id, student, row["origin"]], row["n"], max_points)
+        parts.append(part.assign(n_origin=row["n"]))
+    if not parts:
+        return pd.DataFrame(columns=["origin", "rationale_id", "accuracy", "n_origin"])
+    return pd.concat(parts, ignore_index=True).sort_values(["origin", "rationale_id"], ignore_index=True)
 
 
 def evaluation_table(store: Store, run_id: str) -> pd.DataFrame:

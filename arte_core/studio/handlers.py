@@ -179,7 +179,8 @@ def _drafts_info(store: Store, run_id: str, student: str, result: dict, page_siz
     first = (page - 1) * page_size + 1
     last = min(total, page * page_size)
     n_pref = q.n_pref_items(store, run_id, student)
-    mean = q.length_accuracy(store, run_id, student)["accuracy"].mean()
+    mean = q.mean_accuracy(store, run_id, student)
+    mean = float("nan") if mean is None else mean
     return (f"Drafts {first}–{last} of {total} · page {page} of {result['pages']} · "
             f"scores of **{html.escape(student)}**; {plots.noise_note(mean, n_pref)}")
 
@@ -443,32 +444,38 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
     run_id, student = require_run(store, run_id), require(student, "a student")
     n_pref = q.n_pref_items(store, run_id, student)
     lengths = q.length_accuracy(store, run_id, student)
+    totals = dict(total=q.scored_count(store, run_id, student), mean=q.mean_accuracy(store, run_id, student),
+                  bins=q.length_bins(store, run_id, student, plots.BIN_WORDS))
     techniques = q.accuracy_by_technique(store, run_id, student)
     questions = q.question_scores(store, run_id, student)
     evaluation = q.evaluation_table(store, run_id)
     return dict(
-        length=plots.length_accuracy_figure(lengths, n_pref),
+        length=plots.length_accuracy_figure(lengths, n_pref, **totals),
         technique=plots.technique_figure(techniques, n_pref),
         questions=plots.question_histogram(questions),
         teacher_answer=plots.teacher_answer_figure(q.teacher_answer_accuracy(store, run_id, student)),
         origin=plots.origin_figure(q.origin_scores(store, run_id, student)),
         evaluation=plots.evaluation_figure(evaluation),
         evaluation_table=table_ready(evaluation),
-        summary=_analysis_summary(lengths, techniques, questions, n_pref),
+        summary=_analysis_summary(lengths, totals, techniques, questions, n_pref),
     )
 
 
-def _analysis_summary(lengths: pd.DataFrame, techniques: pd.DataFrame, questions: pd.DataFrame, n_pref: int) -> str:
+def _analysis_summary(lengths: pd.DataFrame, totals: dict, techniques: pd.DataFrame, questions: pd.DataFrame,
+                      n_pref: int) -> str:
+    """Bullet points on the figures; counts, means and bins over every draft, ρ over the plotted ones."""
     if lengths.empty:
         return "No scored drafts for this run and student yet: run the 'score' stage."
     rho = spearman(lengths["word_count"], lengths["accuracy"])
-    bins = plots.length_bins(lengths)
+    sampled = f" (on the {len(lengths):,} plotted)" if totals["total"] > len(lengths) else ""
+    bins = totals["bins"]
     best_bin = bins.sort_values(["mean", "count"], ascending=False).iloc[0]
     best_tech = techniques.sort_values("mean_accuracy", ascending=False).iloc[0]
-    noise = plots.binomial_sd(lengths["accuracy"].mean(), n_pref)
+    noise = plots.binomial_sd(totals["mean"], n_pref)
     lines = [
-        f"- {len(lengths)} scored drafts over {n_pref} preference questions; {plots.noise_note(lengths['accuracy'].mean(), n_pref)}.",
-        f"- Length vs accuracy: Spearman ρ = {'undefined' if rho is None else f'{rho:.2f}'}; best {plots.BIN_WORDS}-word bin "
+        f"- {totals['total']} scored drafts over {n_pref} preference questions; {plots.noise_note(totals['mean'], n_pref)}.",
+        f"- Length vs accuracy: Spearman ρ = {'undefined' if rho is None else f'{rho:.2f}'}{sampled}; "
+        f"best {plots.BIN_WORDS}-word bin "
         f"{int(best_bin['bin_start'])}–{int(best_bin['bin_start']) + plots.BIN_WORDS} words "
         f"(mean {best_bin['mean']:.2f} over {int(best_bin['count'])} drafts).",
         f"- Best technique: **{html.escape(best_tech['technique'])}** ({best_tech['mean_accuracy']:.3f}); "

@@ -65,24 +65,39 @@ def length_bins(df: pd.DataFrame, bin_words: int = BIN_WORDS) -> pd.DataFrame:
     grouped = df.assign(bin_start=lower).groupby("bin_start")["accuracy"]
     bins = grouped.agg(["mean", "count", "std"]).reset_index()
     bins["std"] = bins["std"].fillna(0.0)
+    return _with_band(bins, bin_words)
+
+
+def _with_band(bins: pd.DataFrame, bin_words: int) -> pd.DataFrame:
+    """Add each bin's 95% half width and center to (bin_start, mean, count, std) rows."""
+    bins = bins.copy()
     bins["half_width"] = ci_half_width(bins["std"], bins["count"])
     bins["center"] = bins["bin_start"] + bin_words / 2
     return bins
 
 
-def length_accuracy_figure(df: pd.DataFrame, n_pref: int, bin_words: int = BIN_WORDS) -> go.Figure:
-    """Rationale length vs one-shot accuracy: one point per draft, binned mean and 95% band (paper Fig. 2)."""
+def length_accuracy_figure(df: pd.DataFrame, n_pref: int, bin_words: int = BIN_WORDS, bins: pd.DataFrame | None = None,
+                           mean: float | None = None, total: int | None = None) -> go.Figure:
+    """Rationale length vs one-shot accuracy: one point per draft, binned mean and 95% band (paper Fig. 2).
+
+    `df` holds the points (perhaps a sample of `total` drafts); `bins` and `mean`, when given, are
+    computed over every draft (the store's `length_bins`, `mean_accuracy`), else from `df`.
+    """
     if df.empty:
         return empty_figure("No scored drafts for this run and student yet.")
+    bins = length_bins(df, bin_words) if bins is None else _with_band(bins, bin_words)
+    mean = float(df["accuracy"].mean()) if mean is None else mean
     fig = go.Figure()
     for i, (technique, part) in enumerate(df.groupby("technique", sort=True)):
         fig.add_trace(go.Scatter(
             x=part["word_count"], y=part["accuracy"], mode="markers", name=technique,
             marker=dict(size=8, opacity=0.7, color=PALETTE[i % len(PALETTE)]),
             customdata=part[["rationale_id"]], hovertemplate="%{x} words, accuracy %{y:.2f}<br>%{customdata[0]}"))
-    _add_binned_mean(fig, length_bins(df, bin_words))
-    _add_noise_band(fig, df["accuracy"].mean(), n_pref)
-    subtitle = f"binned mean per {bin_words} words with 95% band · {noise_note(df['accuracy'].mean(), n_pref)}"
+    _add_binned_mean(fig, bins)
+    _add_noise_band(fig, mean, n_pref)
+    subtitle = f"binned mean per {bin_words} words with 95% band · {noise_note(mean, n_pref)}"
+    if total is not None and total > len(df):
+        subtitle += f" · points: a random {len(df):,} of {total:,} drafts"
     return _layout(fig, "Rationale length vs one-shot accuracy", subtitle,
                    xaxis_title="rationale length (words)", yaxis_title="one-shot accuracy", yaxis_range=[-0.05, 1.05])
 
@@ -158,7 +173,9 @@ def origin_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for i, origin in enumerate(sorted(df["origin"].unique(), key=lambda o: (o != "draft", o))):
         part = df[df["origin"] == origin]
-        fig.add_trace(go.Box(y=part["accuracy"], name=f"{origin} (n = {len(part)})", boxpoints="all",
+        n = int(part["n_origin"].iloc[0]) if "n_origin" in part else len(part)
+        label = f"{origin} (n = {n:,})" if n == len(part) else f"{origin} (n = {n:,}; {len(part):,} sampled)"
+        fig.add_trace(go.Box(y=part["accuracy"], name=label, boxpoints="all",
                              jitter=0.4, marker_color=PALETTE[i % len(PALETTE)], boxmean=True))
     return _layout(fig, "Before vs after alignment: one-shot accuracy of the data", "box = quartiles, dashed = mean",
                    yaxis_title="one-shot accuracy", yaxis_range=[-0.05, 1.05])
