@@ -12,6 +12,7 @@ docs/benchmarks.md). Sampling, and models whose cache or attention the engine ca
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -341,6 +342,15 @@ class _Row:
         return len(self.prompt) + len(self.new) - 1
 
 
+def cache_keyword(model) -> str:
+    """The forward argument that takes a cache: `cache` since transformers 5.2x, `past_key_values` before.
+
+    The old name still works in between but warns, and goes in 5.40; our pin admits both sides.
+    """
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 class FastICLGenerator(HFGenerator):
     """HFGenerator whose greedy `generate` shares prefix caches and refills its batch as rows finish.
 
@@ -352,6 +362,7 @@ class FastICLGenerator(HFGenerator):
         super().__init__(model, tokenizer, name)
         self.rows_in_flight = rows_in_flight
         self._attention_dispatched = True  # until a model shows otherwise
+        self._cache_keyword = cache_keyword(model)
 
     def generate(
         self,
@@ -398,7 +409,7 @@ class FastICLGenerator(HFGenerator):
         """The keys/values of one shared prefix (batch of one, no padding, the model's own attention)."""
         cache = DynamicCache(config=self.model.config)
         ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
-        self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_keyword: cache})
         return SharedPrefix(len(tokens), [(layer.keys, layer.values) for layer in cache.layers])
 
     def prefill_suffixes(self, prefix: SharedPrefix | None, suffixes: list[list[int]]) -> tuple[KVBatch, list[int]]:
@@ -429,8 +440,8 @@ class FastICLGenerator(HFGenerator):
         try:
             with _our_attention(self.model):
                 logits = self.model(
-                    input_ids=ids, attention_mask=mask4d, position_ids=positions, past_key_values=cache,
-                    use_cache=True, logits_to_keep=1, prefix_segments=segments,
+                    input_ids=ids, attention_mask=mask4d, position_ids=positions, use_cache=True,
+                    logits_to_keep=1, prefix_segments=segments, **{self._cache_keyword: cache},
                 ).logits[:, -1]
         except TypeError as error:  # a forward without **kwargs cannot pass the segments on
             if "prefix_segments" not in str(error):
