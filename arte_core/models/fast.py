@@ -24,9 +24,14 @@ from transformers.cache_utils import DynamicLayer
 from arte_core.models.base import Generation, ProgressCallback, SamplingParams, has_stop
 from arte_core.models.hf import HFGenerator
 
-# Rows decoded together when the caller asks for fewer: on a CPU a decode step's matrix products run
-# at a fraction of the machine's speed below ~64 rows, so wider batches are nearly free tokens.
-MIN_ROWS_IN_FLIGHT = 64
+# Rows decoded together when the caller asks for fewer: a small model's decode-step matrix products
+# run far below the machine's speed at few rows (SmolLM2-135M, float32, 2 cores: 141 GFLOP/s at 64
+# rows, 200 at 256, vs 290 for a large matmul), so wider batches are nearly free tokens; 256 rows
+# scored a chunk 1.5x faster than 64 (docs/benchmarks.md). KV_CACHE_BYTES caps it for larger models.
+MIN_ROWS_IN_FLIGHT = 256
+
+# Memory the rows' own key/value caches may take (shared prefixes are stored once and not counted).
+KV_CACHE_BYTES = 4 * 2**30
 
 # Refill only once this share of the rows has finished: every refill copies the batch's cache, so
 # refilling one row at a time would spend more on copies and small prefills than it wins back.
@@ -342,6 +347,19 @@ class _Row:
         return len(self.prompt) + len(self.new) - 1
 
 
+def kv_bytes_per_token(config, dtype: torch.dtype) -> int:
+    """Bytes one token's keys and values take over all layers."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * torch.finfo(dtype).bits // 8
+
+
+def rows_within_memory(config, dtype: torch.dtype, row_tokens: int, budget_bytes: int) -> int:
+    """How many rows of `row_tokens` cached tokens each fit their keys and values in `budget_bytes`;
+    at least one."""
+    return max(1, budget_bytes // (kv_bytes_per_token(config, dtype) * max(1, row_tokens)))
+
+
 def cache_keyword(model) -> str:
     """The forward argument that takes a cache: `cache` since transformers 5.2x, `past_key_values` before.
 
@@ -478,7 +496,6 @@ class _GreedyRun:
         self.engine = engine
         self.sequences = sequences
         self.params = params
-        self.capacity = max(1, rows_in_flight)
         self.report = report
         self.end_ids = set(engine._eos_ids) | set(engine._special_stop_ids(params))
         self.stops = [s for s in params.stop if s]
@@ -487,6 +504,10 @@ class _GreedyRun:
             for group in shared_prefix_groups(sequences)
             for member in sorted(group.members, key=lambda m: -len(sequences[m]))
         )
+        # a row caches its own suffix and new tokens (plus one growth block); shared prefixes are stored once
+        row_tokens = max((len(sequences[m]) - p for p, m in self.waiting), default=0) + params.max_new_tokens
+        fit = rows_within_memory(engine.model.config, engine.model.dtype, row_tokens + GROW_COLUMNS, KV_CACHE_BYTES)
+        self.capacity = max(1, min(rows_in_flight, fit))
         self.prefixes: dict[tuple[int, ...], SharedPrefix] = {}
         self.rows: list[_Row] = []
         self.batch: KVBatch | None = None
