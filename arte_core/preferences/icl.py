@@ -15,9 +15,10 @@ from arte_core.store import utcnow
 READS = ("questions", "rationales", "pref_items")
 WRITES = ("icl_scores", "icl_items")
 
-# Prompts per generate call (whole drafts). The fast engine keeps 64 rows decoding and refills them
-# as answers end; with only one draft's prompts per call its last rows decode nearly alone, which
-# made the score stage 2-5x slower than one call (docs/benchmarks.md). A kill loses at most one call.
+# Prompts per generate call (whole drafts). The fast engine decodes up to 256 rows together; with
+# one draft's 40 prompts per call its batch was never full and its last rows decoded nearly alone
+# (5x slower than one call in a small run). At 256 the score stage's calls are at least as fast as
+# one call (docs/benchmarks.md), and a kill loses at most one call's answers.
 PROMPTS_PER_CHUNK = 256
 
 
