@@ -33,7 +33,7 @@ import torch
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, resolve_model_path
-from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len
+from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len, key_value_width
 from arte_core.models.hf import HFGenerator
 from arte_core.preferences.icl import PROMPTS_PER_CHUNK
 from arte_core.prompts import STUDENT_STOP, icl_prompt
@@ -200,7 +200,7 @@ def decode_matmul_gflops(config, rows: int = MIN_ROWS_IN_FLIGHT, repeats: int = 
     each at `rows` tokens (the engine's rows in flight), in float32. Nothing else of the model runs,
     so this is a ceiling for decoding that the large-matmul limit overstates for a small model."""
     hidden, inner = config.hidden_size, config.intermediate_size
-    kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
+    kv = key_value_width(config)
     layer = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, inner), (hidden, inner),
              (inner, hidden)]
     shapes = layer * config.num_hidden_layers + [(hidden, config.vocab_size)]
@@ -354,9 +354,14 @@ def main() -> None:
         naive = run_naive(plain, chunks, params, args.naive_subset)
         results.append(naive)
     per_chunk = max(1, PROMPTS_PER_CHUNK // len(questions))
+
+    def calls_for(n_drafts: int) -> int:
+        """The score-stage calls that hold the first n_drafts drafts (0 = all)."""
+        return -(-n_drafts // per_chunk) if n_drafts else 0
+
     if "batched" not in skip:
-        n_chunks = -(-args.batched_drafts // per_chunk) if args.batched_drafts else 0
-        results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8, n_chunks))
+        results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8,
+                                  calls_for(args.batched_drafts)))
     fast = FastICLGenerator(plain.model, plain.tokenizer, MODEL)
     if "fast" not in skip:
         results.append(run_engine(FAST_F32, fast, chunks, params, 8))
@@ -366,8 +371,7 @@ def main() -> None:
     del plain, fast
     if "fast-bf16" not in skip:
         fast_bf16 = FastICLGenerator.load(MODEL, dtype="bfloat16")
-        n_chunks = -(-args.bf16_drafts // per_chunk) if args.bf16_drafts else 0
-        results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, n_chunks))
+        results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, calls_for(args.bf16_drafts)))
         del fast_bf16
     if args.vllm_python:
         results.append(run_vllm(args.vllm_python, resolve_model_path(MODEL), chunks, params))

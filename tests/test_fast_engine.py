@@ -1,5 +1,6 @@
 """The fast ICL engine: prefix grouping, greedy answers equal to the plain per-prompt loop, order,
-stops, EOS, the sampling fallback, rows bounded by cache memory; the vLLM backend's error without vLLM; SmolLM2 fast vs batched."""
+stops, EOS, the sampling fallback, rows bounded by cache memory; the vLLM backend's error without
+vLLM; SmolLM2 fast vs batched."""
 
 import importlib.util
 from dataclasses import replace

@@ -347,11 +347,15 @@ class _Row:
         return len(self.prompt) + len(self.new) - 1
 
 
+def key_value_width(config) -> int:
+    """Numbers per token per layer in the keys (or the values): key/value heads × head size."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return (getattr(config, "num_key_value_heads", None) or config.num_attention_heads) * head_dim
+
+
 def kv_bytes_per_token(config, dtype: torch.dtype) -> int:
     """Bytes one token's keys and values take over all layers."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    return 2 * config.num_hidden_layers * heads * head_dim * torch.finfo(dtype).bits // 8
+    return 2 * config.num_hidden_layers * key_value_width(config) * torch.finfo(dtype).bits // 8
 
 
 def rows_within_memory(config, dtype: torch.dtype, row_tokens: int, budget_bytes: int) -> int:
