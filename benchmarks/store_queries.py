@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arte_core.store import Store  # noqa: E402
 from arte_core.store import studio  # noqa: E402
-from arte_core.store.facts import ensure_draft_facts  # noqa: E402
+from arte_core.store.facts import ensure_draft_facts, ensure_search_texts  # noqa: E402
 
 RUN, STUDENT = "bench", "student-a"
 TECHNIQUES = "['expert_procedure', 'common_sense', 'task_description', 'eliminate_options']"
@@ -101,6 +101,13 @@ def naive_drafts_page(store: Store):
     return frame.sort_values("accuracy", ascending=False).head(25)
 
 
+def naive_search(store: Store, needle: str) -> int:
+    """Baseline: a case-insensitive scan (ILIKE) of the stored question, rationale and answer texts."""
+    pattern = f"%{needle}%"
+    return store.scalar("SELECT count(*) FROM rationales r JOIN questions q USING (question_id) WHERE r.run_id = ? "
+                        "AND (q.input ILIKE ? OR r.text ILIKE ? OR r.answer ILIKE ?)", [RUN, pattern, pattern, pattern])
+
+
 def median_ms(fn, repeat: int) -> float:
     fn()  # warm-up: first touch of the columns
     times = []
@@ -130,14 +137,23 @@ def main() -> int:
         started = time.perf_counter()
         ensure_draft_facts(store, RUN, STUDENT)  # once per app session, run and student (and after new scores)
         build_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        ensure_search_texts(store, RUN)  # on a run's first search (and after a write that changes its texts)
+        texts_ms = (time.perf_counter() - started) * 1000
         results = {name: median_ms(fn, args.repeat) for name, fn in studio_queries(store).items()}
         baseline = median_ms(lambda: naive_drafts_page(store), max(3, args.repeat // 2))
+        naive_terms = itertools.count(200_000)
+        search_baseline = median_ms(lambda: naive_search(store, f"is #{next(naive_terms)}"), max(3, args.repeat // 2))
     width = max(map(len, results))
     for name, ms in results.items():
         print(f"{name:{width}}  {ms:9.1f} ms")
     print(f"{'facts table build (first view; not a query)':{width}}  {build_ms:9.1f} ms")
+    print(f"{'lower-cased texts build (first search; not a query)':{width}}  {texts_ms:9.1f} ms")
     page = results["drafts page (sort by score)"]
     print(f"{'baseline: drafts page via pandas':{width}}  {baseline:9.1f} ms  ({baseline / page:.1f}x slower than the studio query)")
+    search = results["drafts page (text search, a new term each time)"]
+    print(f"{'baseline: a new term, ILIKE on the stored texts':{width}}  {search_baseline:9.1f} ms  "
+          f"({search_baseline / search:.1f}x the studio's whole search page)")
     print(f"slowest_query_ms: {max(results.values()):.1f}")
     return 0
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from arte_core.errors import ArteError
-from arte_core.store import SCHEMA_VERSION, TABLES, Store, utcnow
+from arte_core.store import SCHEMA_VERSION, TABLES, Store, studio, utcnow
 from arte_core.store.transfer import export_parquet, export_run, import_parquet, ingest
 
 TECHNIQUES = ("expert_procedure", "common_sense")
@@ -166,6 +166,18 @@ def test_ingest_upserts_replaces_pair_groups_and_keeps_decisions(project, tmp_pa
     for table, rows in run_b_before.items():  # the other run is untouched
         assert [r for r in all_rows(project, table) if "run-b" in repr(r)] == rows, table
     assert ingest(project, job_path) == counts  # idempotent
+
+
+def test_a_search_before_an_ingest_sees_the_ingested_texts_after_it(project, tmp_path):
+    def n_found(text: str) -> int:
+        return studio.drafts_page(project, "run-a", "student-a", studio.DraftFilter(search=text))["total"]
+
+    assert n_found("rewritten") == 0  # the studio has searched this run: its lower-cased texts are built
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    simulate_child(job_path, 100)
+    ingest(project, job_path)
+    assert n_found("REWRITTEN") == 1
 
 
 def test_ingest_empties_a_pairs_group_rebuilt_to_nothing(project, tmp_path):

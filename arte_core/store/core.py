@@ -7,6 +7,7 @@ the whole unit (a generation call with its questions, a draft with all of its IC
 from __future__ import annotations
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -18,6 +19,11 @@ import pyarrow as pa
 
 from arte_core.errors import ArteError
 from arte_core.store.schema import SCHEMA_VERSION, TABLES, create_statements
+
+
+# The tables whose texts the studio searches (facts.py keeps a lower-cased copy of them).
+TEXT_TABLES = ("questions", "rationales")
+_NAMES_A_TEXT_TABLE = re.compile(r"\b(" + "|".join(TEXT_TABLES) + r")\b", re.IGNORECASE)
 
 
 def utcnow() -> datetime:
@@ -35,6 +41,10 @@ class Store:
         # Bumped by every write through this object. DuckDB lets one process write a file and no other
         # process open it meanwhile, so an unchanged count means unchanged data (facts.py relies on it).
         self.write_count = 0
+        # Bumped by every write that may change a question's or rationale's text: an insert into those
+        # tables, or a statement naming them. Writes through `con` itself are not counted, so code that
+        # writes texts must go through `execute` or `insert`.
+        self.text_write_count = 0
         self._scratch = False
         try:
             if not read_only:
@@ -111,9 +121,10 @@ class Store:
             finally:
                 self._scratch = outer
 
-    def _count_write(self) -> None:
+    def _count_write(self, may_change_texts: bool = False) -> None:
         if not self._scratch:
             self.write_count += 1
+            self.text_write_count += may_change_texts
 
     def rows(self, sql: str, params: list | tuple = ()) -> list[dict]:
         with self._lock:
@@ -133,7 +144,7 @@ class Store:
 
     def execute(self, sql: str, params: list | tuple = ()) -> None:
         with self._lock:
-            self._count_write()
+            self._count_write(may_change_texts=bool(_NAMES_A_TEXT_TABLE.search(sql)))
             self.con.execute(sql, list(params))
 
     def insert(self, table: str, rows: list[dict]) -> None:
@@ -144,7 +155,7 @@ class Store:
             raise ValueError(f"unknown table {table}")
         arrow_rows = pa.Table.from_pylist(rows)
         with self._lock:
-            self._count_write()
+            self._count_write(may_change_texts=table in TEXT_TABLES)
             self.con.register("_arte_rows", arrow_rows)
             try:
                 cols = ", ".join(arrow_rows.column_names)

@@ -1,13 +1,14 @@
 """The studio's SQL: browsing drafts and pairs, human decisions on pairs, and the analysis queries.
 
 Every query is parameterised. Text typed by a user only ever reaches DuckDB as a bound parameter
-(text search uses `contains` or an escaped ILIKE, so `%`, `_` and quotes are literal characters); sort columns and
+(text search uses `contains` on lower-cased text, so `%`, `_` and quotes are literal characters); sort columns and
 directions come from whitelists. Identifiers that depend on data (one accuracy column per
 student) are built in pandas after the query, never spliced into SQL.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,12 +83,27 @@ def list_runs(store: Store) -> pd.DataFrame:
 
 
 def list_students(store: Store, run_id: str) -> list[str]:
-    """Students with ICL scores in the run, the run's own student first."""
-    scored = [r["student"] for r in store.rows(
-        "SELECT DISTINCT student FROM icl_scores WHERE run_id = ? ORDER BY student", [run_id])]
+    """The run's own student, then the other students with ICL scores in the run."""
     own = _scalar(store, "SELECT student FROM runs WHERE run_id = ?", [run_id])
     ordered = [own] if own else []
-    return ordered + [s for s in scored if s != own]
+    return ordered + [s for s in _scored_students(store, run_id) if s != own]
+
+
+# Per store: (write_count, run_id) -> its scored students. Every drafts page asks, and the answer
+# (a scan of every score row) changes only with a write.
+_scored: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _scored_students(store: Store, run_id: str) -> list[str]:
+    """Students with ICL scores in the run, the run's own student first."""
+    known = _scored.setdefault(store, {})
+    key = (store.write_count, run_id)
+    if key not in known:
+        known.clear()
+        known[key] = [r["student"] for r in store.rows(
+            "SELECT DISTINCT s.student FROM icl_scores s WHERE s.run_id = ? "
+            "ORDER BY s.student <> (SELECT student FROM runs WHERE run_id = ?), s.student", [run_id, run_id])]
+    return list(known[key])
 
 
 def list_techniques(store: Store, run_id: str, origin: str = "draft") -> list[str]:
@@ -130,8 +146,13 @@ class DraftFilter:
     page_size: int = 25
 
 
-def _draft_where(store: Store, run_id: str, student: str, f: DraftFilter) -> tuple[str, list]:
-    """WHERE clause over the facts table `f` (text search runs once, see facts.search_hits)."""
+def _draft_rows(store: Store, run_id: str, student: str, f: DraftFilter) -> tuple[str, list]:
+    """`FROM ... WHERE ...` selecting the filtered drafts as `f` (text search runs once, see facts.search_hits)."""
+    joins, join_params = "", []
+    if f.search:
+        # A join, not IN (subquery): DuckDB probes a third of a million hits ~2x faster this way.
+        joins = f" JOIN {HITS} h ON h.rationale_rowid = f.rationale_rowid AND h.search_id = ?"
+        join_params = [search_hits(store, run_id, student, f.search)]
     clauses, params = ["f.run_id = ?", "f.student = ?", "f.origin = ?"], [run_id, student, f.origin]
     optional = [
         (f.technique, "f.technique = ?"),
@@ -146,10 +167,7 @@ def _draft_where(store: Store, run_id: str, student: str, f: DraftFilter) -> tup
         if value is not None and value != "":
             clauses.append(clause)
             params.append(value)
-    if f.search:
-        clauses.append(f"f.rationale_rowid IN (SELECT rationale_rowid FROM {HITS} WHERE search_key = ?)")
-        params.append(search_hits(store, run_id, student, f.search))
-    return " AND ".join(clauses), params
+    return f"FROM {FACTS} f{joins} WHERE " + " AND ".join(clauses), join_params + params
 
 
 def _order_by(sorts: dict[str, str], sort: str, direction: str, tie_breakers: str) -> str:
@@ -170,14 +188,14 @@ def _page_bounds(page: int, page_size: int) -> tuple[int, int]:
 def drafts_page(store: Store, run_id: str, student: str, f: DraftFilter) -> dict:
     """One page of drafts with the chosen student's score, every student's score and the total count."""
     ensure_draft_facts(store, run_id, student)
-    where, params = _draft_where(store, run_id, student, f)
+    source, params = _draft_rows(store, run_id, student, f)
     limit, offset = _page_bounds(f.page, f.page_size)
     order = _order_by(DRAFT_SORTS, f.sort, f.direction, "f.question_idx, f.technique, f.rationale_id")
-    total = int(_scalar(store, f"SELECT count(*) FROM {FACTS} f WHERE {where}", params) or 0)
+    total = int(_scalar(store, f"SELECT count(*) {source}", params) or 0)
     page = store.df(
         "SELECT f.rationale_id, f.question_id, f.question_idx, f.technique, f.word_count, f.matches_target, "
         "  f.solver_agrees, f.accuracy, f.n_items, f.n_unparsed, f.question_score, f.influence "
-        f"FROM {FACTS} f WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        f"{source} ORDER BY {order} LIMIT ? OFFSET ?",
         params + [limit, offset],
     )
     rows = _with_texts(store, page)
@@ -187,14 +205,21 @@ def drafts_page(store: Store, run_id: str, student: str, f: DraftFilter) -> dict
 
 def _with_texts(store: Store, page: pd.DataFrame) -> pd.DataFrame:
     """The page's question text, target and teacher answer, by primary key (an index lookup per row)."""
-    answers = store.df("SELECT rationale_id, answer AS teacher_answer FROM rationales "
-                       "WHERE rationale_id = ANY(?::VARCHAR[])", [page["rationale_id"].tolist()])
-    questions = store.df("SELECT question_id, input AS question, target FROM questions "
-                         "WHERE question_id = ANY(?::VARCHAR[])", [page["question_id"].unique().tolist()])
-    rows = page.merge(answers, on="rationale_id", how="left").merge(questions, on="question_id", how="left")
-    columns = ["rationale_id", "question_idx", "question", "target", "technique", "word_count", "teacher_answer",
-               "matches_target", "solver_agrees", "accuracy", "n_items", "n_unparsed", "question_score", "influence"]
-    return rows[columns]
+    rows = page.copy()
+    if rows.empty:
+        return rows.assign(teacher_answer=None, question=None, target=None)[_PAGE_COLUMNS]
+    answers = store.df("SELECT rationale_id, answer FROM rationales WHERE rationale_id = ANY(?::VARCHAR[])",
+                       [page["rationale_id"].tolist()]).set_index("rationale_id")
+    questions = store.df("SELECT question_id, input, target FROM questions WHERE question_id = ANY(?::VARCHAR[])",
+                         [page["question_id"].unique().tolist()]).set_index("question_id")
+    rows["teacher_answer"] = rows["rationale_id"].map(answers["answer"])  # map: a third of a merge's time
+    rows["question"] = rows["question_id"].map(questions["input"])
+    rows["target"] = rows["question_id"].map(questions["target"])
+    return rows[_PAGE_COLUMNS]
+
+
+_PAGE_COLUMNS = ["rationale_id", "question_idx", "question", "target", "technique", "word_count", "teacher_answer",
+                 "matches_target", "solver_agrees", "accuracy", "n_items", "n_unparsed", "question_score", "influence"]
 
 
 def mean_accuracy(store: Store, run_id: str, student: str, origin: str = "draft") -> float | None:
@@ -206,9 +231,7 @@ def mean_accuracy(store: Store, run_id: str, student: str, origin: str = "draft"
 
 def _with_student_columns(store: Store, run_id: str, student: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Add one `acc:<student>` column per scored student (pivoted here, not in SQL)."""
-    scored = {r["student"] for r in store.rows("SELECT DISTINCT student FROM icl_scores WHERE run_id = ?", [run_id])}
-    students = [s for s in list_students(store, run_id) if s in scored]
-    for other in students:
+    for other in _scored_students(store, run_id):
         if other == student:
             rows[f"acc:{other}"] = rows["accuracy"].astype(float)
             continue

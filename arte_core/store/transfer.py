@@ -111,15 +111,15 @@ def export_run(store: Store, run_id: str, path: str | Path) -> dict[str, int]:
     return counts
 
 
-def _replace_groups(con: duckdb.DuckDBPyConnection, table: str, src_rel: str, status_rel: str) -> None:
+def _replace_groups(store: Store, table: str, src_rel: str, status_rel: str) -> None:
     """Delete the stored groups of `table` that the incoming rows (or a finished pairs stage) rebuild."""
     keys = REPLACE_GROUPS[table]
     match = " AND ".join(f"s.{k} = t.{k}" for k in keys)
-    con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {src_rel} s WHERE {match})")
+    store.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {src_rel} s WHERE {match})")
     if table == "pairs":
         # A pairs stage that rebuilt a group into zero pairs leaves no incoming row for it, only its
         # stage_status mark (scope 'student|signal', see arte_core/pairs.py): that group is empty now.
-        con.execute(f"DELETE FROM pairs t WHERE EXISTS (SELECT 1 FROM {status_rel} s WHERE s.stage = 'pairs' "
+        store.execute(f"DELETE FROM pairs t WHERE EXISTS (SELECT 1 FROM {status_rel} s WHERE s.stage = 'pairs' "
                     "AND s.run_id = t.run_id AND s.scope = t.student || '|' || t.signal)")
 
 
@@ -137,9 +137,9 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
                 continue
             cols = ", ".join(_columns(con, catalog, table))
             if table in REPLACE_GROUPS:
-                _replace_groups(con, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
+                _replace_groups(store, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
-            con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")
+            store.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")  # counts a text write
             counts[table] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
     return counts
 
