@@ -249,8 +249,13 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
 
 def _cache_from_tensors(config, keys_values: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     """A DynamicCache holding the given per-layer (keys, values), growing in place as tokens are added."""
+    return _cache_from_stores(config, [(_with_room(k), _with_room(v), k.shape[-2]) for k, v in keys_values])
+
+
+def _cache_from_stores(config, stores: list[tuple[torch.Tensor, torch.Tensor, int]]) -> DynamicCache:
+    """A DynamicCache over per-layer (key store, value store, used columns) buffers, taken as they are."""
     cache = DynamicCache(config=config)
-    cache.layers = [GrowingLayer(keys, values) for keys, values in keys_values]
+    cache.layers = [GrowingLayer(keys, values, used) for keys, values, used in stores]
     return cache
 
 
@@ -258,14 +263,14 @@ class GrowingLayer(DynamicLayer):
     """A DynamicLayer that writes new columns into spare room of a larger buffer.
 
     DynamicLayer concatenates a new tensor at every step, which copies the whole batch cache once
-    per decoded token.
+    per decoded token. `keys`/`values` are views of the first `used` columns of the stores.
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+    def __init__(self, key_store: torch.Tensor, value_store: torch.Tensor, used: int):
         super().__init__()
-        self.lazy_initialization(keys, values)
-        self._used = keys.shape[-2]
-        self._key_store, self._value_store = _with_room(keys), _with_room(values)
+        self.lazy_initialization(key_store[:, :, :used], value_store[:, :, :used])
+        self._used = used
+        self._key_store, self._value_store = key_store, value_store
         self._expose()
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
@@ -284,10 +289,27 @@ class GrowingLayer(DynamicLayer):
 
 
 def _with_room(tensor: torch.Tensor, needed: int = 0) -> torch.Tensor:
-    """A copy of a (batch, heads, tokens, dim) tensor with room for `needed` + GROW_COLUMNS more tokens."""
+    """A copy of a (batch, heads, tokens, dim) tensor with room for `needed` + GROW_COLUMNS more tokens.
+
+    The room is left uninitialised: a column is exposed only after `update` writes it."""
     batch, heads, tokens, dim = tensor.shape
-    store = tensor.new_zeros((batch, heads, tokens + needed + GROW_COLUMNS, dim))
+    store = tensor.new_empty((batch, heads, tokens + needed + GROW_COLUMNS, dim))
     store[:, :, :tokens] = tensor
+    return store
+
+
+def _right_aligned(parts: list[torch.Tensor], width: int) -> torch.Tensor:
+    """(rows, heads, width + GROW_COLUMNS, dim) holding the parts' rows one after another, each part's
+    tokens ending at column `width`, zeros on their left: one copy of each part, nothing else."""
+    first = parts[0]
+    rows = sum(part.shape[0] for part in parts)
+    store = first.new_empty((rows, first.shape[1], width + GROW_COLUMNS, first.shape[3]))
+    start = 0
+    for part in parts:
+        end, pad = start + part.shape[0], width - part.shape[2]
+        store[start:end, :, :pad] = 0
+        store[start:end, :, pad:width] = part
+        start = end
     return store
 
 
@@ -310,11 +332,11 @@ class KVBatch:
     def extend(self, other: "KVBatch") -> None:
         """Append `other`'s rows, padding whichever side is narrower on the left."""
         width = max(self.width, other.width)
-        merged = [
-            (torch.cat([_pad_left(k, width), _pad_left(k2, width)]), torch.cat([_pad_left(v, width), _pad_left(v2, width)]))
+        stores = [
+            (_right_aligned([k, k2], width), _right_aligned([v, v2], width), width)
             for (k, v), (k2, v2) in zip(self.layer_tensors(), other.layer_tensors())
         ]
-        self.cache = _cache_from_tensors(self.config, merged)
+        self.cache = _cache_from_stores(self.config, stores)
         self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(other.mask, width)])
 
     def keep(self, rows: list[int]) -> None:
@@ -322,9 +344,10 @@ class KVBatch:
         index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
         used = self.mask[index].any(dim=0).nonzero()
         first = int(used[0]) if len(used) else self.width
-        self.cache = _cache_from_tensors(
-            self.config, [(k[index, :, first:], v[index, :, first:]) for k, v in self.layer_tensors()]
-        )
+        # index the whole stores, spare room included: one copy per tensor, and the room comes along
+        stores = [(layer._key_store[index, :, first:], layer._value_store[index, :, first:], layer._used - first)
+                  for layer in self.cache.layers]
+        self.cache = _cache_from_stores(self.config, stores)
         self.mask = self.mask[index, first:]
 
 
