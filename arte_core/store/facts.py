@@ -177,7 +177,7 @@ def _copy_texts(store: Store, run_id: str, signature: str) -> None:
     store.execute("INSERT INTO temp.search_texts_state VALUES (?, ?)", [run_id, signature])
 
 
-def search_hits(store: Store, run_id: str, student: str, needle: str) -> int:
+def search_hits(store: Store, run_id: str, needle: str) -> int:
     """The search id under which HITS lists the rationale rowids of the drafts whose question, rationale
     or answer contains `needle` (case-insensitive, literal).
 
@@ -185,7 +185,6 @@ def search_hits(store: Store, run_id: str, student: str, needle: str) -> int:
     and for paging through them, until the next write to the store. HITS is keyed by a small integer
     (SEARCHES maps the search to it) so that a search with many hits slows no other search down.
     """
-    ensure_draft_facts(store, run_id, student)
     ensure_search_texts(store, run_id)
     key = "\x1f".join((run_id, str(store.write_count), needle))
     with store.scratch():

@@ -120,7 +120,7 @@ def _replace_groups(store: Store, table: str, src_rel: str, status_rel: str) -> 
         # A pairs stage that rebuilt a group into zero pairs leaves no incoming row for it, only its
         # stage_status mark (scope 'student|signal', see arte_core/pairs.py): that group is empty now.
         store.execute(f"DELETE FROM pairs t WHERE EXISTS (SELECT 1 FROM {status_rel} s WHERE s.stage = 'pairs' "
-                    "AND s.run_id = t.run_id AND s.scope = t.student || '|' || t.signal)")
+                      "AND s.run_id = t.run_id AND s.scope = t.student || '|' || t.signal)")
 
 
 def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_existing: tuple[str, ...] = ()) -> dict[str, int]:
@@ -139,7 +139,7 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
             if table in REPLACE_GROUPS:
                 _replace_groups(store, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
-            store.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")  # counts a text write
+            store.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")  # Store counts text writes
             counts[table] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
     return counts
 
