@@ -238,13 +238,9 @@ class AttentionNotDispatched(RuntimeError):
 # ---- the rows' own key/value cache -------------------------------------------------------------
 
 
-def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    """Pad the token axis (-2 for key/value tensors, -1 for masks) on the left: zeros, or False."""
-    missing = width - tensor.shape[-2 if tensor.dim() == 4 else -1]
-    if missing <= 0:
-        return tensor
-    pad = (0, 0, missing, 0) if tensor.dim() == 4 else (missing, 0)
-    return torch.nn.functional.pad(tensor, pad)
+def _pad_left(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """A (rows, columns) mask padded with False on the left to `width` columns."""
+    return torch.nn.functional.pad(mask, (max(0, width - mask.shape[-1]), 0))
 
 
 def _cache_from_tensors(config, keys_values: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
