@@ -3,7 +3,7 @@
 The workload is what the score stage sends: D drafts x Q preference questions of the built-in
 boolean_expressions task, each prompt the draft as one demo then the question (`icl_prompt`),
 SmolLM2-135M-Instruct, greedy, at most 160 new tokens, stops STUDENT_STOP, prompts handed over in
-the score stage's chunks. Drafts are the exemplars plus generated questions with rationales of
+the score stage's calls (whole drafts, PROMPTS_PER_CALL at most). Drafts are the exemplars plus generated questions with rationales of
 varied length written here, or with `--db` the drafts of a stored run.
 
 For each engine: wall time, generated tokens/s, answers/s, the share of the machine's float32 limit
@@ -35,7 +35,7 @@ from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, resolve_model_path
 from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len, key_value_width
 from arte_core.models.hf import HFGenerator
-from arte_core.preferences.icl import PROMPTS_PER_CHUNK
+from arte_core.preferences.icl import PROMPTS_PER_CALL
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks import Task, load_task
 from arte_core.tasks.builtin import BUILTIN_TASKS
@@ -164,8 +164,8 @@ def task_or_none(name: str) -> Task | None:
 
 
 def chunks_of_prompts(drafts: list[Draft], questions: list[str]) -> list[list[str]]:
-    """The prompts in the chunks the score stage sends (whole drafts, PROMPTS_PER_CHUNK at most)."""
-    per_chunk = max(1, PROMPTS_PER_CHUNK // len(questions))
+    """The prompts in the calls the score stage sends (whole drafts, PROMPTS_PER_CALL at most)."""
+    per_chunk = max(1, PROMPTS_PER_CALL // len(questions))
     prompts = [[icl_prompt(d.question, d.rationale, d.answer, q) for q in questions] for d in drafts]
     return [sum(prompts[i : i + per_chunk], []) for i in range(0, len(prompts), per_chunk)]
 
@@ -238,9 +238,10 @@ def unique_prompt_tokens(encoded: list[list[int]]) -> int:
 
 
 def run_engine(name: str, generator, chunks: list[list[str]], params: SamplingParams, batch_size: int,
-               n_chunks: int = 0) -> Result:
-    """Every chunk as one generate call; with `n_chunks`, only the first ones, extrapolated."""
-    ran = chunks[:n_chunks] if 0 < n_chunks < len(chunks) else chunks
+               n_prompts: int = 0) -> Result:
+    """Every chunk as one generate call; with `n_prompts`, only the first ones as one call, extrapolated."""
+    total = sum(map(len, chunks))
+    ran = [chunks[0][:n_prompts]] if 0 < n_prompts < total else chunks
     texts: list[str | None] = []
     generated = 0
     start = time.perf_counter()
@@ -353,15 +354,9 @@ def main() -> None:
     if "naive" not in skip:
         naive = run_naive(plain, chunks, params, args.naive_subset)
         results.append(naive)
-    per_chunk = max(1, PROMPTS_PER_CHUNK // len(questions))
-
-    def calls_for(n_drafts: int) -> int:
-        """The score-stage calls that hold the first n_drafts drafts (0 = all)."""
-        return -(-n_drafts // per_chunk) if n_drafts else 0
-
     if "batched" not in skip:
         results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8,
-                                  calls_for(args.batched_drafts)))
+                                  args.batched_drafts * len(questions)))
     fast = FastICLGenerator(plain.model, plain.tokenizer, MODEL)
     if "fast" not in skip:
         results.append(run_engine(FAST_F32, fast, chunks, params, 8))
@@ -371,7 +366,7 @@ def main() -> None:
     del plain, fast
     if "fast-bf16" not in skip:
         fast_bf16 = FastICLGenerator.load(MODEL, dtype="bfloat16")
-        results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, calls_for(args.bf16_drafts)))
+        results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, args.bf16_drafts * len(questions)))
         del fast_bf16
     if args.vllm_python:
         results.append(run_vllm(args.vllm_python, resolve_model_path(MODEL), chunks, params))

@@ -11,7 +11,8 @@ from transformers import LlamaConfig
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, fast as fast_module, load_generator
-from arte_core.models.fast import FastICLGenerator, kv_bytes_per_token, rows_within_memory, shared_prefix_groups
+from arte_core.models.fast import (FastICLGenerator, RowSlots, kv_bytes_per_token, rows_within_memory,
+                                   shared_prefix_groups)
 from arte_core.models.hf import HFGenerator
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks.builtin import BUILTIN_TASKS
@@ -103,6 +104,87 @@ def test_fast_greedy_matches_plain_loop(engines, icl_prompts, stopped_params, pl
     assert_same(fast.generate(icl_prompts, included), expected_included)
 
 
+# ---- the rows' own caches ----------------------------------------------------------------------
+
+
+def _prefilled(rows: list[list[float]]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """One layer's keys (= values) of left-padded rows, one head of size one: token values as given."""
+    width = max(map(len, rows))
+    keys = torch.zeros((len(rows), 1, width, 1))
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for r, tokens in enumerate(rows):
+        keys[r, 0, width - len(tokens):, 0] = torch.tensor(tokens)
+        mask[r, width - len(tokens):] = True
+    return [(keys, keys.clone())], mask
+
+
+def _decode(slots: RowSlots, new: list[float]) -> None:
+    slots.open_column()
+    column = torch.tensor(new).reshape(-1, 1, 1, 1)
+    slots.write_last_column(0, column, column.clone())
+
+
+def _window_rows(slots: RowSlots) -> list[list[float]]:
+    keys, values = slots.window(0)
+    assert torch.equal(keys, values)
+    assert torch.isfinite(keys).all(), "a masked column holds NaN or inf: the weighted sum would be poisoned"
+    mask = slots.window_mask()
+    return [keys[r, 0, :, 0][mask[r]].tolist() for r in range(slots.rows)]
+
+
+def _poison_unwritten(slots: RowSlots) -> None:
+    """Fresh memory may hold anything: make it NaN wherever no row's window has been written."""
+    mask = slots.window_mask()
+    for store in slots.stores[0]:
+        window = store[: slots.rows, :, slots.first : slots.end]
+        window[~mask[:, None, :, None].expand_as(window)] = float("nan")
+        store[slots.rows:] = float("nan")
+        store[:, :, : slots.first] = float("nan")
+        store[:, :, slots.end:] = float("nan")
+
+
+def _step(slots: RowSlots, rows: list[list[float]]) -> None:
+    new = [row[-1] + 1 for row in rows]
+    _decode(slots, new)
+    for row, token in zip(rows, new):
+        row.append(token)
+
+
+def test_row_slots_keep_each_rows_tokens_through_admissions_moves_and_removals():
+    slots = RowSlots(capacity=4, columns=8)
+    rows = [[10.0], [20.0]]
+    slots.admit(*_prefilled(rows))
+    _step(slots, rows)
+    _poison_unwritten(slots)  # from here on a masked column read before it is zeroed fails the test
+    rows.append([30.0, 31.0, 32.0])  # longer than the window: it widens to the left
+    slots.admit(*_prefilled(rows[-1:]))
+    assert _window_rows(slots) == rows and slots.width == 3
+    for _ in range(3):
+        _step(slots, rows)
+    assert slots.remove({0}) == [2, 1]  # the last row moves into the freed slot
+    rows = [rows[2], rows[1]]
+    assert _window_rows(slots) == rows
+    rows.append([40.0])  # shorter than the window: zeros on its left
+    slots.admit(*_prefilled(rows[-1:]))
+    assert _window_rows(slots) == rows
+    assert slots.remove({0, 1}) == [2]
+    rows = rows[2:]
+    assert _window_rows(slots) == rows and slots.width == 1  # the window starts at the oldest row left
+    stores = slots.stores
+    for _ in range(3):  # the window reaches the right edge and moves back to column 0
+        _step(slots, rows)
+    assert slots.stores is not stores and slots.first == 0
+    assert _window_rows(slots) == rows
+
+
+def test_row_slots_refuse_a_row_longer_than_their_columns():
+    slots = RowSlots(capacity=1, columns=2)
+    slots.admit(*_prefilled([[1.0]]))
+    _decode(slots, [2.0])
+    with pytest.raises(ValueError, match="columns"):
+        _decode(slots, [3.0])
+
+
 def test_rows_in_flight_are_bounded_by_cache_memory():
     smollm2_shape = LlamaConfig(num_hidden_layers=30, hidden_size=576, num_attention_heads=9, num_key_value_heads=3)
     assert kv_bytes_per_token(smollm2_shape, torch.float32) == 2 * 30 * 3 * 64 * 4 == 46080
@@ -140,6 +222,55 @@ def test_progress_counts_every_prompt_and_results_are_independent(engines, icl_p
     duplicate, original = outputs[-3], outputs[4]
     assert duplicate.text == original.text and duplicate is not original
     assert duplicate.extra is not original.extra
+
+
+@pytest.mark.parametrize("rows_in_flight", [None, 3])
+def test_generate_each_streams_every_prompt_once_with_the_answers_of_generate(
+        engines, icl_prompts, stopped_params, plain_answers, rows_in_flight, monkeypatch):
+    _, fast = engines
+    fast = FastICLGenerator(fast.model, fast.tokenizer, "tiny", rows_in_flight=rows_in_flight)
+    prefilled = []
+    real_prefill = fast.prefill_suffixes
+    monkeypatch.setattr(fast, "prefill_suffixes", lambda prefix, suffixes: (
+        prefilled.extend(suffixes), real_prefill(prefix, suffixes))[1])
+    streamed, prefilled_at_first = {}, None
+    for index, output in fast.generate_each(icl_prompts, stopped_params):
+        assert index not in streamed
+        streamed[index] = output
+        prefilled_at_first = len(prefilled) if prefilled_at_first is None else prefilled_at_first
+    expected, _ = plain_answers
+    assert_same([streamed[i] for i in range(len(icl_prompts))], expected)
+    distinct = len({tuple(fast._prompt_ids(p)) for p in icl_prompts})
+    if rows_in_flight == 3:  # the first answers came while later prompts still waited for a row
+        assert prefilled_at_first < distinct == len(prefilled)
+
+
+@pytest.mark.parametrize("method", ["generate", "generate_each"])
+def test_a_model_that_bypasses_our_attention_gets_the_batched_paths_answers(
+        engines, icl_prompts, stopped_params, plain_answers, method, monkeypatch):
+    _, fast = engines
+    fast = FastICLGenerator(fast.model, fast.tokenizer, "tiny")
+
+    def bypassed(*args, **kwargs):
+        raise fast_module.AttentionNotDispatched("found on the first forward pass")
+
+    monkeypatch.setattr(fast, "_forward", bypassed)
+    if method == "generate":
+        outputs = fast.generate(icl_prompts, stopped_params)
+    else:
+        streamed = dict(fast.generate_each(icl_prompts, stopped_params))
+        outputs = [streamed[i] for i in range(len(icl_prompts))]
+    expected, _ = plain_answers
+    assert_same(outputs, expected)
+    assert not fast._fast_path_applies(stopped_params)  # later calls go straight to the batched path
+
+
+def test_the_batched_path_streams_too(engines, icl_prompts):
+    plain, _ = engines
+    params = SamplingParams(max_new_tokens=4)
+    streamed = dict(plain.generate_each(icl_prompts, params, batch_size=4))
+    assert sorted(streamed) == list(range(len(icl_prompts)))
+    assert [streamed[i].text for i in range(len(icl_prompts))] == [o.text for o in plain.generate(icl_prompts, params)]
 
 
 def test_sampling_and_zero_tokens_fall_back_to_the_batched_path(engines, icl_prompts):

@@ -152,6 +152,33 @@ def test_score_stores_every_item_and_never_rescores(ctx):
     assert ctx.store.is_done(ctx.run_id, "score", ctx.config.student)
 
 
+@pytest.mark.parametrize("engine", ["batched", "fast"])
+def test_a_killed_score_keeps_every_draft_whose_answers_were_all_in(ctx, engine, monkeypatch):
+    ctx.config.score.engine = engine
+    seed_drafts(ctx, QUESTIONS[:3])  # 6 drafts x 4 preference items, one generate call
+    generator = ctx.models.student()
+    real_generate_each = generator.generate_each
+    answered = []
+
+    def killed_halfway(prompts, params, batch_size=8):
+        for index, output in real_generate_each(prompts, params, batch_size=batch_size):
+            if len(answered) == len(prompts) // 2:
+                raise KeyboardInterrupt  # what a kill looks like from inside the stage
+            answered.append(index)
+            yield index, output
+
+    monkeypatch.setattr(generator, "generate_each", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        score_drafts(ctx)
+    drafts_answered = [index // 4 for index in answered]
+    complete = {d for d in drafts_answered if drafts_answered.count(d) == 4}
+    assert 0 < len(complete) < 6
+    assert len(ctx.store.draft_scores(ctx.run_id, ctx.config.student)) == len(complete)
+    monkeypatch.undo()
+    assert score_drafts(ctx) == 6 - len(complete)  # the rest, and only the rest, on the rerun
+    assert len(ctx.store.rows("SELECT * FROM icl_items")) == 6 * 4
+
+
 def set_scores(ctx, accuracies: dict[str, float]) -> None:
     rows = [dict(rationale_id=rid, student=ctx.config.student, run_id=ctx.run_id, accuracy=acc, n_items=4,
                  n_correct=round(acc * 4), n_unparsed=0, icl_format="completion", created_at=utcnow())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,13 @@ class Generator(Protocol):
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Complete every prompt; results are in prompt order."""
+        ...
+
+    def generate_each(
+        self, prompts: Sequence[str], params: SamplingParams, batch_size: int = 8
+    ) -> Iterator[tuple[int, Generation]]:
+        """Complete every prompt, yielding (prompt index, generation) as each is done, in no set order:
+        a caller can store results while later prompts are still being decoded."""
         ...
 
     def chat_prompt(self, user: str, system: str | None = None) -> str:

@@ -15,7 +15,7 @@ import contextlib
 import inspect
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from transformers import AttentionInterface, DynamicCache
@@ -33,11 +33,12 @@ MIN_ROWS_IN_FLIGHT = 256
 # Memory the rows' own key/value caches may take (shared prefixes are stored once and not counted).
 KV_CACHE_BYTES = 4 * 2**30
 
-# Refill only once this share of the rows has finished: every refill copies the batch's cache, so
-# refilling one row at a time would spend more on copies and small prefills than it wins back.
+# Refill only once this share of the rows has finished: a refill is a prefill forward pass of its
+# own, and refilling one row at a time would spend more on small prefills than it wins back.
 REFILL_SHARE = 0.25
 
-# Spare token columns a row cache allocates at a time (one reallocation every this many steps).
+# Row slots' token columns beyond the longest row a call can have: the cache window is copied back
+# to column 0 at most once per this many decode steps.
 GROW_COLUMNS = 64
 
 # A separate prefix forward pass costs about as much fixed overhead as prefilling this many tokens.
@@ -149,35 +150,45 @@ class SharedPrefix:
 
 
 @dataclass
-class PrefixSegments:
-    """Which consecutive rows of the batch (start, end) continue which shared prefix; rows outside
-    every segment have no prefix. Passed to the model as a keyword, read by `shared_prefix_attention`."""
+class RowLayout:
+    """How the batch's rows are laid out, passed to the model as a keyword and read by
+    `shared_prefix_attention`: which rows (a slice or an index tensor, and how many) continue which
+    shared prefix (rows outside every segment have none) and, when decoding, the row slots holding the
+    rows' own caches with this step's window mask (None in a prefill: the rows' keys/values then come
+    to the attention as its arguments)."""
 
-    segments: list[tuple[int, int, SharedPrefix]]
+    segments: list[tuple[slice | torch.Tensor, int, SharedPrefix]]
+    slots: "RowSlots | None" = None
+    window_mask: torch.Tensor | None = None
     calls: int = 0  # attention calls seen, to detect a model that bypasses our attention
 
-    @classmethod
-    def of_rows(cls, prefixes: list[SharedPrefix | None]) -> "PrefixSegments":
-        """Segments from each row's prefix (rows of one prefix are consecutive in the batch)."""
-        segments, start = [], 0
-        for end in range(1, len(prefixes) + 1):
-            if end == len(prefixes) or prefixes[end] is not prefixes[start]:
-                if prefixes[start] is not None:
-                    segments.append((start, end, prefixes[start]))
-                start = end
-        return cls(segments)
+    @staticmethod
+    def prefix_segments(prefixes: list[SharedPrefix | None]) -> list[tuple[slice | torch.Tensor, int, SharedPrefix]]:
+        """Segments from each row's prefix: a slice where a prefix's rows are consecutive, else their indices."""
+        rows_of: dict[int, list[int]] = {}
+        prefix_of: dict[int, SharedPrefix] = {}
+        for row, prefix in enumerate(prefixes):
+            if prefix is not None:
+                rows_of.setdefault(id(prefix), []).append(row)
+                prefix_of[id(prefix)] = prefix
+        segments = []
+        for key, rows in rows_of.items():
+            consecutive = rows[-1] - rows[0] + 1 == len(rows)
+            selection = slice(rows[0], rows[-1] + 1) if consecutive else torch.tensor(rows)
+            segments.append((selection, len(rows), prefix_of[key]))
+        return segments
 
 
-def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, prefix_segments=None,
-                            **kwargs):
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, row_layout=None, **kwargs):
     """Attention of each row's queries over its shared prefix and its own cached tokens.
 
-    query (batch, heads, q_len, dim); key/value (batch, kv_heads, own_len, dim): only the row's own
-    tokens; attention_mask (batch, 1, q_len, own_len) bool, True where a query may look. The prefix
-    part is one matrix product per segment against a single copy of the prefix (instead of reading a
-    copy per row); the two parts are merged by their log-sum-exp, which is exact softmax algebra.
+    query (batch, heads, q_len, dim). In a prefill, key/value (batch, kv_heads, own_len, dim) are the
+    rows' own tokens and attention_mask (batch, 1, q_len, own_len) bool is True where a query may look;
+    in a decode step both come from `row_layout.slots` and its window mask. The
+    prefix part is one matrix product per segment against a single copy of the prefix (instead of
+    reading a copy per row); the two parts are merged by their log-sum-exp, which is exact softmax algebra.
     """
-    prefix_segments.calls += 1
+    row_layout.calls += 1
     if any(kwargs.get(name) is not None for name in _UNSUPPORTED_ATTENTION_OPTIONS):
         raise AttentionNotDispatched(f"{type(module).__name__} uses attention options this engine lacks")
     batch, heads, q_len, dim = query.shape
@@ -185,16 +196,20 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     kv_heads = key.shape[1]
     group = heads // kv_heads  # query head h reads kv head h // group, as in transformers' repeat_kv
     queries = query.float().reshape(batch, kv_heads, group * q_len, dim)
-    mask = attention_mask[:, :, None].expand(batch, 1, group, q_len, -1).reshape(batch, 1, group * q_len, -1)
-    out, lse = _attend(queries, key.float(), value.float(), mask, scaling)
-    for start, end, prefix in prefix_segments.segments:
+    if row_layout.slots is None:
+        mask = attention_mask[:, :, None].expand(batch, 1, group, q_len, -1).reshape(batch, 1, group * q_len, -1)
+        out, lse = _attend(queries, key.float(), value.float(), mask, scaling)
+    else:  # a decode step: one query per row, so a row's mask is the same for all its query heads
+        own_keys, own_values = row_layout.slots.window(module.layer_idx)
+        out, lse = _attend(queries, own_keys.float(), own_values.float(), row_layout.window_mask[:, None, None, :],
+                           scaling)
+    for selection, rows, prefix in row_layout.segments:
         prefix_keys, prefix_values = prefix.layers[module.layer_idx]
-        rows = end - start
-        grouped = queries[start:end].transpose(0, 1).reshape(kv_heads, rows * group * q_len, dim)
+        grouped = queries[selection].transpose(0, 1).reshape(kv_heads, rows * group * q_len, dim)
         prefix_out, prefix_lse = _attend(grouped, prefix_keys[0].float(), prefix_values[0].float(), None, scaling)
         prefix_out = prefix_out.reshape(kv_heads, rows, group * q_len, dim).transpose(0, 1)
         prefix_lse = prefix_lse.reshape(kv_heads, rows, group * q_len, 1).transpose(0, 1)
-        out[start:end], lse[start:end] = _merge(out[start:end], lse[start:end], prefix_out, prefix_lse)
+        out[selection], lse[selection] = _merge(out[selection], lse[selection], prefix_out, prefix_lse)
     out = out.reshape(batch, heads, q_len, dim).transpose(1, 2).contiguous()
     return out.to(query.dtype), None
 
@@ -238,113 +253,139 @@ class AttentionNotDispatched(RuntimeError):
 # ---- the rows' own key/value cache -------------------------------------------------------------
 
 
-def _pad_left(mask: torch.Tensor, width: int) -> torch.Tensor:
-    """A (rows, columns) mask padded with False on the left to `width` columns."""
-    return torch.nn.functional.pad(mask, (max(0, width - mask.shape[-1]), 0))
+class RowSlots:
+    """The rows in flight's own keys/values (after any shared prefix): per layer one key and one value
+    buffer of `capacity` row slots × `columns` token columns, (slots, kv_heads, columns, head_dim).
 
-
-def _cache_from_tensors(config, keys_values: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
-    """A DynamicCache holding the given per-layer (keys, values), growing in place as tokens are added."""
-    return _cache_from_stores(config, [(_with_room(k), _with_room(v), k.shape[-2]) for k, v in keys_values])
-
-
-def _cache_from_stores(config, stores: list[tuple[torch.Tensor, torch.Tensor, int]]) -> DynamicCache:
-    """A DynamicCache over per-layer (key store, value store, used columns) buffers, taken as they are."""
-    cache = DynamicCache(config=config)
-    cache.layers = [GrowingLayer(keys, values, used) for keys, values, used in stores]
-    return cache
-
-
-class GrowingLayer(DynamicLayer):
-    """A DynamicLayer that writes new columns into spare room of a larger buffer.
-
-    DynamicLayer concatenates a new tensor at every step, which copies the whole batch cache once
-    per decoded token. `keys`/`values` are views of the first `used` columns of the stores.
+    Rows live in slots [0, rows). Every row's tokens end at column `end` (right-aligned) and row r's
+    begin at `starts[r]`, so attention reads the window [first, end) with a mask from `starts`. A
+    finished row's slot takes the last row (only that row is copied), admitted rows are written into
+    free slots, and a decode step writes one column: no step copies the whole cache, except a move of
+    the window when it reaches the right edge (once per GROW_COLUMNS steps at most).
     """
 
-    def __init__(self, key_store: torch.Tensor, value_store: torch.Tensor, used: int):
-        super().__init__()
-        self.lazy_initialization(key_store[:, :, :used], value_store[:, :, :used])
-        self._used = used
-        self._key_store, self._value_store = key_store, value_store
-        self._expose()
+    def __init__(self, capacity: int, columns: int):
+        self.capacity, self.columns = capacity, columns
+        self.stores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.starts = torch.zeros(capacity, dtype=torch.long)
+        self.rows = 0
+        self.end = 0
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        added = key_states.shape[-2]
-        if self._used + added > self._key_store.shape[-2]:
-            self._key_store, self._value_store = _with_room(self.keys, added), _with_room(self.values, added)
-        self._key_store[:, :, self._used : self._used + added] = key_states
-        self._value_store[:, :, self._used : self._used + added] = value_states
-        self._used += added
-        self._expose()
-        return self.keys, self.values
-
-    def _expose(self) -> None:
-        self.keys = self._key_store[:, :, : self._used]
-        self.values = self._value_store[:, :, : self._used]
-
-
-def _with_room(tensor: torch.Tensor, needed: int = 0) -> torch.Tensor:
-    """A copy of a (batch, heads, tokens, dim) tensor with room for `needed` + GROW_COLUMNS more tokens.
-
-    The room is left uninitialised: a column is exposed only after `update` writes it."""
-    batch, heads, tokens, dim = tensor.shape
-    store = tensor.new_empty((batch, heads, tokens + needed + GROW_COLUMNS, dim))
-    store[:, :, :tokens] = tensor
-    return store
-
-
-def _right_aligned(parts: list[torch.Tensor], width: int) -> torch.Tensor:
-    """(rows, heads, width + GROW_COLUMNS, dim) holding the parts' rows one after another, each part's
-    tokens ending at column `width`, zeros on their left: one copy of each part, nothing else."""
-    first = parts[0]
-    rows = sum(part.shape[0] for part in parts)
-    store = first.new_empty((rows, first.shape[1], width + GROW_COLUMNS, first.shape[3]))
-    start = 0
-    for part in parts:
-        end, pad = start + part.shape[0], width - part.shape[2]
-        store[start:end, :, :pad] = 0
-        store[start:end, :, pad:width] = part
-        start = end
-    return store
-
-
-class KVBatch:
-    """The rows' own tokens' keys/values (after any shared prefix), right-aligned: each row's tokens
-    end at the last column; `mask` (rows, columns) is True on real tokens, False on left padding."""
-
-    def __init__(self, config, keys_values: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor):
-        self.config = config
-        self.cache = _cache_from_tensors(config, keys_values)
-        self.mask = mask
+    @property
+    def first(self) -> int:
+        return int(self.starts[: self.rows].min()) if self.rows else self.end
 
     @property
     def width(self) -> int:
-        return self.mask.shape[1]
+        return self.end - self.first
 
-    def layer_tensors(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(layer.keys, layer.values) for layer in self.cache.layers]
+    def window(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = self.stores[layer]
+        first = self.first
+        return keys[: self.rows, :, first : self.end], values[: self.rows, :, first : self.end]
 
-    def extend(self, other: "KVBatch") -> None:
-        """Append `other`'s rows, padding whichever side is narrower on the left."""
-        width = max(self.width, other.width)
-        stores = [
-            (_right_aligned([k, k2], width), _right_aligned([v, v2], width), width)
-            for (k, v), (k2, v2) in zip(self.layer_tensors(), other.layer_tensors())
-        ]
-        self.cache = _cache_from_stores(self.config, stores)
-        self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(other.mask, width)])
+    def window_mask(self) -> torch.Tensor:
+        """(rows, width) bool: True on each row's own tokens, False left of them."""
+        columns = torch.arange(self.first, self.end, device=self.starts.device)
+        return columns[None, :] >= self.starts[: self.rows, None]
 
-    def keep(self, rows: list[int]) -> None:
-        """Drop every row not listed, then the leading columns no remaining row uses."""
-        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
-        used = self.mask[index].any(dim=0).nonzero()
-        first = int(used[0]) if len(used) else self.width
-        # index the whole stores, spare room included: one copy per tensor, and the room comes along
-        stores = [(layer._key_store[index, :, first:], layer._value_store[index, :, first:], layer._used - first)
-                  for layer in self.cache.layers]
-        self.cache = _cache_from_stores(self.config, stores)
-        self.mask = self.mask[index, first:]
+    def admit(self, keys_values: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor) -> None:
+        """Write prefilled rows into free slots: per layer (added, kv_heads, width, head_dim) keys and
+        values, left-padded as `mask` (added, width) says."""
+        added, width = mask.shape
+        if not self.stores:
+            self.stores = [(k.new_empty(self._shape(k)), v.new_empty(self._shape(v))) for k, v in keys_values]
+            self.starts = self.starts.to(mask.device)
+        if self.end < width:
+            self._move_window(end_at=width)
+        low, high = self.rows, self.rows + added
+        start, first = self.end - width, self.first
+        for (key_store, value_store), (keys, values) in zip(self.stores, keys_values):
+            key_store[low:high, :, start : self.end] = keys
+            value_store[low:high, :, start : self.end] = values
+            # the window's columns left of a row's tokens are masked, but a masked NaN or inf left in
+            # fresh memory would still poison the weighted sum (0 * inf), so they must hold zeros
+            for store in (key_store, value_store):
+                store[:low, :, start:first] = 0
+                store[low:high, :, first:start] = 0
+        self.starts[low:high] = self.end - mask.sum(dim=-1)
+        self.rows = high
+
+    def open_column(self) -> None:
+        """Room for one more token per row at column `end - 1`, which the decode step writes per layer."""
+        if self.end == self.columns:
+            if self.width == self.columns:
+                raise ValueError(f"a row outgrew its {self.columns} cache columns")  # sized by _GreedyRun
+            self._move_window(end_at=self.width)
+        self.end += 1
+
+    def write_last_column(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        key_store, value_store = self.stores[layer]
+        key_store[: self.rows, :, self.end - 1 : self.end] = keys
+        value_store[: self.rows, :, self.end - 1 : self.end] = values
+
+    def remove(self, finished: set[int]) -> list[int]:
+        """Free the finished rows' slots, moving the last live rows into those below the new row count.
+        Returns, for each slot now in use, the index its row had before."""
+        kept = self.rows - len(finished)
+        holes = [r for r in sorted(finished) if r < kept]
+        movers = [r for r in range(kept, self.rows) if r not in finished]
+        order = list(range(kept))
+        if holes:
+            first = self.first
+            to, source = torch.tensor(holes), torch.tensor(movers)
+            for key_store, value_store in self.stores:
+                key_store[to, :, first : self.end] = key_store[source, :, first : self.end]
+                value_store[to, :, first : self.end] = value_store[source, :, first : self.end]
+            self.starts[to] = self.starts[source]
+            for hole, mover in zip(holes, movers):
+                order[hole] = mover
+        self.rows = kept
+        return order
+
+    def _shape(self, tensor: torch.Tensor) -> tuple[int, int, int, int]:
+        return (self.capacity, tensor.shape[1], self.columns, tensor.shape[3])
+
+    def _move_window(self, end_at: int) -> None:
+        """Copy the live window into fresh buffers so that it ends at column `end_at`."""
+        first, width = self.first, self.width
+        moved = []
+        for key_store, value_store in self.stores:
+            new_keys, new_values = key_store.new_empty(key_store.shape), value_store.new_empty(value_store.shape)
+            new_keys[: self.rows, :, end_at - width : end_at] = key_store[: self.rows, :, first : self.end]
+            new_values[: self.rows, :, end_at - width : end_at] = value_store[: self.rows, :, first : self.end]
+            moved.append((new_keys, new_values))
+        self.stores = moved
+        self.starts[: self.rows] += end_at - self.end
+        self.end = end_at
+
+
+class SlotLayer(DynamicLayer):
+    """One layer of the decode cache: writes each step's new keys/values into the row slots.
+
+    `update` returns the new token's keys/values unchanged; `shared_prefix_attention` reads the whole
+    window from the slots (passed in the RowLayout).
+    """
+
+    def __init__(self, slots: RowSlots, layer: int):
+        super().__init__()
+        self.slots, self.layer = slots, layer
+        keys, values = slots.stores[layer]
+        self.lazy_initialization(keys[:, :, :0], values[:, :, :0])
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        self.slots.write_last_column(self.layer, key_states, value_states)
+        return key_states, value_states
+
+    def get_seq_length(self) -> int:
+        return self.slots.width
+
+
+def slots_cache(config, slots: RowSlots) -> DynamicCache:
+    """A transformers cache whose layers write into `slots`."""
+    cache = DynamicCache(config=config)
+    cache.layers = [SlotLayer(slots, layer) for layer in range(len(slots.stores))]
+    return cache
 
 
 # ---- rows being decoded ------------------------------------------------------------------------
@@ -415,24 +456,43 @@ class FastICLGenerator(HFGenerator):
         """Complete every prompt; greedy decoding takes the fast path, sampling the HFGenerator one."""
         if not self._fast_path_applies(params):
             return super().generate(prompts, params, batch_size=batch_size, progress=progress)
+        results: list[Generation | None] = [None] * len(prompts)
         try:
-            return self._generate_greedy(prompts, params, batch_size, progress)
+            for indices, generation in self._greedy_each(prompts, params, batch_size):
+                for i in indices:
+                    results[i] = _own_copy(generation)
+                if progress is not None:
+                    progress(len(indices))
         except AttentionNotDispatched:
             self._attention_dispatched = False  # found on the first forward pass, before any progress
             return super().generate(prompts, params, batch_size=batch_size, progress=progress)
+        return results  # type: ignore[return-value]
 
-    def _generate_greedy(self, prompts, params, batch_size, progress) -> list[Generation]:
+    def generate_each(
+        self, prompts: Sequence[str], params: SamplingParams, batch_size: int = 8
+    ) -> Iterator[tuple[int, Generation]]:
+        """(prompt index, generation) pairs as rows finish; the batch is refilled from later prompts."""
+        if not self._fast_path_applies(params):
+            yield from super().generate_each(prompts, params, batch_size=batch_size)
+            return
+        try:
+            for indices, generation in self._greedy_each(prompts, params, batch_size):
+                for i in indices:
+                    yield i, _own_copy(generation)
+        except AttentionNotDispatched:
+            self._attention_dispatched = False  # found on the first forward pass, before any yield
+            yield from super().generate_each(prompts, params, batch_size=batch_size)
+
+    def _greedy_each(self, prompts, params, batch_size) -> Iterator[tuple[list[int], Generation]]:
+        """(indices of the prompts with this text, its generation) as each distinct prompt finishes."""
         encoded = [self._prompt_ids(p) for p in prompts]
         distinct, sequence_of = _deduplicate(encoded)
-        copies = [0] * len(distinct)
-        for s in sequence_of:
-            copies[s] += 1
-        report = (lambda s: progress(copies[s])) if progress is not None else None
+        indices_of: list[list[int]] = [[] for _ in distinct]
+        for i, s in enumerate(sequence_of):
+            indices_of[s].append(i)
         rows = self.rows_in_flight or max(batch_size, MIN_ROWS_IN_FLIGHT)
-        with torch.inference_mode():
-            outputs = _GreedyRun(self, distinct, params, rows, report).complete()
-        # each prompt gets its own Generation, so a caller editing one cannot change its duplicates
-        return [replace(outputs[s], extra=dict(outputs[s].extra)) for s in sequence_of]
+        for s, generation in _GreedyRun(self, distinct, params, rows).finished():
+            yield indices_of[s], generation
 
     def _fast_path_applies(self, params: SamplingParams) -> bool:
         """Greedy decoding on a model whose cache layers are plain key/value tensors."""
@@ -453,44 +513,53 @@ class FastICLGenerator(HFGenerator):
         self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_keyword: cache})
         return SharedPrefix(len(tokens), [(layer.keys, layer.values) for layer in cache.layers])
 
-    def prefill_suffixes(self, prefix: SharedPrefix | None, suffixes: list[list[int]]) -> tuple[KVBatch, list[int]]:
-        """Run the suffixes (left-padded) after a shared prefix; their own cache rows and first tokens."""
+    def prefill_suffixes(self, prefix: SharedPrefix | None, suffixes: list[list[int]]
+                         ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, list[int]]:
+        """Run the suffixes (left-padded) after a shared prefix: their own per-layer keys/values, their
+        mask (True on real tokens) and each one's first generated token."""
         ids, mask = self._left_pad(suffixes)
         mask = mask.bool()
         offset = prefix.length if prefix is not None else 0
         positions = offset + (mask.long().cumsum(-1) - 1).clamp(min=0)
         causal = torch.ones((ids.shape[1], ids.shape[1]), dtype=torch.bool, device=self.device).tril()
-        segments = PrefixSegments([(0, len(suffixes), prefix)] if prefix is not None else [])
+        layout = RowLayout([(slice(0, len(suffixes)), len(suffixes), prefix)] if prefix is not None else [])
         cache = DynamicCache(config=self.model.config)
-        logits = self._forward(ids, causal[None, None] & mask[:, None, None, :], positions, cache, segments)
-        tensors = [(layer.keys, layer.values) for layer in cache.layers]
-        return KVBatch(self.model.config, tensors, mask), logits.argmax(dim=-1).tolist()
+        logits = self._forward(ids, causal[None, None] & mask[:, None, None, :], positions, cache, layout)
+        return [(layer.keys, layer.values) for layer in cache.layers], mask, logits.argmax(dim=-1).tolist()
 
-    def decode_step(self, batch: KVBatch, prefixes: list[SharedPrefix | None], tokens: list[int],
-                    positions: list[int]) -> list[int]:
-        """Feed one token per row; returns each row's greedy next token and grows the cache by one column."""
+    def decode_step(self, slots: RowSlots, cache: DynamicCache, prefixes: list[SharedPrefix | None],
+                    tokens: list[int], positions: list[int]) -> list[int]:
+        """Feed one token per row; returns each row's greedy next token; `cache` (over `slots`) grows by
+        one column."""
         ids = torch.tensor(tokens, dtype=torch.long, device=self.device).unsqueeze(1)
         position_ids = torch.tensor(positions, dtype=torch.long, device=self.device).unsqueeze(1)
-        batch.mask = torch.nn.functional.pad(batch.mask, (0, 1), value=True)
-        logits = self._forward(ids, batch.mask[:, None, None, :], position_ids, batch.cache,
-                               PrefixSegments.of_rows(prefixes))
+        slots.open_column()
+        layout = RowLayout(RowLayout.prefix_segments(prefixes), slots, slots.window_mask())
+        # the mask travels in the layout; this one only tells transformers a 4D mask is already made
+        placeholder_mask = torch.ones((len(tokens), 1, 1, 1), dtype=torch.bool, device=self.device)
+        logits = self._forward(ids, placeholder_mask, position_ids, cache, layout)
         return logits.argmax(dim=-1).tolist()
 
-    def _forward(self, ids, mask4d, positions, cache, segments: PrefixSegments) -> torch.Tensor:
+    def _forward(self, ids, mask4d, positions, cache, layout: RowLayout) -> torch.Tensor:
         """The last position's logits, with attention through `shared_prefix_attention`."""
         try:
             with _our_attention(self.model):
                 logits = self.model(
                     input_ids=ids, attention_mask=mask4d, position_ids=positions, use_cache=True,
-                    logits_to_keep=1, prefix_segments=segments, **{self._cache_keyword: cache},
+                    logits_to_keep=1, row_layout=layout, **{self._cache_keyword: cache},
                 ).logits[:, -1]
-        except TypeError as error:  # a forward without **kwargs cannot pass the segments on
-            if "prefix_segments" not in str(error):
+        except TypeError as error:  # a forward without **kwargs cannot pass the layout on
+            if "row_layout" not in str(error):
                 raise
             raise AttentionNotDispatched(type(self.model).__name__) from error
-        if segments.calls == 0:
+        if layout.calls == 0:
             raise AttentionNotDispatched(type(self.model).__name__)
         return logits
+
+
+def _own_copy(generation: Generation) -> Generation:
+    """Each prompt gets its own Generation, so a caller editing one cannot change its duplicates."""
+    return replace(generation, extra=dict(generation.extra))
 
 
 def _deduplicate(encoded: list[list[int]]) -> tuple[list[list[int]], list[int]]:
@@ -508,18 +577,15 @@ def _deduplicate(encoded: list[list[int]]) -> tuple[list[list[int]], list[int]]:
 
 
 class _GreedyRun:
-    """One greedy `generate` call: admits waiting prompts group by group, decodes, retires rows.
-
-    Rows of one prefix group are admitted together and appended at the end of the batch, and
-    retiring rows keeps the order, so each group's rows stay consecutive (what PrefixSegments needs).
-    """
+    """One greedy `generate` call: admits waiting prompts group by group into free row slots, decodes,
+    retires rows as they finish (a retired row's slot takes the last row, so a prefix group's rows need
+    not stay consecutive: RowLayout finds each group's rows per step)."""
 
     def __init__(self, engine: FastICLGenerator, sequences: list[list[int]], params: SamplingParams,
-                 rows_in_flight: int, report):
+                 rows_in_flight: int):
         self.engine = engine
         self.sequences = sequences
         self.params = params
-        self.report = report
         self.end_ids = set(engine._eos_ids) | set(engine._special_stop_ids(params))
         self.stops = [s for s in params.stop if s]
         self.waiting = deque(
@@ -530,19 +596,23 @@ class _GreedyRun:
         # a row caches its own suffix and new tokens (plus one growth block); shared prefixes are stored once
         row_tokens = max((len(sequences[m]) - p for p, m in self.waiting), default=0) + params.max_new_tokens
         fit = rows_within_memory(engine.model.config, engine.model.dtype, row_tokens + GROW_COLUMNS, KV_CACHE_BYTES)
-        self.capacity = max(1, min(rows_in_flight, fit))
+        self.capacity = max(1, min(rows_in_flight, fit, len(sequences)))
+        self.slots = RowSlots(self.capacity, row_tokens + GROW_COLUMNS)
+        self.cache: DynamicCache | None = None  # made on the first admission, when the slots exist
         self.prefixes: dict[tuple[int, ...], SharedPrefix] = {}
         self.rows: list[_Row] = []
-        self.batch: KVBatch | None = None
-        self.results: list[Generation | None] = [None] * len(sequences)
+        self.just_finished: list[tuple[int, Generation]] = []
 
-    def complete(self) -> list[Generation]:
+    def finished(self) -> Iterator[tuple[int, Generation]]:
+        """(sequence index, generation) of each sequence as its row finishes, until all are done."""
         while self.waiting or self.rows:
-            if self._should_refill():
-                self._admit()
-            if self.rows:
-                self._step()
-        return self.results  # type: ignore[return-value]
+            with torch.inference_mode():  # not held across a yield: the caller's code runs outside it
+                if self._should_refill():
+                    self._admit()
+                if self.rows:
+                    self._step()
+            yield from self.just_finished
+            self.just_finished = []
 
     def _should_refill(self) -> bool:
         free = self.capacity - len(self.rows)
@@ -573,13 +643,12 @@ class _GreedyRun:
     def _admit_members(self, prefix_tokens: tuple[int, ...], members: list[int]) -> None:
         prefix = self._shared_prefix(prefix_tokens)
         suffixes = [self.sequences[m][len(prefix_tokens):] for m in members]
-        joined, first_tokens = self.engine.prefill_suffixes(prefix, suffixes)
+        keys_values, mask, first_tokens = self.engine.prefill_suffixes(prefix, suffixes)
         if not (self.waiting and self._front_prefix() == prefix_tokens):
             self.prefixes.pop(prefix_tokens, None)  # rows in flight keep it alive; the run needs it no more
-        if self.batch is None:
-            self.batch = joined
-        else:
-            self.batch.extend(joined)
+        self.slots.admit(keys_values, mask)
+        if self.cache is None:
+            self.cache = slots_cache(self.engine.model.config, self.slots)
         self.rows += [_Row(m, self.sequences[m], prefix) for m in members]
         self._take(list(range(len(self.rows) - len(members), len(self.rows))), first_tokens)
 
@@ -594,7 +663,8 @@ class _GreedyRun:
 
     def _step(self) -> None:
         next_tokens = self.engine.decode_step(
-            self.batch,
+            self.slots,
+            self.cache,
             [row.prefix for row in self.rows],
             [row.new[-1] for row in self.rows],
             [row.next_position for row in self.rows],
@@ -624,14 +694,6 @@ class _GreedyRun:
     def _retire(self, finished: set[int]) -> None:
         for r in sorted(finished):
             row = self.rows[r]
-            self.results[row.sequence] = self.engine._finish(
-                row.prompt, row.new, row.stop_at, self.end_ids, self.params
-            )
-            if self.report is not None:
-                self.report(row.sequence)
-        keep = [r for r in range(len(self.rows)) if r not in finished]
-        self.rows = [self.rows[r] for r in keep]
-        if keep:
-            self.batch.keep(keep)
-        else:
-            self.batch = None
+            generation = self.engine._finish(row.prompt, row.new, row.stop_at, self.end_ids, self.params)
+            self.just_finished.append((row.sequence, generation))
+        self.rows = [self.rows[r] for r in self.slots.remove(finished)]

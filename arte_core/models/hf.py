@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
@@ -153,16 +153,28 @@ class HFGenerator:
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Complete every prompt, longest first in batches; results are in prompt order."""
-        encoded = [self._prompt_ids(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         results: list[Generation | None] = [None] * len(prompts)
-        for batch_index, start in enumerate(range(0, len(order), max(1, batch_size))):
-            rows = order[start : start + max(1, batch_size)]
-            for i, gen in zip(rows, self._generate_batch([encoded[i] for i in rows], params, batch_index)):
+        for rows, generations in self._batches(prompts, params, batch_size):
+            for i, gen in zip(rows, generations):
                 results[i] = gen
             if progress is not None:
                 progress(len(rows))
         return results  # type: ignore[return-value]
+
+    def generate_each(
+        self, prompts: Sequence[str], params: SamplingParams, batch_size: int = 8
+    ) -> Iterator[tuple[int, Generation]]:
+        """(prompt index, generation) pairs, a batch at a time, longest prompts first."""
+        for rows, generations in self._batches(prompts, params, batch_size):
+            yield from zip(rows, generations)
+
+    def _batches(self, prompts: Sequence[str], params: SamplingParams, batch_size: int
+                 ) -> Iterator[tuple[list[int], list[Generation]]]:
+        encoded = [self._prompt_ids(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        for batch_index, start in enumerate(range(0, len(order), max(1, batch_size))):
+            rows = order[start : start + max(1, batch_size)]
+            yield rows, self._generate_batch([encoded[i] for i in rows], params, batch_index)
 
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, batch_index: int) -> list[Generation]:
         if params.max_new_tokens <= 0:

@@ -6,7 +6,7 @@ vLLM raises an ArteError that says how to install it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from arte_core.errors import ArteError
 from arte_core.models.base import Generation, ProgressCallback, SamplingParams
@@ -67,14 +67,27 @@ class VLLMGenerator:
     ) -> list[Generation]:
         """Complete every prompt (vLLM batches them itself; batch_size is ignored); results in prompt order."""
         results: list[Generation] = []
+        for generations in self._chunks(prompts, params):
+            results += generations
+            if progress is not None:
+                progress(len(generations))
+        return results
+
+    def generate_each(
+        self, prompts: Sequence[str], params: SamplingParams, batch_size: int = 8
+    ) -> Iterator[tuple[int, Generation]]:
+        """(prompt index, generation) pairs, PROMPTS_PER_CALL at a time."""
+        done = 0
+        for generations in self._chunks(prompts, params):
+            yield from enumerate(generations, start=done)
+            done += len(generations)
+
+    def _chunks(self, prompts: Sequence[str], params: SamplingParams) -> Iterator[list[Generation]]:
         for start in range(0, len(prompts), PROMPTS_PER_CALL):
             chunk = list(prompts[start : start + PROMPTS_PER_CALL])
             sampling = [self.sampling_params(params, start + i) for i in range(len(chunk))]
             outputs = self.llm.generate(chunk, sampling, use_tqdm=False)
-            results += [to_generation(output) for output in outputs]
-            if progress is not None:
-                progress(len(chunk))
-        return results
+            yield [to_generation(output) for output in outputs]
 
     def sampling_params(self, params: SamplingParams, index: int):
         """vLLM settings for one prompt; each prompt gets its own seed so duplicates sample independently."""

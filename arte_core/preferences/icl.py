@@ -15,11 +15,13 @@ from arte_core.store import utcnow
 READS = ("questions", "rationales", "pref_items")
 WRITES = ("icl_scores", "icl_items")
 
-# Prompts per generate call (whole drafts). The fast engine decodes up to 256 rows together; with
-# one draft's 40 prompts per call its batch was never full and its last rows decoded nearly alone
-# (5x slower than one call in a small run). At 256 the score stage's calls are as fast as one call
-# (255 vs 253 s on the benchmark, docs/benchmarks.md), and a kill loses at most one call's answers.
-PROMPTS_PER_CHUNK = 256
+# Prompts per generate call (whole drafts). The fast engine decodes up to 256 rows together. A call
+# of that many prompts admits them all at once, so no row is padded to an older row's cache width;
+# one call of all prompts keeps the rows full by refilling them, but pads every new row, and was
+# slower (206.1 vs 189.7 s for 640 prompts, docs/benchmarks.md). Fewer prompts would leave rows empty.
+# A call streams its answers (`generate_each`): a draft's score commits as soon as its last answer
+# is in, so a kill loses only the drafts in flight, which matters most for the slow plain engine.
+PROMPTS_PER_CALL = 256
 
 
 def student_prompt(generator, text: str, icl_format: str) -> str:
@@ -39,18 +41,20 @@ def score_drafts(ctx: RunContext, student: str | None = None) -> int:
     generator = ctx.models.student(student)
     batch_size = 1 if cfg.engine == "plain" else cfg.batch_size
     params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, stop=STUDENT_STOP)
-    drafts_per_chunk = max(1, PROMPTS_PER_CHUNK // len(items))
+    drafts_per_call = max(1, PROMPTS_PER_CALL // len(items))
     with ctx.reporter.bar(f"ICL scores ({student})", len(todo)) as bar:
-        for start in range(0, len(todo), drafts_per_chunk):
-            chunk = todo[start:start + drafts_per_chunk]
+        for start in range(0, len(todo), drafts_per_call):
+            drafts = todo[start:start + drafts_per_call]
             prompts = [student_prompt(generator, icl_prompt(r["question"], r["text"], r["answer"] or r["target"],
                                                             item["input"]), cfg.icl_format)
-                       for r in chunk for item in items]
-            outputs = generator.generate(prompts, params, batch_size=batch_size)
-            for i, draft in enumerate(chunk):
-                answers = outputs[i * len(items):(i + 1) * len(items)]
-                _store_draft_score(ctx, draft, student, items, answers)
-                bar.update(1)
+                       for r in drafts for item in items]
+            answers: dict[int, list] = {}
+            for index, output in generator.generate_each(prompts, params, batch_size=batch_size):
+                d, item = divmod(index, len(items))
+                answers.setdefault(d, [None] * len(items))[item] = output
+                if all(answer is not None for answer in answers[d]):
+                    _store_draft_score(ctx, drafts[d], student, items, answers.pop(d))
+                    bar.update(1)
     return len(todo)
 
 
