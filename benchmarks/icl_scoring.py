@@ -250,7 +250,7 @@ def run_engine(name: str, generator, chunks: list[list[str]], params: SamplingPa
         texts += [o.text for o in outputs]
         generated += sum(o.n_generated_tokens for o in outputs)
     seconds = time.perf_counter() - start
-    total, done = sum(map(len, chunks)), len(texts)
+    done = len(texts)
     note = "" if done == total else f"run on {done} of {total} prompts, extrapolated"
     texts += [None] * (total - done)
     return Result(name, seconds * total / done, texts, round(generated * total / done), note)

@@ -125,7 +125,7 @@ def _decode(slots: RowSlots, new: list[float]) -> None:
 
 
 def _window_rows(slots: RowSlots) -> list[list[float]]:
-    keys, values = slots.window(0)
+    (keys, values), = slots.windows()
     assert torch.equal(keys, values)
     assert torch.isfinite(keys).all(), "a masked column holds NaN or inf: the weighted sum would be poisoned"
     mask = slots.window_mask()

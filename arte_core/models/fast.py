@@ -153,29 +153,27 @@ class SharedPrefix:
 class RowLayout:
     """How the batch's rows are laid out, passed to the model as a keyword and read by
     `shared_prefix_attention`: which rows (a slice or an index tensor, and how many) continue which
-    shared prefix (rows outside every segment have none) and, when decoding, the row slots holding the
-    rows' own caches with this step's window mask (None in a prefill: the rows' keys/values then come
-    to the attention as its arguments)."""
+    shared prefix (rows outside every segment have none) and, when decoding, this step's windows of
+    the rows' own caches in the row slots and their mask (None in a prefill: the rows' keys/values
+    then come to the attention as its arguments)."""
 
     segments: list[tuple[slice | torch.Tensor, int, SharedPrefix]]
-    slots: "RowSlots | None" = None
-    window_mask: torch.Tensor | None = None
+    own: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (keys, values) windows
+    own_mask: torch.Tensor | None = None  # (rows, window width) bool
     calls: int = 0  # attention calls seen, to detect a model that bypasses our attention
 
     @staticmethod
     def prefix_segments(prefixes: list[SharedPrefix | None]) -> list[tuple[slice | torch.Tensor, int, SharedPrefix]]:
         """Segments from each row's prefix: a slice where a prefix's rows are consecutive, else their indices."""
-        rows_of: dict[int, list[int]] = {}
-        prefix_of: dict[int, SharedPrefix] = {}
+        groups: dict[int, tuple[SharedPrefix, list[int]]] = {}
         for row, prefix in enumerate(prefixes):
             if prefix is not None:
-                rows_of.setdefault(id(prefix), []).append(row)
-                prefix_of[id(prefix)] = prefix
+                groups.setdefault(id(prefix), (prefix, []))[1].append(row)
         segments = []
-        for key, rows in rows_of.items():
+        for prefix, rows in groups.values():
             consecutive = rows[-1] - rows[0] + 1 == len(rows)
             selection = slice(rows[0], rows[-1] + 1) if consecutive else torch.tensor(rows)
-            segments.append((selection, len(rows), prefix_of[key]))
+            segments.append((selection, len(rows), prefix))
         return segments
 
 
@@ -184,7 +182,7 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
 
     query (batch, heads, q_len, dim). In a prefill, key/value (batch, kv_heads, own_len, dim) are the
     rows' own tokens and attention_mask (batch, 1, q_len, own_len) bool is True where a query may look;
-    in a decode step both come from `row_layout.slots` and its window mask. The
+    in a decode step both come from `row_layout.own` and `own_mask`. The
     prefix part is one matrix product per segment against a single copy of the prefix (instead of
     reading a copy per row); the two parts are merged by their log-sum-exp, which is exact softmax algebra.
     """
@@ -196,12 +194,12 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     kv_heads = key.shape[1]
     group = heads // kv_heads  # query head h reads kv head h // group, as in transformers' repeat_kv
     queries = query.float().reshape(batch, kv_heads, group * q_len, dim)
-    if row_layout.slots is None:
+    if row_layout.own is None:
         mask = attention_mask[:, :, None].expand(batch, 1, group, q_len, -1).reshape(batch, 1, group * q_len, -1)
         out, lse = _attend(queries, key.float(), value.float(), mask, scaling)
     else:  # a decode step: one query per row, so a row's mask is the same for all its query heads
-        own_keys, own_values = row_layout.slots.window(module.layer_idx)
-        out, lse = _attend(queries, own_keys.float(), own_values.float(), row_layout.window_mask[:, None, None, :],
+        own_keys, own_values = row_layout.own[module.layer_idx]
+        out, lse = _attend(queries, own_keys.float(), own_values.float(), row_layout.own_mask[:, None, None, :],
                            scaling)
     for selection, rows, prefix in row_layout.segments:
         prefix_keys, prefix_values = prefix.layers[module.layer_idx]
@@ -279,10 +277,11 @@ class RowSlots:
     def width(self) -> int:
         return self.end - self.first
 
-    def window(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        keys, values = self.stores[layer]
+    def windows(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, views of the rows' (keys, values) in the window [first, end)."""
         first = self.first
-        return keys[: self.rows, :, first : self.end], values[: self.rows, :, first : self.end]
+        return [(keys[: self.rows, :, first : self.end], values[: self.rows, :, first : self.end])
+                for keys, values in self.stores]
 
     def window_mask(self) -> torch.Tensor:
         """(rows, width) bool: True on each row's own tokens, False left of them."""
@@ -364,7 +363,7 @@ class SlotLayer(DynamicLayer):
     """One layer of the decode cache: writes each step's new keys/values into the row slots.
 
     `update` returns the new token's keys/values unchanged; `shared_prefix_attention` reads the whole
-    window from the slots (passed in the RowLayout).
+    window through the views in the RowLayout, which see the column written here.
     """
 
     def __init__(self, slots: RowSlots, layer: int):
@@ -454,18 +453,11 @@ class FastICLGenerator(HFGenerator):
         progress: ProgressCallback | None = None,
     ) -> list[Generation]:
         """Complete every prompt; greedy decoding takes the fast path, sampling the HFGenerator one."""
-        if not self._fast_path_applies(params):
-            return super().generate(prompts, params, batch_size=batch_size, progress=progress)
         results: list[Generation | None] = [None] * len(prompts)
-        try:
-            for indices, generation in self._greedy_each(prompts, params, batch_size):
-                for i in indices:
-                    results[i] = _own_copy(generation)
-                if progress is not None:
-                    progress(len(indices))
-        except AttentionNotDispatched:
-            self._attention_dispatched = False  # found on the first forward pass, before any progress
-            return super().generate(prompts, params, batch_size=batch_size, progress=progress)
+        for index, generation in self.generate_each(prompts, params, batch_size=batch_size):
+            results[index] = generation
+            if progress is not None:
+                progress(1)
         return results  # type: ignore[return-value]
 
     def generate_each(
@@ -476,15 +468,13 @@ class FastICLGenerator(HFGenerator):
             yield from super().generate_each(prompts, params, batch_size=batch_size)
             return
         try:
-            for indices, generation in self._greedy_each(prompts, params, batch_size):
-                for i in indices:
-                    yield i, _own_copy(generation)
+            yield from self._greedy_each(prompts, params, batch_size)
         except AttentionNotDispatched:
             self._attention_dispatched = False  # found on the first forward pass, before any yield
             yield from super().generate_each(prompts, params, batch_size=batch_size)
 
-    def _greedy_each(self, prompts, params, batch_size) -> Iterator[tuple[list[int], Generation]]:
-        """(indices of the prompts with this text, its generation) as each distinct prompt finishes."""
+    def _greedy_each(self, prompts, params, batch_size) -> Iterator[tuple[int, Generation]]:
+        """(prompt index, generation) for every prompt with the text of each distinct prompt that finishes."""
         encoded = [self._prompt_ids(p) for p in prompts]
         distinct, sequence_of = _deduplicate(encoded)
         indices_of: list[list[int]] = [[] for _ in distinct]
@@ -492,7 +482,8 @@ class FastICLGenerator(HFGenerator):
             indices_of[s].append(i)
         rows = self.rows_in_flight or max(batch_size, MIN_ROWS_IN_FLIGHT)
         for s, generation in _GreedyRun(self, distinct, params, rows).finished():
-            yield indices_of[s], generation
+            for i in indices_of[s]:
+                yield i, _own_copy(generation)
 
     def _fast_path_applies(self, params: SamplingParams) -> bool:
         """Greedy decoding on a model whose cache layers are plain key/value tensors."""
@@ -534,7 +525,7 @@ class FastICLGenerator(HFGenerator):
         ids = torch.tensor(tokens, dtype=torch.long, device=self.device).unsqueeze(1)
         position_ids = torch.tensor(positions, dtype=torch.long, device=self.device).unsqueeze(1)
         slots.open_column()
-        layout = RowLayout(RowLayout.prefix_segments(prefixes), slots, slots.window_mask())
+        layout = RowLayout(RowLayout.prefix_segments(prefixes), slots.windows(), slots.window_mask())
         # the mask travels in the layout; this one only tells transformers a 4D mask is already made
         placeholder_mask = torch.ones((len(tokens), 1, 1, 1), dtype=torch.bool, device=self.device)
         logits = self._forward(ids, placeholder_mask, position_ids, cache, layout)
