@@ -61,8 +61,17 @@ def test_the_budget_bounds_how_many_layers_are_packed():
     assert PackedLinears(model, budget_bytes=0).packed == []
 
 
-def test_only_float32_weights_are_packed():
+class ScaledLinear(torch.nn.Linear):
+    """A subclass with a forward of its own, like a quantised or adapter layer."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def test_only_plain_float32_linears_are_packed():
     assert PackedLinears(tiny_llama(dtype=torch.bfloat16)).packed == []
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), ScaledLinear(8, 8))
+    assert [m for m, _ in PackedLinears(model).packed] == [model[0]]
 
 
 def test_each_generate_call_packs_the_weights_it_finds(tiny_model_dir):

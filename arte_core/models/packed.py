@@ -64,9 +64,10 @@ def packing_works() -> bool:
 
 
 def _packable(module: torch.nn.Module) -> bool:
+    """A plain float32 CPU `nn.Linear`: subclasses (quantised layers, custom forwards) are left alone."""
     weight = getattr(module, "weight", None)
-    return (isinstance(module, torch.nn.Linear) and weight is not None and weight.dtype == torch.float32
-            and weight.device.type == "cpu" and weight.dim() == 2)
+    return (type(module) is torch.nn.Linear and weight is not None and weight.dtype == torch.float32
+            and weight.device.type == "cpu")
 
 
 class PackedLinears:
