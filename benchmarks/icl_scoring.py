@@ -6,6 +6,8 @@ SmolLM2-135M-Instruct, greedy, at most 160 new tokens, stops STUDENT_STOP, promp
 the score stage's calls (whole drafts, PROMPTS_PER_CALL at most). Drafts are the exemplars plus generated questions with rationales of
 varied length written here, or with `--db` the drafts of a stored run.
 
+The plain loop and batched generate are transformers as shipped (plain `nn.Linear` layers); the
+product's generators compute on MKL-packed weights, shown beside them (`arte_core/models/packed.py`).
 For each engine: wall time, generated tokens/s, answers/s, the share of the machine's float32 limit
 (a large float32 matmul timed in the same run; only unique tokens count, at 2 x parameters FLOPs
 each: every distinct prompt-prefix token once plus every generated token) and agreement with the
@@ -69,7 +71,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batched-drafts", type=int, default=0,
                         help="run batched generate on this many drafts' prompts and extrapolate; 0 = all")
     parser.add_argument("--skip", default="",
-                        help="comma-separated engines to skip: naive,batched,fast,fast-unpacked,fast-one-call,fast-bf16")
+                        help="comma-separated engines to skip: naive,batched,batched-packed,fast,fast-unpacked,fast-one-call,"
+                             "fast-bf16")
     parser.add_argument("--json", help="also write every result (answers included) to this file")
     return parser.parse_args()
 
@@ -354,7 +357,9 @@ def main() -> None:
           f"in {len(chunks)} calls")
     gflops_before = float32_gflops()
 
-    plain = HFGenerator.load(MODEL)
+    loaded = HFGenerator.load(MODEL)
+    # the baselines are transformers as shipped; our HFGenerator packs weights (its own row below)
+    plain = HFGenerator(loaded.model, loaded.tokenizer, MODEL, pack_weights=False)
     n_params = sum(p.numel() for p in plain.model.parameters())
     config = plain.model.config
     encoded = [plain._prompt_ids(p) for chunk in chunks for p in chunk]
@@ -366,6 +371,9 @@ def main() -> None:
     if "batched" not in skip:
         results.append(run_engine("batched generate (HF, batch 8)", plain, chunks, params, 8,
                                   args.batched_drafts * len(questions)))
+    if "batched-packed" not in skip:
+        results.append(run_engine("batched generate (HF, batch 8), packed weights", loaded, chunks, params, 8,
+                                  args.batched_drafts * len(questions)))
     fast = FastICLGenerator(plain.model, plain.tokenizer, MODEL)
     if "fast" not in skip:
         results.append(run_engine(FAST_F32, fast, chunks, params, 8))
@@ -375,7 +383,7 @@ def main() -> None:
     if "fast-one-call" not in skip:
         everything = [[p for chunk in chunks for p in chunk]]
         results.append(run_engine("fast engine float32, all prompts in one call", fast, everything, params, 8))
-    del plain, fast
+    del plain, loaded, fast
     if "fast-bf16" not in skip:
         fast_bf16 = FastICLGenerator.load(MODEL, dtype="bfloat16")
         results.append(run_engine(FAST_BF16, fast_bf16, chunks, params, 8, args.bf16_drafts * len(questions)))

@@ -45,10 +45,15 @@ def test_unrelated_prompts_share_nothing():
 # ---- greedy answers on the tiny model ----------------------------------------------------------
 
 
+def transformers_as_shipped(generator: HFGenerator) -> HFGenerator:
+    """The reference: the same model through transformers' own linear layers (no packed weights)."""
+    return HFGenerator(generator.model, generator.tokenizer, generator.name, pack_weights=False)
+
+
 @pytest.fixture(scope="module")
 def engines(tiny_model_dir):
-    """(plain, fast) generators sharing one tiny model."""
-    plain = HFGenerator.load(tiny_model_dir)
+    """(plain, fast) generators sharing one tiny model; the plain one is transformers as shipped."""
+    plain = transformers_as_shipped(HFGenerator.load(tiny_model_dir))
     return plain, FastICLGenerator(plain.model, plain.tokenizer, "tiny")
 
 
@@ -207,7 +212,7 @@ def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):
     frequent = plain.generate([icl_prompts[0]], free, batch_size=1)[0]
     token = plain.encode(frequent.text)[-1]  # a token this model writes: make it an end token
     plain.model.generation_config.eos_token_id = [plain.tokenizer.eos_token_id, token]
-    plain = HFGenerator(plain.model, plain.tokenizer, "tiny")
+    plain = HFGenerator(plain.model, plain.tokenizer, "tiny", pack_weights=False)
     fast = FastICLGenerator(plain.model, plain.tokenizer, "tiny")
     expected = plain_loop(plain, icl_prompts, free)
     assert "eos" in {o.extra["finish"] for o in expected}
@@ -309,7 +314,7 @@ def test_smollm2_fast_engine_matches_batched_generate(smollm2_path):
     task = BUILTIN_TASKS["boolean_expressions"](0)
     prompts = [icl_prompt(e.input, e.rationale, e.answer, q.input)
                for e in task.exemplars[:2] for q in task.examples[:6]]
-    batched = HFGenerator.load(smollm2_path)
+    batched = transformers_as_shipped(HFGenerator.load(smollm2_path))
     fast = FastICLGenerator(batched.model, batched.tokenizer, "smollm2")
     params = SamplingParams(max_new_tokens=96, stop=STUDENT_STOP)
     assert_same(fast.generate(prompts, params), batched.generate(prompts, params, batch_size=8))

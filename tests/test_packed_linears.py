@@ -88,3 +88,26 @@ def test_each_generate_call_packs_the_weights_it_finds(tiny_model_dir):
     after = [g.text for g in fast.generate(prompts, params)]
     assert after != before  # the change matters to the answers
     assert after == [plain.generate([p], params, batch_size=1)[0].text for p in prompts]
+
+
+def test_hf_generate_computes_on_packed_weights_with_transformers_answers(tiny_model_dir):
+    packed = HFGenerator.load(tiny_model_dir)
+    shipped = HFGenerator(packed.model, packed.tokenizer, "tiny", pack_weights=False)
+    layer = linear_layers(packed.model)[0]
+    seen = []  # whether the layer computed on a packed copy, at each of its calls
+    layer.register_forward_pre_hook(lambda module, args: seen.append("forward" in module.__dict__))
+    prompts = ["The answer is", "Hello there", "True and False is", "Q: not True"]
+    for params in (SamplingParams(max_new_tokens=10), SamplingParams(max_new_tokens=10, temperature=0.9, seed=3)):
+        seen.clear()
+        with_packed = [g.text for g in packed.generate(prompts, params, batch_size=2)]
+        assert seen and all(seen)
+        seen.clear()
+        assert with_packed == [g.text for g in shipped.generate(prompts, params, batch_size=2)]
+        assert seen and not any(seen)
+
+
+def test_between_batches_the_caller_sees_plain_layers(tiny_model_dir):
+    generator = HFGenerator.load(tiny_model_dir)
+    batches = generator.generate_each(["a", "b", "c"], SamplingParams(max_new_tokens=4), batch_size=1)
+    for _ in batches:
+        assert all("forward" not in m.__dict__ for m in linear_layers(generator.model))

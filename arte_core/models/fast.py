@@ -23,7 +23,6 @@ from transformers.cache_utils import DynamicLayer
 
 from arte_core.models.base import Generation, ProgressCallback, SamplingParams, has_stop
 from arte_core.models.hf import HFGenerator
-from arte_core.models.packed import PACKED_WEIGHT_BYTES, PackedLinears
 
 # Rows decoded together when the caller asks for fewer: a small model's decode-step matrix products
 # run far below the machine's speed at few rows (SmolLM2-135M, float32, 2 cores: 141 GFLOP/s at 64
@@ -437,14 +436,12 @@ class FastICLGenerator(HFGenerator):
     """HFGenerator whose greedy `generate` shares prefix caches and refills its batch as rows finish.
 
     `rows_in_flight` (default: the caller's batch_size, at least MIN_ROWS_IN_FLIGHT) bounds how many
-    prompts decode together; `pack_weights` computes the linear layers on MKL-packed copies of their
-    weights, made afresh for every call (see arte_core/models/packed.py).
+    prompts decode together. Like HFGenerator, it computes on packed weights unless `pack_weights=False`.
     """
 
     def __init__(self, model, tokenizer, name: str, rows_in_flight: int | None = None, pack_weights: bool = True):
-        super().__init__(model, tokenizer, name)
+        super().__init__(model, tokenizer, name, pack_weights=pack_weights)
         self.rows_in_flight = rows_in_flight
-        self.pack_weights = pack_weights
         self._attention_dispatched = True  # until a model shows otherwise
         self._cache_keyword = cache_keyword(model)
 
@@ -599,7 +596,7 @@ class _GreedyRun:
 
     def finished(self) -> Iterator[tuple[int, Generation]]:
         """(sequence index, generation) of each sequence as its row finishes, until all are done."""
-        linears = PackedLinears(self.engine.model, PACKED_WEIGHT_BYTES if self.engine.pack_weights else 0)
+        linears = self.engine.packed_linears()
         while self.waiting or self.rows:
             # neither is held across a yield: the caller's code runs with the model as it was
             with torch.inference_mode(), linears.installed():
