@@ -212,7 +212,7 @@ def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):
     frequent = plain.generate([icl_prompts[0]], free, batch_size=1)[0]
     token = plain.encode(frequent.text)[-1]  # a token this model writes: make it an end token
     plain.model.generation_config.eos_token_id = [plain.tokenizer.eos_token_id, token]
-    plain = HFGenerator(plain.model, plain.tokenizer, "tiny", pack_weights=False)
+    plain = transformers_as_shipped(plain)  # a new generator reads the changed end tokens
     fast = FastICLGenerator(plain.model, plain.tokenizer, "tiny")
     expected = plain_loop(plain, icl_prompts, free)
     assert "eos" in {o.extra["finish"] for o in expected}

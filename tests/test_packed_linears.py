@@ -77,13 +77,14 @@ def test_only_plain_float32_linears_are_packed():
 def test_each_generate_call_packs_the_weights_it_finds(tiny_model_dir):
     """A model changed between calls (an adapter merged, a checkpoint loaded in place) is scored with
     its new weights, not with a packed copy of the old ones."""
-    plain = HFGenerator.load(tiny_model_dir)
-    fast = FastICLGenerator(plain.model, plain.tokenizer, "tiny")
+    loaded = HFGenerator.load(tiny_model_dir)
+    plain = HFGenerator(loaded.model, loaded.tokenizer, "tiny", pack_weights=False)
+    fast = FastICLGenerator(loaded.model, loaded.tokenizer, "tiny")
     prompts = ["The answer is", "Hello there", "True and False is"]
     params = SamplingParams(max_new_tokens=8)
     before = [g.text for g in fast.generate(prompts, params)]
     with torch.no_grad():
-        for layer in plain.model.model.layers:
+        for layer in loaded.model.model.layers:
             layer.mlp.down_proj.weight.mul_(-3.0)
     after = [g.text for g in fast.generate(prompts, params)]
     assert after != before  # the change matters to the answers
