@@ -37,7 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="folder for adapters, checkpoints and logs (overrides the config)")
     p.add_argument("--student", help="student model (overrides the config)")
     p.add_argument("--teacher", help="teacher model (overrides the config)")
-    p.add_argument("--signal", choices=("icl", "influence"), help="preference signal pairs are built from (overrides the config)")
+    p.add_argument("--signal", choices=("icl", "influence", "both"), help="preference signal pairs are built from (overrides the config)")
+    p.add_argument("--pair-style", choices=("arte", "montessori"), help="how pairs are formed from the scores (overrides the config)")
     p.add_argument("--events", help="append JSON-lines progress events to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -76,6 +77,8 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
             setattr(config, attr, value)
     if args.signal:
         config.pairs.signal = args.signal
+    if args.pair_style:
+        config.pairs.style = args.pair_style
     return config
 
 

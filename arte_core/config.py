@@ -63,9 +63,10 @@ class PairConfig:
     """Step 3: question pairs (top vs bottom quartile) and rationale pairs (best vs worst)."""
 
     quantile: float = option(0.25, "Share of questions in the top and in the bottom group.")
-    n_question_pairs: int = option(50, "Question pairs per task.")
+    n_question_pairs: int = option(50, "Question pairs per task in the 'arte' style (the 'montessori' style keeps every pair).")
     min_margin: float = option(0.0, "A pair needs chosen − rejected score above this; ties are skipped.")
-    signal: str = option("icl", "Student preference signal: 'icl' (one-shot accuracy) or 'influence' (local data influence).")
+    signal: str = option("icl", "Student preference signal: 'icl' (one-shot accuracy, ARTE), 'influence' (local data influence, Montessori-Instruct) or 'both' (mean of a draft's percentile ranks under the two).")
+    style: str = option("arte", "'arte' (top vs bottom quantile questions, best vs worst rationale per question) or 'montessori' (per teacher prompt, every helpful × harmful draft; helpful = influence below 0, or above the median draft for 'icl' and 'both').")
     step_by_step_prompt: str = option("Let's think step by step.", "The plain prompt that replaces the technique prompt in rationale pairs.")
 
 
@@ -266,7 +267,8 @@ def validate(config: RunConfig) -> None:
         "elicit.prompt_format": (config.elicit.prompt_format, ("completion", "chat")),
         "score.engine": (config.score.engine, ("fast", "batched", "plain")),
         "score.dtype": (config.score.dtype, ("float32", "bfloat16")),
-        "pairs.signal": (config.pairs.signal, ("icl", "influence")),
+        "pairs.signal": (config.pairs.signal, ("icl", "influence", "both")),
+        "pairs.style": (config.pairs.style, ("arte", "montessori")),
         "backend": (config.backend, ("transformers", "vllm")),
     }
     for name, (value, allowed) in choices.items():

@@ -1,10 +1,21 @@
 """Step 3: build preference pairs from draft scores.
 
-Question pairs: chosen from the top quantile of question scores, rejected from the bottom one.
-Rationale pairs: best vs worst rationale of one question, under the plain step-by-step prompt.
-The pure functions take scores and return pairs; `run_pairs` reads and writes the store.
+A draft's score comes from one preference signal (`pairs.signal`): 'icl' = the student's one-shot
+accuracy with the draft as its demo (ARTE), 'influence' = minus the draft's local data influence
+(Montessori-Instruct), 'both' = the mean of the draft's percentile ranks under the two (drafts that
+have both only). A question's score is the mean of its rationales' scores.
 
-Reads: questions, rationales, icl_scores.  Writes: pairs.
+Two pairing styles (`pairs.style`):
+- 'arte': question pairs chosen from the top quantile of question scores and rejected from the
+  bottom one; rationale pairs best vs worst rationale of one question.
+- 'montessori': per teacher prompt, every helpful draft × every harmful draft. Rationales of one
+  question share their (plain step-by-step) prompt; questions of one elicitation call share theirs.
+  Helpful and harmful are relative to a neutral score: 0 for influence (the reference loss did not
+  move, the paper's rule), the median draft for the signals without a natural zero ('icl', 'both').
+Rationale pairs always carry the plain step-by-step prompt. The pure functions take scores and
+return pairs; `run_pairs` reads and writes the store, replacing the student's previous pair set.
+
+Reads: questions, rationales, icl_scores, influence_scores.  Writes: pairs.
 """
 
 from __future__ import annotations
@@ -12,15 +23,20 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from statistics import mean
+from statistics import mean, median
 
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
 from arte_core.store import utcnow
+from arte_core.store import signals
+from arte_core.store.signals import average_ranks
 
-READS = ("questions", "rationales", "icl_scores")
+READS = ("questions", "rationales", "icl_scores", "influence_scores")
 WRITES = ("pairs",)
+
+SIGNALS = ("icl", "influence", "both")
+STYLES = ("arte", "montessori")
 
 
 @dataclass(frozen=True)
@@ -77,67 +93,136 @@ def rationale_pairs(rationale_scores: list[dict], min_margin: float) -> list[Sco
     return pairs
 
 
-def pair_id(run_id: str, student: str, signal: str, kind: str, pair: ScoredPair) -> str:
+def helpful_harmful_pairs(groups: dict[str, dict[str, float]], neutral: float, min_margin: float) -> list[ScoredPair]:
+    """Montessori-Instruct's pairs: within each group (drafts written from one teacher prompt), every
+    draft scored above `neutral` (helpful) against every draft scored below it (harmful)."""
+    pairs = []
+    for key in sorted(groups):
+        scores = groups[key]
+        helpful = sorted(i for i, s in scores.items() if s > neutral)
+        harmful = sorted(i for i, s in scores.items() if s < neutral)
+        pairs += [ScoredPair(c, r, scores[c], scores[r]) for c in helpful for r in harmful
+                  if scores[c] - scores[r] > min_margin]
+    return pairs
+
+
+def percentile_ranks(values: list[float]) -> list[float]:
+    """Ranks scaled to [0, 1] (lowest 0, highest 1; ties share their mean rank; one value: 0.5)."""
+    if len(values) < 2:
+        return [0.5] * len(values)
+    return [(r - 1) / (len(values) - 1) for r in average_ranks(values)]
+
+
+def combined_scores(icl_rows: list[dict], influence_rows: list[dict]) -> list[dict]:
+    """Drafts scored by both signals, `score` = the mean of their percentile ranks by accuracy and by
+    −influence, so each signal weighs the same whatever its scale. Drafts missing a signal are left out."""
+    influence = {r["rationale_id"]: r["influence"] for r in influence_rows}
+    rows = [dict(r, influence=influence[r["rationale_id"]]) for r in icl_rows if r["rationale_id"] in influence]
+    by_accuracy = percentile_ranks([r["accuracy"] for r in rows])
+    by_influence = percentile_ranks([-r["influence"] for r in rows])
+    for row, a, b in zip(rows, by_accuracy, by_influence):
+        row["score"] = (a + b) / 2
+    return rows
+
+
+def pair_id(run_id: str, student: str, signal: str, kind: str, pair: ScoredPair, style: str = "arte") -> str:
     key = f"{run_id}|{student}|{signal}|{kind}|{pair.chosen}|{pair.rejected}"
+    if style != "arte":  # ARTE-style ids predate the styles: decisions made on them stay attached
+        key += f"|{style}"
     return "p-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+def check_choice(signal: str, style: str) -> None:
+    if signal not in SIGNALS:
+        raise ArteError(f"pair signal {signal!r} is unknown; choose one of {', '.join(SIGNALS)}.")
+    if style not in STYLES:
+        raise ArteError(f"pair style {style!r} is unknown; choose one of {', '.join(STYLES)}.")
+
+
 def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]:
-    """Draft rows with a `score` column from the chosen preference signal."""
-    if signal == "icl":
-        rows = ctx.store.draft_scores(ctx.run_id, student)
-        for row in rows:
-            row["score"] = row["accuracy"]
-        return rows
-    from arte_core.preferences.influence import influence_scores
-
-    return influence_scores(ctx, student)
+    """Draft rows with a `score` column from the chosen preference signal (higher = preferred)."""
+    influence = signals.influence_rows(ctx.store, ctx.run_id, student) if signal != "icl" else []
+    if signal == "influence":
+        return [dict(row, score=-row["influence"]) for row in influence]
+    rows = [dict(row, score=row["accuracy"]) for row in ctx.store.draft_scores(ctx.run_id, student)]
+    return combined_scores(rows, influence) if signal == "both" else rows
 
 
-def build_pairs(ctx: RunContext, student: str, signal: str) -> list[dict]:
-    """Pair rows ready for the store, with their prompts and texts."""
+def _missing_scores_error(ctx: RunContext, student: str, signal: str) -> ArteError:
+    needs = {"icl": "`arte score`", "influence": "`arte influence`", "both": "`arte score` and `arte influence`"}
+    what = "drafts scored by both signals" if signal == "both" else f"{signal} scores"
+    return ArteError(f"no {what} for student '{student}' in run '{ctx.run_id}'; run {needs[signal]} "
+                     f"for this student first (or build pairs from another signal).")
+
+
+def scored_pairs(ctx: RunContext, rows: list[dict], signal: str, style: str) -> dict[str, list[ScoredPair]]:
+    """Question and rationale pairs of one style over scored draft rows."""
     cfg = ctx.config.pairs
+    by_question = question_scores(rows)
+    if style == "arte":
+        return {"question": question_pairs(by_question, cfg.quantile, cfg.n_question_pairs, cfg.min_margin,
+                                           ctx.config.seed),
+                "rationale": rationale_pairs(rows, cfg.min_margin)}
+    calls = ctx.store.question_calls(ctx.run_id)
+    question_groups: dict[str, dict[str, float]] = {}
+    for qid, score in by_question.items():
+        question_groups.setdefault(str(calls.get(qid, qid)), {})[qid] = score
+    rationale_groups: dict[str, dict[str, float]] = {}
+    for row in rows:
+        rationale_groups.setdefault(row["question_id"], {})[row["rationale_id"]] = row["score"]
+    neutral_q, neutral_r = (0.0, 0.0) if signal == "influence" else (
+        median(by_question.values()), median(r["score"] for r in rows))
+    return {"question": helpful_harmful_pairs(question_groups, neutral_q, cfg.min_margin),
+            "rationale": helpful_harmful_pairs(rationale_groups, neutral_r, cfg.min_margin)}
+
+
+def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte") -> list[dict]:
+    """Pair rows ready for the store, with their prompts and texts."""
+    check_choice(signal, style)
     rows = load_signal_scores(ctx, student, signal)
     if not rows:
-        raise ArteError(
-            f"no {signal} scores for student '{student}' in run '{ctx.run_id}'; run `arte score` "
-            f"{'(or `arte influence`) ' if signal == 'influence' else ''}first."
-        )
+        raise _missing_scores_error(ctx, student, signal)
     by_rationale = {r["rationale_id"]: r for r in rows}
     by_question = {r["question_id"]: r for r in rows}
+    found = scored_pairs(ctx, rows, signal, style)
     q_prompt = ctx.prompts.questions()
     out = []
-    for pair in question_pairs(question_scores(rows), cfg.quantile, cfg.n_question_pairs, cfg.min_margin,
-                               ctx.config.seed):
+    for pair in found["question"]:
         chosen, rejected = by_question[pair.chosen], by_question[pair.rejected]
-        out.append(_row(ctx, student, signal, "question", pair, q_prompt,
+        out.append(_row(ctx, student, signal, style, "question", pair, q_prompt,
                         format_question_block(chosen["question"], chosen["target"]),
                         format_question_block(rejected["question"], rejected["target"])))
-    for pair in rationale_pairs(rows, cfg.min_margin):
+    for pair in found["rationale"]:
         chosen, rejected = by_rationale[pair.chosen], by_rationale[pair.rejected]
         prompt = ctx.prompts.plain_rationale(chosen["question"])
-        out.append(_row(ctx, student, signal, "rationale", pair, prompt, chosen["text"], rejected["text"]))
+        out.append(_row(ctx, student, signal, style, "rationale", pair, prompt, chosen["text"], rejected["text"]))
     return out
 
 
-def _row(ctx: RunContext, student: str, signal: str, kind: str, pair: ScoredPair, prompt: str,
+def _row(ctx: RunContext, student: str, signal: str, style: str, kind: str, pair: ScoredPair, prompt: str,
          chosen: str, rejected: str) -> dict:
-    return dict(pair_id=pair_id(ctx.run_id, student, signal, kind, pair), run_id=ctx.run_id, student=student,
-                kind=kind, signal=signal, prompt=prompt, chosen=chosen, rejected=rejected,
-                chosen_ref=pair.chosen, rejected_ref=pair.rejected, chosen_score=pair.chosen_score,
-                rejected_score=pair.rejected_score, margin=pair.margin, created_at=utcnow())
+    return dict(pair_id=pair_id(ctx.run_id, student, signal, kind, pair, style), run_id=ctx.run_id,
+                student=student, kind=kind, signal=signal, style=style, prompt=prompt, chosen=chosen,
+                rejected=rejected, chosen_ref=pair.chosen, rejected_ref=pair.rejected,
+                chosen_score=pair.chosen_score, rejected_score=pair.rejected_score, margin=pair.margin,
+                created_at=utcnow())
 
 
-def run_pairs(ctx: RunContext, student: str | None = None, signal: str | None = None) -> int:
+def run_pairs(ctx: RunContext, student: str | None = None, signal: str | None = None,
+              style: str | None = None) -> int:
+    """Build the student's pairs from `signal` in `style` (defaults: the config's), replacing the pairs
+    it had: DPO and the exports use the student's one current pair set. Returns how many pairs."""
     student = student or ctx.config.student
     signal = signal or ctx.config.pairs.signal
-    scope = f"{student}|{signal}"
-    if ctx.store.is_done(ctx.run_id, "pairs", scope):
+    style = style or ctx.config.pairs.style
+    check_choice(signal, style)
+    built = ctx.store.stage_info(ctx.run_id, "pairs", student)
+    if built and (built.get("signal"), built.get("style")) == (signal, style):
         return len(ctx.store.pairs(ctx.run_id, student))
-    rows = build_pairs(ctx, student, signal)
+    rows = build_pairs(ctx, student, signal, style)
     with ctx.store.transaction():
-        ctx.store.replace_pairs(ctx.run_id, student, signal, rows)
-        ctx.store.mark_done(ctx.run_id, "pairs", scope, {"n_pairs": len(rows)})
+        ctx.store.replace_pairs(ctx.run_id, student, rows)
+        ctx.store.mark_done(ctx.run_id, "pairs", student, {"n_pairs": len(rows), "signal": signal, "style": style})
     if not rows:
         ctx.reporter.log("no pairs: every question's rationales tied and no question scores differ; "
                          "more drafts or preference questions spread the scores.")

@@ -9,7 +9,7 @@ import numpy as np
 
 import pytest
 from gradio_client import Client
-from studio_fixtures import RUN, STUDENT, build_fixture_file, copy_fixture_store, free_port, rationale_id
+from studio_fixtures import OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, free_port, rationale_id
 
 from arte_core.store import Store
 
@@ -149,6 +149,25 @@ def test_analysis_plots(served):
     markers = [t for t in figure["data"] if "markers" in t.get("mode", "")]
     assert sum(array_length(t["x"]) for t in markers) == 24
     assert column(table, "variant") == ["untrained", "original", "arte"] * 2
+
+
+def test_signals_tab_compares_icl_accuracy_with_influence(served):
+    store, client = served
+    from arte_core.store.signals import signal_comparison
+
+    summary, figure, disagreements = client.predict(RUN, STUDENT, api_name="/signals_compare")
+    expected = signal_comparison(store, RUN, STUDENT)
+    assert summary.startswith("24 drafts with both signals") and f"{expected['spearman']:.2f}" in summary
+    markers = [t for t in json.loads(figure["plot"])["data"] if "markers" in t.get("mode", "")]
+    assert sum(array_length(t["x"]) for t in markers) == 24
+    assert sorted(column(disagreements, "rationale_id")) == sorted(r["rationale_id"] for r in expected["disagreements"])
+    summary, figure, _ = client.predict(RUN, OTHER_STUDENT, api_name="/signals_compare")
+    assert "No drafts with both signals" in summary
+
+    table, _, _ = drafts_query(client)  # the drafts table shows influence beside the accuracies
+    influence = dict(zip(column(table, "rationale_id"), column(table, "influence")))
+    stored = {r["rationale_id"]: r["influence"] for r in expected["rows"]}
+    assert influence == pytest.approx(stored)
 
 
 def test_export_pairs_gives_files(served):

@@ -9,14 +9,13 @@ import torch
 from arte_core.config import EvalConfig, RunConfig, ScoreConfig
 from arte_core.context import open_run
 from arte_core.errors import ArteError
-from arte_core.pairs import build_pairs
+from arte_core.pairs import build_pairs, load_signal_scores
 from arte_core.preferences.influence import (
     InfluenceConfig,
     batch_tensors,
     build_probe,
     check_config,
     encode,
-    influence_scores,
     per_item_loss,
     run_influence,
 )
@@ -230,7 +229,7 @@ def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tin
 def test_influence_scores_build_pairs(tmp_path, tiny_model_dir):
     ctx = open_ctx(tmp_path, tiny_model_dir, learning_rate=1e-2)
     run_influence(ctx)
-    scores = influence_scores(ctx, tiny_model_dir)
+    scores = load_signal_scores(ctx, tiny_model_dir, "influence")
     needed = {"rationale_id", "question_id", "question", "target", "text", "technique", "question_idx", "score"}
     assert scores and all(needed <= row.keys() and row["score"] == -row["influence"] for row in scores)
     pairs = build_pairs(ctx, tiny_model_dir, "influence")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from arte_core.pairs import ScoredPair, question_pairs, question_scores, rationale_pairs
+from arte_core.pairs import (ScoredPair, combined_scores, helpful_harmful_pairs, percentile_ranks, question_pairs,
+                             question_scores, rationale_pairs)
 
 
 def rows(spec):
@@ -39,3 +40,30 @@ def test_rationale_pairs_best_vs_worst_and_ties_skipped():
 def test_rationale_pairs_min_margin():
     assert rationale_pairs(rows({"q1": [0.5, 0.6]}), min_margin=0.1) == []
     assert len(rationale_pairs(rows({"q1": [0.5, 0.7]}), min_margin=0.1)) == 1
+
+
+def test_helpful_harmful_pairs_within_each_prompt_only():
+    groups = {"call-0": {"a": 0.3, "b": -0.1, "c": 0.2, "d": 0.0}, "call-1": {"e": 0.5}, "call-2": {"f": -0.4, "g": 0.1}}
+    pairs = helpful_harmful_pairs(groups, neutral=0.0, min_margin=0.0)
+    # every helpful × harmful draft of one prompt; d sits at the neutral point; e has no harmful partner
+    assert pairs == [ScoredPair("a", "b", 0.3, -0.1), ScoredPair("c", "b", 0.2, -0.1), ScoredPair("g", "f", 0.1, -0.4)]
+    assert helpful_harmful_pairs(groups, neutral=0.0, min_margin=0.35) == [ScoredPair("a", "b", 0.3, -0.1),
+                                                                          ScoredPair("g", "f", 0.1, -0.4)]
+    assert helpful_harmful_pairs(groups, neutral=0.25, min_margin=0.0)[0] == ScoredPair("a", "b", 0.3, -0.1)
+
+
+def test_percentile_ranks_share_ties_and_span_zero_to_one():
+    assert percentile_ranks([0.5, 0.1, 0.5, 0.9]) == [0.5, 0.0, 0.5, 1.0]
+    assert percentile_ranks([3.0]) == [0.5] and percentile_ranks([]) == []
+
+
+def test_combined_scores_weigh_both_signals_alike_and_need_both():
+    icl = [dict(rationale_id=r, accuracy=a) for r, a in (("a", 1.0), ("b", 0.5), ("c", 0.0), ("d", 0.75))]
+    influence = [dict(rationale_id=r, influence=x) for r, x in (("a", 0.2), ("b", -0.01), ("c", -0.5))]
+    rows = {r["rationale_id"]: r for r in combined_scores(icl, influence)}
+    assert set(rows) == {"a", "b", "c"}  # d has no influence score
+    # accuracy ranks a > b > c; -influence ranks c > b > a: a and c even out, b is in the middle of both
+    assert {k: r["score"] for k, r in rows.items()} == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.5})
+    assert rows["a"]["influence"] == 0.2 and rows["a"]["accuracy"] == 1.0
+    agreeing = combined_scores(icl, [dict(rationale_id=r, influence=-a) for r, a in (("a", 1.0), ("b", 0.5), ("c", 0.0))])
+    assert [r["score"] for r in agreeing] == pytest.approx([1.0, 0.5, 0.0])

@@ -67,11 +67,14 @@ def test_malformed_yaml_launches_nothing(jobs, tmp_path):
 def test_key_fields_rewrite_the_yaml(tmp_path):
     text = config_yaml(tmp_path)
     assert runs.field_values(text)[:3] == ["boolean_expressions", "smollm2-135m-instruct", "smollm2-135m-instruct"]
-    changed = runs.apply_fields(text, "navigate", "teacher-x", None, 3, 1e-4)
-    assert runs.field_values(changed) == ["navigate", "teacher-x", "smollm2-135m-instruct", 3, 1e-4]
+    assert runs.field_values(text)[-2:] == ["icl", "arte"]
+    changed = runs.apply_fields(text, "navigate", "teacher-x", None, 3, 1e-4, "both", "montessori")
+    assert runs.field_values(changed) == ["navigate", "teacher-x", "smollm2-135m-instruct", 3, 1e-4, "both", "montessori"]
     assert runs.parse_config(changed).score.n_pref == 4  # the rest of the YAML is kept
     with pytest.raises(ArteError, match="elicit.n_questions"):
-        runs.apply_fields(text, None, None, None, 0, None)
+        runs.apply_fields(text, None, None, None, 0, None, None, None)
+    with pytest.raises(ArteError, match="'pairs.style' is 'dpo'; choose one of arte, montessori"):
+        runs.apply_fields(text, None, None, None, None, None, None, "dpo")
 
 
 def test_read_only_refuses_every_action(jobs, tmp_path):
@@ -156,3 +159,45 @@ def test_read_only_tab_disables_the_buttons(jobs, tmp_path):
         widgets = runs.build_runs_tab(jobs, RunConfig(), read_only=True)
     assert widgets["launch"].interactive is False and widgets["stop"].interactive is False
     assert runs.READ_ONLY_REASON in widgets["status"].value
+
+
+def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jobs, tmp_path, tiny_model_dir):
+    """The whole path a person takes: pick signal and style, launch `pairs`, a real child job builds them."""
+    import gradio as gr
+    from gradio_client import Client
+    from test_jobs import make_config, stop_leftovers, wait_until
+    from test_transfer import populate_drafts
+
+    from arte_core.context import open_run
+
+    config = make_config(tiny_model_dir, tmp_path)
+    run_id = open_run(config, store).run_id
+    populate_drafts(store, run_id, config.student, n_questions=4)
+    ids = [r["rationale_id"] for r in store.rows("SELECT rationale_id FROM rationales ORDER BY rationale_id")]
+    with store.transaction():  # odd drafts help the student, even ones hurt it
+        store.insert("influence_scores", [dict(rationale_id=rid, student=config.student, run_id=run_id, loss_before=1.0,
+                                               loss_after=1.0 + (-0.1 if i % 2 else 0.1), influence=-0.1 if i % 2 else 0.1,
+                                               mode="lora", learning_rate=1e-4, n_reference=4, created_at=utcnow())
+                                          for i, rid in enumerate(ids)])
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            runs.build_runs_tab(jobs, config, read_only=False)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False, analytics_enabled=False)
+        text = config.to_yaml()
+        fields = runs.field_values(text)
+        fields[-2:] = ["influence", "montessori"]
+        text = client.predict(text, *fields, api_name="/runs_field_pairs_style")
+        assert "signal: influence" in text and "style: montessori" in text
+        status, job_id = client.predict(text, "pairs", api_name="/runs_launch")
+        assert job_id and "Launched job" in status
+        wait_until(lambda: jobs.refresh() or jobs.job(job_id)["status"] != "running", what="the pairs job")
+        assert jobs.job(job_id)["status"] == "done", jobs.job(job_id)["message"]
+    finally:
+        demo.close()
+        stop_leftovers(jobs)
+    pairs = store.pairs(run_id, config.student)
+    assert pairs and {(p["signal"], p["style"]) for p in pairs} == {("influence", "montessori")}
+    helpful = set(ids[1::2])
+    assert all(p["chosen_ref"] in helpful and p["rejected_ref"] not in helpful for p in pairs if p["kind"] == "rationale")

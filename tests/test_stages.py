@@ -210,6 +210,78 @@ def test_pairs_stage_builds_question_and_rationale_pairs(ctx):
                for p in pairs if p["kind"] == "rationale")  # technique erased
 
 
+def set_influence(ctx, influence: dict[str, float]) -> None:
+    ctx.store.insert("influence_scores", [
+        dict(rationale_id=rid, student=ctx.config.student, run_id=ctx.run_id, loss_before=1.0, loss_after=1.0 + x,
+             influence=x, mode="lora", learning_rate=1e-4, n_reference=4, created_at=utcnow())
+        for rid, x in influence.items()])
+
+
+def influenced_run(ctx):
+    """scored_run plus influence scores; question 3 comes from a second elicitation call (another prompt)."""
+    qids = scored_run(ctx)
+    r = {(q, t): rationale_id(qids[q], TECHNIQUES[t]) for q in range(4) for t in range(2)}
+    set_influence(ctx, {r[0, 0]: -0.2, r[0, 1]: 0.1,    # helpful vs harmful
+                        r[1, 0]: -0.1, r[1, 1]: -0.3,   # both helpful: no rationale pair
+                        r[2, 0]: 0.3, r[2, 1]: -0.1,    # harmful vs helpful
+                        r[3, 0]: 0.0, r[3, 1]: -0.05})  # neutral vs helpful: no pair
+    ctx.store.execute("UPDATE questions SET call_index = 1 WHERE question_id = ?", [qids[3]])
+    return qids, r
+
+
+def test_montessori_style_pairs_every_helpful_with_every_harmful_draft_of_one_prompt(ctx):
+    qids, r = influenced_run(ctx)
+    ctx.config.pairs.signal, ctx.config.pairs.style = "influence", "montessori"
+    assert run_pairs(ctx) == 4
+    pairs = ctx.store.pairs(ctx.run_id)
+    assert {p["signal"] for p in pairs} == {"influence"} and {p["style"] for p in pairs} == {"montessori"}
+    rationale = sorted((p["chosen_ref"], p["rejected_ref"]) for p in pairs if p["kind"] == "rationale")
+    assert rationale == [(r[0, 0], r[0, 1]), (r[2, 1], r[2, 0])]
+    # question scores (mean −influence): q0 +0.05, q1 +0.2, q2 −0.1 from call 0; q3 +0.025 alone in call 1
+    question = sorted((p["chosen_ref"], p["rejected_ref"]) for p in pairs if p["kind"] == "question")
+    assert question == [(qids[0], qids[2]), (qids[1], qids[2])]
+    assert ctx.store.stage_info(ctx.run_id, "pairs", ctx.config.student) == {
+        "n_pairs": 4, "signal": "influence", "style": "montessori"}
+
+
+def test_a_new_signal_replaces_the_pair_set_and_old_decisions_return_with_their_pairs(ctx):
+    from arte_core.store import studio
+
+    influenced_run(ctx)
+    student = ctx.config.student
+    icl_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)} if run_pairs(ctx) else set()
+    assert icl_ids
+    excluded = sorted(icl_ids)[0]
+    studio.add_decision(ctx.store, excluded, "exclude", "alice", "off-topic")
+    assert excluded not in {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)}
+
+    run_pairs(ctx, signal="influence")
+    influence_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)}
+    assert influence_ids and not influence_ids & icl_ids  # the ids carry the signal
+    assert {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)} == influence_ids  # DPO sees one set
+
+    run_pairs(ctx, signal="both", style="montessori")
+    assert {(p["signal"], p["style"]) for p in ctx.store.pairs(ctx.run_id)} == {("both", "montessori")}
+
+    assert run_pairs(ctx, signal="icl") == len(icl_ids)
+    assert {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)} == icl_ids
+    assert {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)} == icl_ids - {excluded}
+    before = ctx.store.rows("SELECT pair_id, created_at FROM pairs ORDER BY pair_id")
+    assert run_pairs(ctx, signal="icl") == len(icl_ids)  # built already: nothing rewritten
+    assert ctx.store.rows("SELECT pair_id, created_at FROM pairs ORDER BY pair_id") == before
+
+
+def test_pairs_from_a_signal_without_scores_fail_with_what_to_run(ctx):
+    scored_run(ctx)
+    with pytest.raises(ArteError, match="no drafts scored by both signals .* run `arte score` and `arte influence`"):
+        run_pairs(ctx, signal="both")
+    with pytest.raises(ArteError, match="no influence scores .* run `arte influence`"):
+        run_pairs(ctx, signal="influence", style="montessori")
+    with pytest.raises(ArteError, match="pair style 'dpo' is unknown; choose one of arte, montessori"):
+        run_pairs(ctx, style="dpo")
+    assert ctx.store.pairs(ctx.run_id) == []
+
+
 def test_dpo_records_split_question_pairs_after_the_prefill():
     pairs = [dict(kind="question", prompt="P", chosen="<input>a</input>\n<target>b</target>", rejected="<input>c</input>"),
              dict(kind="rationale", prompt="R", chosen="x", rejected="y")]

@@ -201,7 +201,7 @@ def test_signals_view(store):
     assert view["summary"].startswith("24 drafts with both signals")
     assert "rationale_id" in view["disagreements"].columns
     none = h.signals_view(store, RUN, OTHER_STUDENT)
-    assert "No influence scores" in none["summary"] and plots.marker_point_count(none["figure"]) == 0
+    assert "No drafts with both signals" in none["summary"] and plots.marker_point_count(none["figure"]) == 0
 
 
 # -- export ------------------------------------------------------------------------------------------
@@ -224,8 +224,8 @@ def test_exported_pairs_carry_the_overrides(store, tmp_path):
     assert swapped["prompt"] == original["prompt"]
     assert (swapped["chosen_ref"], swapped["chosen_score"]) == (original["rejected_ref"], original["rejected_score"])
     assert swapped["decision"] == "swap" and swapped["swapped_by_human"] and swapped["decided_by"] == "alice"
-    assert (swapped["task"], swapped["teacher"], swapped["student"], swapped["signal"]) == \
-        ("boolean_expressions", "teacher-t", STUDENT, "icl")
+    assert (swapped["task"], swapped["teacher"], swapped["student"], swapped["signal"], swapped["style"]) == \
+        ("boolean_expressions", "teacher-t", STUDENT, "icl", "arte")
     untouched = rows["pr-1"]
     assert untouched["decision"] is None and not untouched["swapped_by_human"]
     assert sorted(pd.read_parquet(parquet)["pair_id"]) == sorted(rows)

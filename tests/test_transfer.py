@@ -74,7 +74,7 @@ def populate_run(store: Store, run_id: str, decision_base: int) -> None:
         store.insert("influence_scores", [dict(rationale_id=f"{run_id}:draft:q00000:common_sense", student="student-a",
                                                run_id=run_id, loss_before=1.0, loss_after=0.9, influence=-0.1,
                                                mode="sgd", learning_rate=1e-4, n_reference=4, created_at=utcnow())])
-        store.replace_pairs(run_id, "student-a", "icl", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
+        store.replace_pairs(run_id, "student-a", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
         store.insert("pair_decisions", [decision_row(decision_base + 1, f"{run_id}-p1")])
         store.add_artifact(run_id, "teacher_adapter", "adapter", f"/runs/{run_id}/adapter", {"steps": 2},
                            [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}])
@@ -131,7 +131,7 @@ def simulate_child(path, decision_base: int) -> None:
     with Store(path) as job:
         with job.transaction():
             job.execute("UPDATE rationales SET text = 'rewritten' WHERE rationale_id = 'run-a:draft:q00000:common_sense'")
-            job.replace_pairs("run-a", "student-a", "icl", [pair_row("run-a", "run-a-p2"), pair_row("run-a", "run-a-p3")])
+            job.replace_pairs("run-a", "student-a", [pair_row("run-a", "run-a-p2"), pair_row("run-a", "run-a-p3")])
             job.execute("UPDATE pair_decisions SET action = 'accept'")
             job.insert("pair_decisions", [decision_row(decision_base + 50, "run-a-p3")])
             job.insert("jobs", [dict(job_id="job-from-child", run_id="run-a", stages="x", status="running", pid=1,
@@ -185,8 +185,8 @@ def test_ingest_empties_a_pairs_group_rebuilt_to_nothing(project, tmp_path):
     export_run(project, "run-a", job_path)
     with Store(job_path) as job:
         with job.transaction():
-            job.replace_pairs("run-a", "student-a", "icl", [])
-            job.mark_done("run-a", "pairs", "student-a|icl", {"n_pairs": 0})
+            job.replace_pairs("run-a", "student-a", [])
+            job.mark_done("run-a", "pairs", "student-a", {"n_pairs": 0, "signal": "icl", "style": "arte"})
     ingest(project, job_path)
     assert project.pairs("run-a") == []
     assert len(project.pairs("run-b")) == 2
@@ -266,3 +266,47 @@ def test_export_from_a_read_only_store(project, tmp_path):
         counts = export_run(ro, "run-b", tmp_path / "job.duckdb")
         assert counts["pairs"] == 2
         assert export_parquet(ro, tmp_path / "pq")["runs"] == 2
+
+
+def downgrade_to_schema_1(store: Store) -> None:
+    """What a store written before pair styles looks like: no pairs.style column, schema version 1."""
+    store.execute("DROP INDEX pairs_run")  # DuckDB drops no column under an index
+    store.execute("ALTER TABLE pairs DROP COLUMN style")
+    store.execute("CREATE INDEX pairs_run ON pairs(run_id, student, kind)")
+    store.execute("UPDATE schema_version SET version = 1")
+
+
+def test_a_schema_1_store_is_upgraded_in_place_when_opened_for_writing(project):
+    path = project.path
+    downgrade_to_schema_1(project)
+    decisions = all_rows(project, "pair_decisions")
+    project.close()
+    with pytest.raises(ArteError, match="older store schema 1 .* open it once read-write"):
+        Store(path, read_only=True)
+    with Store(path) as upgraded:
+        assert upgraded.scalar("SELECT max(version) FROM schema_version") == SCHEMA_VERSION
+        assert {p["style"] for p in upgraded.pairs("run-a")} == {"arte"}
+        assert all_rows(upgraded, "pair_decisions") == decisions
+    with Store(path, read_only=True) as reopened:
+        assert len(reopened.pairs("run-b")) == 2
+
+
+def test_a_schema_1_export_and_job_file_are_read_with_the_new_columns_defaulted(project, tmp_path):
+    folder = tmp_path / "old-export"
+    export_parquet(project, folder, ["run-a"])
+    with Store(tmp_path / "old-job.duckdb") as old:  # an old export: rewrite pairs.parquet without the column
+        old.execute(f"COPY (SELECT * EXCLUDE (style) FROM read_parquet('{folder / 'pairs.parquet'}')) "
+                    f"TO '{folder / 'pairs.parquet'}' (FORMAT parquet)")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 1}))
+    with Store(tmp_path / "fresh.duckdb") as fresh:
+        import_parquet(fresh, folder)
+        assert [(p["pair_id"], p["style"]) for p in fresh.pairs("run-a")] == [("run-a-p1", "arte"), ("run-a-p2", "arte")]
+
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    with Store(job_path) as job:
+        job.replace_pairs("run-a", "student-a", [pair_row("run-a", "run-a-p9")])
+        downgrade_to_schema_1(job)
+    ingest(project, job_path)
+    assert [(p["pair_id"], p["style"]) for p in project.pairs("run-a")] == [("run-a-p9", "arte")]

@@ -18,6 +18,7 @@ import yaml
 from arte_core.config import RunConfig, config_from_dict, field_help
 from arte_core.errors import ArteError
 from arte_core.jobs import STAGE_ORDER, JobManager
+from arte_core.pairs import SIGNALS, STYLES
 
 STAGE_CHOICES = ["all", *STAGE_ORDER]
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
@@ -28,7 +29,11 @@ KEY_FIELDS = [
     ("student", "Student"),
     ("elicit.n_questions", "Draft questions"),
     ("align.learning_rate", "DPO learning rate"),
+    ("pairs.signal", "Pair signal"),
+    ("pairs.style", "Pair style"),
 ]
+# Key fields picked from a list rather than typed.
+FIELD_CHOICES = {"pairs.signal": list(SIGNALS), "pairs.style": list(STYLES)}
 READ_ONLY_REASON = ("Launching and stopping runs is disabled: this studio opened the store read-only "
                     "(another process owns it for writing). Start the studio as the store's owner to run jobs.")
 HISTORY_COLUMNS = ["job", "run", "stages", "status", "who", "started", "finished", "message"]
@@ -234,7 +239,10 @@ def _form(default_config: RunConfig, read_only: bool) -> dict:
         fields = []
         for path, label in KEY_FIELDS:
             value = _get(default_config, path)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if path in FIELD_CHOICES:
+                fields.append(gr.Dropdown(FIELD_CHOICES[path], value=value, label=label, info=helps.get(path),
+                                          elem_id=f"runs-field-{path}"))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 precision = 0 if isinstance(value, int) else None
                 fields.append(gr.Number(value, label=label, info=helps.get(path), precision=precision,
                                         step=1 if precision == 0 else 1e-7, elem_id=f"runs-field-{path}"))

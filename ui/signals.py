@@ -10,7 +10,9 @@ from ui.app import StudioContext, guarded
 def build_signals_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None:
     gr.Markdown("Each draft scored both ways: x = one-shot accuracy of the student with the draft as its demo, "
                 "y = change of the student's reference loss after one optimizer step on the draft (lower = "
-                "preferred). Drafts the two signals rank far apart are listed below.")
+                "preferred). Drafts the two signals rank far apart are listed below. To build the pairs from "
+                "either signal or both, pick *Pair signal* and *Pair style* in the Runs tab and launch the "
+                "`pairs` stage (it replaces the student's pairs; decisions return with their pairs).")
     refresh = gr.Button("Compare signals", elem_id="signals-refresh")
     summary = gr.Markdown(elem_id="signals-summary")
     figure = gr.Plot(show_label=False, label="ICL accuracy vs influence", elem_id="plot-signals")

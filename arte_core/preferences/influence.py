@@ -335,12 +335,3 @@ def _score_row(ctx: RunContext, draft: dict, student: str, cfg: InfluenceConfig,
     return dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id, loss_before=before,
                 loss_after=after, influence=after - before, mode=cfg.mode, learning_rate=cfg.learning_rate,
                 n_reference=n_reference, created_at=utcnow())
-
-
-def influence_scores(ctx: RunContext, student: str) -> list[dict]:
-    """Draft rows with `score = -influence` (higher = the draft lowers the reference loss more),
-    in the shape `pairs.load_signal_scores` returns for every signal."""
-    rows = signals.influence_rows(ctx.store, ctx.run_id, student)
-    for row in rows:
-        row["score"] = -row["influence"]
-    return rows

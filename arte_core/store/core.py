@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from arte_core.errors import ArteError
-from arte_core.store.schema import SCHEMA_VERSION, TABLES, create_statements
+from arte_core.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements
 
 
 # The tables whose texts the studio searches (facts.py keeps a lower-cased copy of them).
@@ -74,8 +74,19 @@ class Store:
         with self.transaction():
             for stmt in create_statements():
                 self.con.execute(stmt)
-            if self.con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == 0:
+            version = self.con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+            if version is None:
                 self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+            elif version < SCHEMA_VERSION:
+                self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade a store written by an older ARTE Studio, inside the caller's transaction."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS.get(target, []):
+                self.con.execute(stmt)
+        self.con.execute("DELETE FROM schema_version")
+        self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
 
     def _check_version(self) -> None:
         try:
@@ -84,6 +95,11 @@ class Store:
             raise ArteError(f"{self.path} is not an ARTE Studio store (no schema_version table).") from None
         if row[0] is not None and row[0] > SCHEMA_VERSION:
             raise ArteError(f"{self.path} was written by a newer ARTE Studio (schema {row[0]}); upgrade arte-studio.")
+        if row[0] is not None and row[0] < SCHEMA_VERSION:  # only a read-only store gets here unmigrated
+            raise ArteError(f"{self.path} has the older store schema {row[0]} (this ARTE Studio uses "
+                            f"{SCHEMA_VERSION}); open it once read-write to upgrade it in place: start the studio "
+                            f"on it without --read-only (`python app.py --db {self.path}`) or run any stage "
+                            f"on it, while no other process holds it.")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -272,12 +288,20 @@ class Store:
             [student, run_id],
         )
 
+    def question_calls(self, run_id: str) -> dict[str, int]:
+        """Draft question id -> the elicitation call (one teacher prompt) that wrote it."""
+        return {r["question_id"]: r["call_index"] for r in self.rows(
+            "SELECT question_id, call_index FROM questions WHERE run_id = ? AND origin = 'draft'", [run_id])}
+
     # -- pairs ----------------------------------------------------------------------------------
 
-    def replace_pairs(self, run_id: str, student: str, signal: str, rows: list[dict]) -> None:
-        """Rebuild the pairs of one run, student and signal; human decisions on unchanged ids stay attached."""
+    def replace_pairs(self, run_id: str, student: str, rows: list[dict]) -> None:
+        """Make `rows` the pairs of one run and student (whatever signal and style built the old ones).
+
+        Decisions stay in the trail under their pair ids; a rebuild that yields a decided pair again
+        (ids are deterministic) brings its decisions back with it."""
         with self.transaction():
-            self.execute("DELETE FROM pairs WHERE run_id = ? AND student = ? AND signal = ?", [run_id, student, signal])
+            self.execute("DELETE FROM pairs WHERE run_id = ? AND student = ?", [run_id, student])
             self.insert("pairs", rows)
 
     def pairs(self, run_id: str, student: str | None = None, kind: str | None = None) -> list[dict]:

@@ -1,6 +1,13 @@
 """The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Statements that bring a store of the previous version up to each version (`Store` runs them when it
+# opens a store read-write). New columns go at the end of their table, so an upgraded table and a
+# new one have the same column order.
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE pairs ADD COLUMN style VARCHAR DEFAULT 'arte'"],
+}
 
 TABLES: dict[str, str] = {
     "runs": """
@@ -133,7 +140,8 @@ TABLES: dict[str, str] = {
         chosen_score DOUBLE NOT NULL,
         rejected_score DOUBLE NOT NULL,
         margin DOUBLE NOT NULL,
-        created_at TIMESTAMP NOT NULL
+        created_at TIMESTAMP NOT NULL,
+        style VARCHAR DEFAULT 'arte'
     """,
     # The audit trail of human decisions on pairs: rows are only ever added, never updated.
     "pair_decisions": """

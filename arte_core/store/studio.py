@@ -581,9 +581,9 @@ def evaluation_table(store: Store, run_id: str) -> pd.DataFrame:
 # -- export -------------------------------------------------------------------------------------------
 
 def pair_provenance(store: Store, run_id: str, student: str) -> pd.DataFrame:
-    """Each pair's origin (run, task, models, signal, scores, refs) and its effective decision."""
+    """Each pair's origin (run, task, models, signal and style, scores, refs) and its effective decision."""
     return store.df(
-        f"WITH {DECISION_CTE} SELECT p.pair_id, p.run_id, u.task, u.teacher, p.student, p.kind, p.signal, "
+        f"WITH {DECISION_CTE} SELECT p.pair_id, p.run_id, u.task, u.teacher, p.student, p.kind, p.signal, p.style, "
         "  p.chosen_ref, p.rejected_ref, p.chosen_score, p.rejected_score, p.margin, e.decision, e.decided_by "
         "FROM pairs p JOIN runs u USING (run_id) LEFT JOIN effective e USING (pair_id) "
         "WHERE p.run_id = ? AND p.student = ? ORDER BY p.pair_id",

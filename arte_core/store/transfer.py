@@ -29,7 +29,7 @@ NEVER_INGESTED = ("pair_decisions", "jobs")
 # Tables whose writers rebuild whole groups (delete + insert): a group present in the incoming
 # rows replaces the stored group, so rows the writer dropped do not linger.
 REPLACE_GROUPS: dict[str, tuple[str, ...]] = {
-    "pairs": ("run_id", "student", "signal"),
+    "pairs": ("run_id", "student"),  # one pair set per run and student, whatever signal built it
     "train_logs": ("run_id", "name"),
     "sft_examples": ("run_id", "dataset"),
 }
@@ -53,6 +53,13 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[s
     rows = con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
                        "ORDER BY column_index", [catalog, table]).fetchall()
     return [r[0] for r in rows]
+
+
+def _shared_columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str, rel: str) -> list[str]:
+    """The table's columns that `rel` has too: a source from an older schema lacks the newer columns,
+    which then take their defaults (see schema.MIGRATIONS)."""
+    incoming = {d[0] for d in con.execute(f"SELECT * FROM {rel} LIMIT 0").description}
+    return [c for c in _columns(con, catalog, table) if c in incoming]
 
 
 def _main_catalog(con: duckdb.DuckDBPyConnection) -> str:
@@ -118,9 +125,9 @@ def _replace_groups(store: Store, table: str, src_rel: str, status_rel: str) -> 
     store.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {src_rel} s WHERE {match})")
     if table == "pairs":
         # A pairs stage that rebuilt a group into zero pairs leaves no incoming row for it, only its
-        # stage_status mark (scope 'student|signal', see arte_core/pairs.py): that group is empty now.
+        # stage_status mark (scope: the student, see arte_core/pairs.py): that group is empty now.
         store.execute(f"DELETE FROM pairs t WHERE EXISTS (SELECT 1 FROM {status_rel} s WHERE s.stage = 'pairs' "
-                      "AND s.run_id = t.run_id AND s.scope = t.student || '|' || t.signal)")
+                      "AND s.run_id = t.run_id AND s.scope = t.student)")
 
 
 def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_existing: tuple[str, ...] = ()) -> dict[str, int]:
@@ -135,7 +142,7 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
         for table, rel in sources.items():
             if table in skip:
                 continue
-            cols = ", ".join(_columns(con, catalog, table))
+            cols = ", ".join(_shared_columns(con, catalog, table, rel))
             if table in REPLACE_GROUPS:
                 _replace_groups(store, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"

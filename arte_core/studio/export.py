@@ -2,7 +2,7 @@
 
 Pairs are exported as DPO will see them: human decisions applied through `Store.training_pairs`
 (excluded pairs dropped, swapped pairs swapped), in TRL's prompt/chosen/rejected columns, with
-provenance columns (run, task, teacher, student, signal, refs, scores, decision) beside them. Each
+provenance columns (run, task, teacher, student, signal, style, refs, scores, decision) beside them. Each
 export writes JSONL, Parquet and a `save_to_disk` folder (zipped for download); pushing to the Hub
 needs HF_TOKEN.
 """
@@ -40,8 +40,8 @@ def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
     merged["decision"] = merged["decision"].astype(object).where(merged["decision"].notna(), None)
     merged["decided_by"] = merged["decided_by"].astype(object).where(merged["decided_by"].notna(), None)
     columns = ["prompt", "chosen", "rejected", "pair_id", "run_id", "task", "teacher", "student", "kind", "signal",
-               "chosen_ref", "rejected_ref", "chosen_score", "rejected_score", "margin", "decision", "decided_by",
-               "swapped_by_human"]
+               "style", "chosen_ref", "rejected_ref", "chosen_score", "rejected_score", "margin", "decision",
+               "decided_by", "swapped_by_human"]
     return merged[columns]
 
 

@@ -301,7 +301,7 @@ def _pair_header(p: dict, revealed: bool, blind: bool) -> str:
         return (f"**{p['kind']} pair**, blind: which side is the better training example? "
                 f"Sides and scores are revealed after your decision. · {state}")
     sides = " (blind order: the sides are as they were shown)" if blind else ""
-    return (f"**{p['kind']} pair** · margin {p['margin']:.3f} · signal {html.escape(p['signal'])}{sides} · {state} · "
+    return (f"**{p['kind']} pair** · margin {p['margin']:.3f} · signal {html.escape(p['signal'])}, {html.escape(str(p.get('style') or 'arte'))} style{sides} · {state} · "
             f"{p['n_notes']} note(s)")
 
 
@@ -501,8 +501,8 @@ def signals_view(store: Store, run_id: Any, student: Any) -> dict:
     flagged = set(disagreements["rationale_id"]) if "rationale_id" in disagreements else set()
     rho = comparison.get("spearman")
     if rows.empty:
-        summary = (f"No influence scores for **{html.escape(student)}** in this run: compute them with the "
-                   "influence signal (pairs.signal = 'influence') to compare the two signals.")
+        summary = (f"No drafts with both signals for **{html.escape(student)}** in this run: run the `influence` "
+                   "stage (Runs tab, or `arte influence`) after `score` to compare the two signals.")
     else:
         summary = (f"{comparison.get('n', len(rows))} drafts with both signals · Spearman ρ(accuracy, −influence) = "
                    f"{'undefined' if rho is None else f'{rho:.2f}'} · {len(flagged)} drafts that one signal ranks in "
