@@ -69,8 +69,10 @@ def run_align(ctx: RunContext, student: str | None = None) -> str:
     trainer.train(resume_from_checkpoint=last_checkpoint(out_dir / "checkpoints"))
     adapter_dir = save_atomically(trainer.model.save_pretrained, out_dir / "adapter")
     logs = history_logs(trainer.state.log_history)
+    pair_set = ctx.store.stage_info(ctx.run_id, "pairs", student) or {}  # which signal and style it learnt from
     ctx.store.add_artifact(ctx.run_id, ADAPTER, "adapter", str(adapter_dir),
-                           {"n_pairs": len(pairs), "steps": trainer.state.global_step,
+                           {"n_pairs": len(pairs), "pair_signal": pair_set.get("signal"),
+                            "pair_style": pair_set.get("style"), "steps": trainer.state.global_step,
                             "final_loss": logs[-1]["loss"] if logs else None}, logs)
     return str(adapter_dir)
 

@@ -66,7 +66,8 @@ class PairConfig:
     n_question_pairs: int = option(50, "Question pairs per task in the 'arte' style (the 'montessori' style keeps every pair).")
     min_margin: float = option(0.0, "A pair needs chosen − rejected score above this; ties are skipped.")
     signal: str = option("icl", "Student preference signal: 'icl' (one-shot accuracy, ARTE), 'influence' (local data influence, Montessori-Instruct) or 'both' (mean of a draft's percentile ranks under the two).")
-    style: str = option("arte", "'arte' (top vs bottom quantile questions, best vs worst rationale per question) or 'montessori' (per teacher prompt, every helpful × harmful draft; helpful = influence below 0, or above the median draft for 'icl' and 'both').")
+    style: str = option("arte", "'arte' (top vs bottom quantile questions, best vs worst rationale per question) or 'montessori' (per teacher prompt, every helpful × harmful draft; helpful and harmful as `neutral` says).")
+    neutral: str = option("auto", "Montessori style: the score that splits helpful from harmful drafts. 'auto' = 0 for influence (the paper's rule) and the median draft for 'icl' and 'both'; 'median' = the median draft for every signal (use it when nearly every draft lowers the reference loss).")
     step_by_step_prompt: str = option("Let's think step by step.", "The plain prompt that replaces the technique prompt in rationale pairs.")
 
 
@@ -269,6 +270,7 @@ def validate(config: RunConfig) -> None:
         "score.dtype": (config.score.dtype, ("float32", "bfloat16")),
         "pairs.signal": (config.pairs.signal, ("icl", "influence", "both")),
         "pairs.style": (config.pairs.style, ("arte", "montessori")),
+        "pairs.neutral": (config.pairs.neutral, ("auto", "median")),
         "backend": (config.backend, ("transformers", "vllm")),
     }
     for name, (value, allowed) in choices.items():

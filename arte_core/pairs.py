@@ -10,8 +10,9 @@ Two pairing styles (`pairs.style`):
   bottom one; rationale pairs best vs worst rationale of one question.
 - 'montessori': per teacher prompt, every helpful draft × every harmful draft. Rationales of one
   question share their (plain step-by-step) prompt; questions of one elicitation call share theirs.
-  Helpful and harmful are relative to a neutral score: 0 for influence (the reference loss did not
-  move, the paper's rule), the median draft for the signals without a natural zero ('icl', 'both').
+  Helpful and harmful are relative to a neutral score (`pairs.neutral`): by default 0 for influence
+  (the reference loss did not move, the paper's rule) and the median draft for the signals without a
+  natural zero ('icl', 'both'); 'median' uses the median draft for influence too.
 Rationale pairs always carry the plain step-by-step prompt. The pure functions take scores and
 return pairs; `run_pairs` reads and writes the store, replacing the student's previous pair set.
 
@@ -37,6 +38,7 @@ WRITES = ("pairs",)
 
 SIGNALS = ("icl", "influence", "both")
 STYLES = ("arte", "montessori")
+NEUTRALS = ("auto", "median")
 
 
 @dataclass(frozen=True)
@@ -170,10 +172,31 @@ def scored_pairs(ctx: RunContext, rows: list[dict], signal: str, style: str) -> 
     rationale_groups: dict[str, dict[str, float]] = {}
     for row in rows:
         rationale_groups.setdefault(row["question_id"], {})[row["rationale_id"]] = row["score"]
-    neutral_q, neutral_r = (0.0, 0.0) if signal == "influence" else (
-        median(by_question.values()), median(r["score"] for r in rows))
+    neutral_q, neutral_r = neutral_points(rows, signal, cfg.neutral)
     return {"question": helpful_harmful_pairs(question_groups, neutral_q, cfg.min_margin),
             "rationale": helpful_harmful_pairs(rationale_groups, neutral_r, cfg.min_margin)}
+
+
+def neutral_points(rows: list[dict], signal: str, neutral: str) -> tuple[float, float]:
+    """(question, rationale) scores that split helpful from harmful drafts in the Montessori style."""
+    if signal == "influence" and neutral == "auto":
+        return 0.0, 0.0
+    return median(question_scores(rows).values()), median(r["score"] for r in rows)
+
+
+def no_pairs_advice(ctx: RunContext, student: str, signal: str, style: str) -> str:
+    """Why a build found no pairs, and what to change."""
+    if style == "arte":
+        return ("no pairs: every question's rationales tied and no question scores differ; more drafts or "
+                "preference questions spread the scores.")
+    rows = load_signal_scores(ctx, student, signal)
+    neutral = neutral_points(rows, signal, ctx.config.pairs.neutral)[1]
+    above = sum(r["score"] > neutral for r in rows)
+    below = sum(r["score"] < neutral for r in rows)
+    return (f"no pairs: {above} drafts score above the neutral point ({neutral:+.4g}) and {below} below it, and no "
+            "teacher prompt has drafts on both sides. (Without a warm-up, nearly every draft in the task's format "
+            "lowers the reference loss.) Set pairs.neutral: median to split at the median draft, warm the "
+            "student up (influence.warmup_fraction), or use pairs.style: arte.")
 
 
 def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte") -> list[dict]:
@@ -216,14 +239,14 @@ def run_pairs(ctx: RunContext, student: str | None = None, signal: str | None = 
     signal = signal or ctx.config.pairs.signal
     style = style or ctx.config.pairs.style
     check_choice(signal, style)
+    choice = {"signal": signal, "style": style, "neutral": ctx.config.pairs.neutral}
     built = ctx.store.stage_info(ctx.run_id, "pairs", student)
-    if built and (built.get("signal"), built.get("style")) == (signal, style):
+    if built and all(built.get(k) == v for k, v in choice.items()):
         return len(ctx.store.pairs(ctx.run_id, student))
     rows = build_pairs(ctx, student, signal, style)
     with ctx.store.transaction():
         ctx.store.replace_pairs(ctx.run_id, student, rows)
-        ctx.store.mark_done(ctx.run_id, "pairs", student, {"n_pairs": len(rows), "signal": signal, "style": style})
+        ctx.store.mark_done(ctx.run_id, "pairs", student, {"n_pairs": len(rows), **choice})
     if not rows:
-        ctx.reporter.log("no pairs: every question's rationales tied and no question scores differ; "
-                         "more drafts or preference questions spread the scores.")
+        ctx.reporter.log(no_pairs_advice(ctx, student, signal, style))
     return len(rows)

@@ -4,6 +4,8 @@ A random model cannot write a parsable question, so elicit is tested for its fai
 for its keep/dedupe/solver path on literal teacher text; the real-model test runs it for real.
 """
 
+import json
+
 import pytest
 
 from arte_core.align import ADAPTER, dpo_records, run_align
@@ -241,7 +243,19 @@ def test_montessori_style_pairs_every_helpful_with_every_harmful_draft_of_one_pr
     question = sorted((p["chosen_ref"], p["rejected_ref"]) for p in pairs if p["kind"] == "question")
     assert question == [(qids[0], qids[2]), (qids[1], qids[2])]
     assert ctx.store.stage_info(ctx.run_id, "pairs", ctx.config.student) == {
-        "n_pairs": 4, "signal": "influence", "style": "montessori"}
+        "n_pairs": 4, "signal": "influence", "style": "montessori", "neutral": "auto"}
+
+
+def test_when_every_draft_helps_montessori_pairs_need_the_median_as_neutral_point(ctx, capsys):
+    qids, r = influenced_run(ctx)
+    ctx.store.execute("UPDATE influence_scores SET influence = influence - 1")  # every step lowers the loss
+    ctx.config.pairs.signal, ctx.config.pairs.style = "influence", "montessori"
+    assert run_pairs(ctx) == 0
+    assert "no pairs: 8 drafts score above the neutral point (+0) and 0 below it" in capsys.readouterr().err
+    ctx.config.pairs.neutral = "median"  # relative to the typical draft: the same split as the raw influences'
+    assert run_pairs(ctx) > 0
+    rationale = sorted((p["chosen_ref"], p["rejected_ref"]) for p in ctx.store.pairs(ctx.run_id) if p["kind"] == "rationale")
+    assert (r[0, 0], r[0, 1]) in rationale and (r[2, 1], r[2, 0]) in rationale
 
 
 def test_a_new_signal_replaces_the_pair_set_and_old_decisions_return_with_their_pairs(ctx):
@@ -297,6 +311,7 @@ def test_align_distill_evaluate_on_a_tiny_model(ctx):
     adapter = run_align(ctx)
     artifact = ctx.store.artifact(ctx.run_id, ADAPTER)
     assert artifact["path"] == adapter and (ctx.run_dir / "align" / "adapter" / "adapter_config.json").is_file()
+    assert json.loads(artifact["metrics_json"])["pair_signal"] == "icl"  # what the teacher learnt from
     assert ctx.store.train_logs(ctx.run_id, ADAPTER), "DPO losses are logged"
     assert run_align(ctx) == adapter  # resumed: not retrained
 
