@@ -157,3 +157,24 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
     expect(page.locator("#plot-evaluation .js-plotly-plot")).to_be_visible()
     page.wait_for_timeout(1500)  # plotly finishes drawing after the element appears
     shoot(page, "analysis.png")
+
+    open_tab(page, "Signals")
+    expect(page.locator("#signals-summary")).to_contain_text("24 drafts with both signals")
+    expect(page.locator("#plot-signals .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#signals-disagreements")).to_contain_text("rationale_id")
+    page.wait_for_timeout(1500)
+    shoot(page, "signals.png")
+
+    open_tab(page, "Runs")  # pick the signal pairs are built from: the launched config says it
+    page.locator("#runs-field-pairs\\.signal input").click()
+    page.get_by_role("option", name="both", exact=True).click()
+    page.locator("#runs-field-pairs\\.signal input").blur()
+    page.get_by_text("Effective config (YAML)").click()
+    editor = page.locator("#runs-config .cm-content")  # the editor draws only the lines in view
+    editor.scroll_into_view_if_needed()
+    editor.hover()
+    for _ in range(4):
+        page.mouse.wheel(0, 300)
+        page.wait_for_timeout(100)
+    expect(page.locator("#runs-config")).to_contain_text("signal: both")
+    shoot(page, "runs.png")
