@@ -128,10 +128,12 @@ class InfluenceConfig:
     n_reference: int = option(0, "Reference items: the first N preference items (0 = all; the paper uses 256 reference examples).")
     max_length: int = option(768, "Longest example in tokens; longer ones lose tokens from the start of the prompt, never the completion.")
     reference_batch_size: int = option(8, "Reference items in one forward pass.")
+    device: str = option("auto", "Where the probes run: 'auto' (a CUDA GPU when torch sees one, else the CPU), 'cpu' or 'cuda'.")
 
 
 INFLUENCE_MODES = ("lora", "full")
 INFLUENCE_OPTIMIZERS = ("adamw", "sgd")
+INFLUENCE_DEVICES = ("auto", "cpu", "cuda")
 
 
 def check_influence_config(cfg: InfluenceConfig) -> None:
@@ -140,6 +142,8 @@ def check_influence_config(cfg: InfluenceConfig) -> None:
         raise ArteError(f"config field 'influence.mode' is {cfg.mode!r}; choose one of {', '.join(INFLUENCE_MODES)}.")
     if cfg.optimizer not in INFLUENCE_OPTIMIZERS:
         raise ArteError(f"config field 'influence.optimizer' is {cfg.optimizer!r}; choose one of {', '.join(INFLUENCE_OPTIMIZERS)}.")
+    if cfg.device not in INFLUENCE_DEVICES:
+        raise ArteError(f"config field 'influence.device' is {cfg.device!r}; choose one of {', '.join(INFLUENCE_DEVICES)}.")
     if not 0.0 <= cfg.warmup_fraction <= 1.0:
         raise ArteError(f"config field 'influence.warmup_fraction' must be in [0, 1], got {cfg.warmup_fraction}.")
     if cfg.learning_rate <= 0 or cfg.max_length < 2 or cfg.reference_batch_size < 1:

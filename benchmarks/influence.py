@@ -30,6 +30,7 @@ from arte_core.preferences.influence import (
     build_optimizer,
     build_probe,
     encode,
+    probe_device,
     reference_example,
     reference_loss,
     trainable_parameters,
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
                         "so the optimizer state to restore is not empty")
     parser.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (lora) / 1e-5 (full)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where both methods run ('auto': a CUDA GPU when torch sees one)")
     return parser.parse_args()
 
 
@@ -62,15 +65,22 @@ def workload(n_drafts: int, n_reference: int) -> tuple[list[dict], list[dict]]:
     return drafts, reference
 
 
+def clock() -> float:
+    """Seconds, after the GPU (if any) has finished what was queued: its work is asynchronous."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def memory_probe(probe, example) -> tuple[float, dict]:
     """The body of `InfluenceProbe.probe`, timed phase by phase."""
-    t0 = time.perf_counter()
+    t0 = clock()
     train_step(probe.model, probe.optimizer, example, probe.pad_id)
-    t1 = time.perf_counter()
+    t1 = clock()
     after = probe.reference_loss()
-    t2 = time.perf_counter()
+    t2 = clock()
     probe.restore()
-    t3 = time.perf_counter()
+    t3 = clock()
     return after - probe.loss_before, dict(state=t3 - t2, step=t1 - t0, reference=t2 - t1, total=t3 - t0)
 
 
@@ -83,22 +93,22 @@ def load_state(args, cfg: InfluenceConfig, save_dir: Path):
         model = PeftModel.from_pretrained(base, save_dir / "student", is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(save_dir / "student", dtype=torch.float32)
-    model.eval()
+    model = model.to(probe_device(cfg)).eval()
     optimizer = build_optimizer(trainable_parameters(model), cfg)
-    optimizer.load_state_dict(torch.load(save_dir / "optimizer.pt"))
+    optimizer.load_state_dict(torch.load(save_dir / "optimizer.pt", map_location=probe_device(cfg)))
     return model, optimizer
 
 
 def disk_probe(args, cfg: InfluenceConfig, save_dir: Path, batches, loss_before: float, example,
                pad_id: int) -> tuple[float, dict]:
     """One probe the original way: reload weights and optimizer state, step, evaluate."""
-    t0 = time.perf_counter()
+    t0 = clock()
     model, optimizer = load_state(args, cfg, save_dir)
-    t1 = time.perf_counter()
+    t1 = clock()
     train_step(model, optimizer, example, pad_id)
-    t2 = time.perf_counter()
+    t2 = clock()
     after = reference_loss(model, batches)
-    t3 = time.perf_counter()
+    t3 = clock()
     del model, optimizer
     gc.collect()
     return after - loss_before, dict(state=t1 - t0, step=t2 - t1, reference=t3 - t2, total=t3 - t0)
@@ -130,7 +140,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     lr = args.learning_rate or (1e-4 if args.mode == "lora" else 1e-5)
-    cfg = InfluenceConfig(mode=args.mode, learning_rate=lr, warmup_steps=args.warmup_steps)
+    cfg = InfluenceConfig(mode=args.mode, learning_rate=lr, warmup_steps=args.warmup_steps, device=args.device)
     drafts, reference = workload(args.n_drafts, args.n_reference)
     with tempfile.TemporaryDirectory() as tmp:
         memory_runs, disk_runs = compare(args, cfg, drafts, reference, Path(tmp))
@@ -138,7 +148,7 @@ def main() -> None:
     disk_influence, disk = zip(*disk_runs)
     diff = max(abs(a - b) for a, b in zip(memory_influence, disk_influence))
     print(f"model {args.model}, mode {args.mode}, lr {lr}, {len(drafts)} drafts, {len(reference)} reference items, "
-          f"warm-up {args.warmup_steps} steps, torch threads {torch.get_num_threads()}")
+          f"warm-up {args.warmup_steps} steps, device {probe_device(cfg)}, torch threads {torch.get_num_threads()}")
     print("\n| method | restore/reload s | step s | reference s | s per probe (median) |")
     print("| --- | --- | --- | --- | --- |")
     for name, timings in (("in-memory restore (ours)", memory), ("reload from disk (original)", disk)):

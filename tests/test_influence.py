@@ -162,6 +162,8 @@ def test_check_config_names_the_bad_field():
         check_config(InfluenceConfig(mode="half"))
     with pytest.raises(ArteError, match="influence.optimizer"):
         check_config(InfluenceConfig(optimizer="adam"))
+    with pytest.raises(ArteError, match="'influence.device' is 'tpu'; choose one of auto, cpu, cuda"):
+        check_config(InfluenceConfig(device="tpu"))
 
 
 # -- the stage on a store ---------------------------------------------------------------------------
@@ -224,6 +226,16 @@ def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tin
     assert run_influence(ctx) == 1
     again = {r["rationale_id"]: r for r in influence_rows(ctx.store, ctx.run_id, tiny_model_dir)}
     assert again[lost["rationale_id"]]["influence"] == pytest.approx(lost["influence"], abs=1e-6)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
+def test_asking_for_a_missing_gpu_fails_before_anything_loads(tmp_path, tiny_model_dir):
+    ctx = open_ctx(tmp_path, tiny_model_dir, device="cuda")
+    with pytest.raises(ArteError, match="'influence.device' is 'cuda' but torch sees no CUDA device"):
+        run_influence(ctx)
+    assert ctx.store.scalar("SELECT count(*) FROM influence_scores") == 0
+    ctx.config.influence.device = "auto"  # no GPU: the CPU
+    assert run_influence(ctx) == 4
 
 
 def test_influence_scores_build_pairs(tmp_path, tiny_model_dir):

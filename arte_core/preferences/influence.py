@@ -15,7 +15,8 @@ Choices the paper leaves open (documented in the config help):
 - loss = mean cross-entropy over completion tokens (prompt masked, EOS appended, as TRL's SFT does);
   the reference loss is the mean of per-item losses, so it does not depend on the batch size;
 - the model stays in eval mode (no dropout; LoRA dropout 0), so probes are deterministic;
-- AdamW without weight decay and without gradient clipping: a probe measures the draft's gradient only.
+- AdamW without weight decay and without gradient clipping: a probe measures the draft's gradient only;
+- the probes run on a CUDA GPU when torch sees one (`influence.device`), else on the CPU.
 
 Reads: questions, rationales, pref_items, influence_scores.  Writes: influence_scores.
 Resumable: rows commit in small batches; drafts already scored for (run, student) are skipped.
@@ -107,8 +108,18 @@ def batch_tensors(rows: list[Encoded], pad_id: int) -> dict:
     return dict(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels, keep=min(keep, width))
 
 
+def to_device(batch: dict, device: torch.device) -> dict:
+    """The batch's tensors on `device` (a no-op where they already are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def per_item_loss(model, batch: dict) -> torch.Tensor:
     """Mean cross-entropy over each row's supervised tokens: shape (rows,)."""
+    batch = to_device(batch, model_device(model))
     keep = batch["keep"]
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    position_ids=batch["position_ids"], logits_to_keep=keep).logits
@@ -139,8 +150,22 @@ def reference_loss(model, batches: list[dict]) -> float:
 # -- the student ------------------------------------------------------------------------------------
 
 
+def probe_device(cfg: InfluenceConfig) -> torch.device:
+    """The device `cfg.device` names; 'auto' takes a CUDA GPU when torch sees one."""
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if cfg.device == "cuda":
+        raise ArteError("config field 'influence.device' is 'cuda' but torch sees no CUDA device here; "
+                        "use 'auto' or 'cpu'.")
+    return torch.device("cpu")
+
+
 def prepare_student(model, cfg: InfluenceConfig):
-    """The model with only the probe's parameters trainable (LoRA adapters, or everything)."""
+    """The model on the probe's device with only the probe's parameters trainable (LoRA adapters, or
+    everything)."""
+    model = model.to(probe_device(cfg))
     if cfg.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -203,7 +228,8 @@ class InfluenceProbe:
             raise ArteError("the influence probe needs at least one reference item.")
         self.model, self.optimizer, self.pad_id = model, optimizer, pad_id
         self.params = trainable_parameters(model)
-        self.reference = reference_batches(reference, pad_id, reference_batch_size)
+        device = model_device(model)  # the reference batches move there once, not per probe
+        self.reference = [to_device(b, device) for b in reference_batches(reference, pad_id, reference_batch_size)]
         self.n_reference = len(reference)
         self.saved_params = [p.detach().clone() for p in self.params]
         self.saved_state = _clone_state(optimizer)
@@ -289,6 +315,7 @@ def run_influence(ctx: RunContext, student: str | None = None) -> int:
         return 0
     cfg = influence_config(ctx)
     check_config(cfg)
+    probe_device(cfg)  # a missing GPU fails here, before the student loads
     drafts = ctx.store.rationales(ctx.run_id, "draft")
     done = signals.influenced_rationale_ids(ctx.store, ctx.run_id, student)
     todo = [d for d in drafts if d["rationale_id"] not in done]
