@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from arte_core.config import RunConfig, load_config
+from arte_core.config import PAIR_SIGNALS, PAIR_STYLES, RunConfig, load_config
 from arte_core.errors import ArteError
 
 DEFAULT_DB = "arte.duckdb"
@@ -37,8 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="folder for adapters, checkpoints and logs (overrides the config)")
     p.add_argument("--student", help="student model (overrides the config)")
     p.add_argument("--teacher", help="teacher model (overrides the config)")
-    p.add_argument("--signal", choices=("icl", "influence", "both"), help="preference signal pairs are built from (overrides the config)")
-    p.add_argument("--pair-style", choices=("arte", "montessori"), help="how pairs are formed from the scores (overrides the config)")
+    p.add_argument("--signal", choices=PAIR_SIGNALS, help="preference signal pairs are built from (overrides the config)")
+    p.add_argument("--pair-style", choices=PAIR_STYLES, help="how pairs are formed from the scores (overrides the config)")
     p.add_argument("--events", help="append JSON-lines progress events to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -58,6 +58,11 @@ class ScoreConfig:
     batch_size: int = option(8, "Answers generated together.")
 
 
+PAIR_SIGNALS = ("icl", "influence", "both")
+PAIR_STYLES = ("arte", "montessori")
+PAIR_NEUTRALS = ("auto", "median")
+
+
 @dataclass
 class PairConfig:
     """Step 3: question pairs (top vs bottom quartile) and rationale pairs (best vs worst)."""
@@ -272,9 +277,9 @@ def validate(config: RunConfig) -> None:
         "elicit.prompt_format": (config.elicit.prompt_format, ("completion", "chat")),
         "score.engine": (config.score.engine, ("fast", "batched", "plain")),
         "score.dtype": (config.score.dtype, ("float32", "bfloat16")),
-        "pairs.signal": (config.pairs.signal, ("icl", "influence", "both")),
-        "pairs.style": (config.pairs.style, ("arte", "montessori")),
-        "pairs.neutral": (config.pairs.neutral, ("auto", "median")),
+        "pairs.signal": (config.pairs.signal, PAIR_SIGNALS),
+        "pairs.style": (config.pairs.style, PAIR_STYLES),
+        "pairs.neutral": (config.pairs.neutral, PAIR_NEUTRALS),
         "backend": (config.backend, ("transformers", "vllm")),
     }
     for name, (value, allowed) in choices.items():

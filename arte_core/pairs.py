@@ -26,19 +26,15 @@ import random
 from dataclasses import dataclass
 from statistics import mean, median
 
+from arte_core.config import PAIR_SIGNALS as SIGNALS, PAIR_STYLES as STYLES
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
-from arte_core.store import utcnow
-from arte_core.store import signals
+from arte_core.store import signals, utcnow
 from arte_core.store.signals import average_ranks
 
 READS = ("questions", "rationales", "icl_scores", "influence_scores")
 WRITES = ("pairs",)
-
-SIGNALS = ("icl", "influence", "both")
-STYLES = ("arte", "montessori")
-NEUTRALS = ("auto", "median")
 
 
 @dataclass(frozen=True)

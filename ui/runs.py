@@ -15,10 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import yaml
 
-from arte_core.config import RunConfig, config_from_dict, field_help
+from arte_core.config import PAIR_SIGNALS, PAIR_STYLES, RunConfig, config_from_dict, field_help
 from arte_core.errors import ArteError
 from arte_core.jobs import STAGE_ORDER, JobManager
-from arte_core.pairs import SIGNALS, STYLES
 
 STAGE_CHOICES = ["all", *STAGE_ORDER]
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
@@ -33,7 +32,7 @@ KEY_FIELDS = [
     ("pairs.style", "Pair style"),
 ]
 # Key fields picked from a list rather than typed.
-FIELD_CHOICES = {"pairs.signal": list(SIGNALS), "pairs.style": list(STYLES)}
+FIELD_CHOICES = {"pairs.signal": list(PAIR_SIGNALS), "pairs.style": list(PAIR_STYLES)}
 READ_ONLY_REASON = ("Launching and stopping runs is disabled: this studio opened the store read-only "
                     "(another process owns it for writing). Start the studio as the store's owner to run jobs.")
 HISTORY_COLUMNS = ["job", "run", "stages", "status", "who", "started", "finished", "message"]
