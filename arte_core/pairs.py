@@ -168,16 +168,16 @@ def scored_pairs(ctx: RunContext, rows: list[dict], signal: str, style: str) -> 
     rationale_groups: dict[str, dict[str, float]] = {}
     for row in rows:
         rationale_groups.setdefault(row["question_id"], {})[row["rationale_id"]] = row["score"]
-    neutral_q, neutral_r = neutral_points(rows, signal, cfg.neutral)
+    neutral_q, neutral_r = neutral_points(by_question, rows, signal, cfg.neutral)
     return {"question": helpful_harmful_pairs(question_groups, neutral_q, cfg.min_margin),
             "rationale": helpful_harmful_pairs(rationale_groups, neutral_r, cfg.min_margin)}
 
 
-def neutral_points(rows: list[dict], signal: str, neutral: str) -> tuple[float, float]:
+def neutral_points(by_question: dict[str, float], rows: list[dict], signal: str, neutral: str) -> tuple[float, float]:
     """(question, rationale) scores that split helpful from harmful drafts in the Montessori style."""
     if signal == "influence" and neutral == "auto":
         return 0.0, 0.0
-    return median(question_scores(rows).values()), median(r["score"] for r in rows)
+    return median(by_question.values()), median(r["score"] for r in rows)
 
 
 def no_pairs_advice(ctx: RunContext, student: str, signal: str, style: str) -> str:
@@ -186,7 +186,7 @@ def no_pairs_advice(ctx: RunContext, student: str, signal: str, style: str) -> s
         return ("no pairs: every question's rationales tied and no question scores differ; more drafts or "
                 "preference questions spread the scores.")
     rows = load_signal_scores(ctx, student, signal)
-    neutral = neutral_points(rows, signal, ctx.config.pairs.neutral)[1]
+    neutral = neutral_points(question_scores(rows), rows, signal, ctx.config.pairs.neutral)[1]
     above = sum(r["score"] > neutral for r in rows)
     below = sum(r["score"] < neutral for r in rows)
     return (f"no pairs: {above} drafts score above the neutral point ({neutral:+.4g}) and {below} below it, and no "

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
+from arte_core.config import INFLUENCE_DEVICES
 from arte_core.models import load_causal_lm, resolve_model_path
 from arte_core.preferences.influence import (
     InfluenceConfig,
@@ -50,7 +51,7 @@ def parse_args() -> argparse.Namespace:
                         "so the optimizer state to restore is not empty")
     parser.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (lora) / 1e-5 (full)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=INFLUENCE_DEVICES, default="auto",
                         help="where both methods run ('auto': a CUDA GPU when torch sees one)")
     return parser.parse_args()
 
@@ -93,9 +94,10 @@ def load_state(args, cfg: InfluenceConfig, save_dir: Path):
         model = PeftModel.from_pretrained(base, save_dir / "student", is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(save_dir / "student", dtype=torch.float32)
-    model = model.to(probe_device(cfg)).eval()
+    device = probe_device(cfg)
+    model = model.to(device).eval()
     optimizer = build_optimizer(trainable_parameters(model), cfg)
-    optimizer.load_state_dict(torch.load(save_dir / "optimizer.pt", map_location=probe_device(cfg)))
+    optimizer.load_state_dict(torch.load(save_dir / "optimizer.pt", map_location=device))
     return model, optimizer
 
 
