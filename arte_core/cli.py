@@ -100,12 +100,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from arte_core.pipeline import STAGES, run_stages
+    from arte_core.pipeline import run_stages
+    from arte_core.stages.registry import RUN_ORDER
     from arte_core.progress import Reporter
     from arte_core.store import Store
 
     config = effective_config(args)
-    stages = list(STAGES) if args.command == "run" else [args.command]
+    stages = RUN_ORDER if args.command == "run" else [args.command]
     with Store(args.db) as store:
         reporter = Reporter(args.events, show_bar=not args.quiet) if args.events else None
         if reporter is None and args.quiet:

@@ -29,7 +29,9 @@ import yaml
 
 from arte_core.config import RunConfig, config_from_dict
 from arte_core.errors import ArteError
-from arte_core.pipeline import STAGE_ORDER, STAGES
+from arte_core.stages.registry import RUN_ORDER, STAGES
+
+STAGE_ORDER = list(STAGES)
 from arte_core.progress import Reporter, read_events
 from arte_core.store import Store, utcnow
 from arte_core.store.transfer import export_run, ingest
@@ -94,7 +96,7 @@ def normalise_stages(stages: list[str] | str) -> list[str]:
     """Stage names in pipeline order; 'all' or 'run' means every stage."""
     names = [stages] if isinstance(stages, str) else list(stages)
     if not names or any(n in ("all", "run") for n in names):
-        return list(STAGES)  # the whole loop; optional stages (influence) only when named
+        return list(RUN_ORDER)  # the whole loop; optional stages (influence) only when named
     unknown = [n for n in names if n not in STAGE_ORDER]
     if unknown:
         raise ArteError(f"unknown stage {', '.join(unknown)}; choose from all, {', '.join(STAGE_ORDER)}.")

@@ -38,7 +38,7 @@ from arte_core.models import SamplingParams, resolve_model_path
 from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len, key_value_width
 from arte_core.models.hf import HFGenerator
 from arte_core.models.packed import pack_weight, packed_linear
-from arte_core.preferences.icl import PROMPTS_PER_CALL
+from arte_core.stages.score import PROMPTS_PER_CALL
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks import Task, load_task
 from arte_core.tasks.builtin import BUILTIN_TASKS

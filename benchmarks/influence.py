@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM
 
 from arte_core.config import INFLUENCE_DEVICES
 from arte_core.models import load_causal_lm, resolve_model_path
-from arte_core.preferences.influence import (
+from arte_core.stages.influence import (
     InfluenceConfig,
     build_optimizer,
     build_probe,

@@ -9,8 +9,8 @@ import torch
 from arte_core.config import EvalConfig, RunConfig, ScoreConfig
 from arte_core.context import open_run
 from arte_core.errors import ArteError
-from arte_core.pairs import build_pairs, load_signal_scores
-from arte_core.preferences.influence import (
+from arte_core.stages.pairs import build_pairs, load_signal_scores
+from arte_core.stages.influence import (
     InfluenceConfig,
     batch_tensors,
     build_probe,

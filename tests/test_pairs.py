@@ -2,7 +2,7 @@
 
 import pytest
 
-from arte_core.pairs import (ScoredPair, combined_scores, helpful_harmful_pairs, percentile_ranks, question_pairs,
+from arte_core.stages.pairs import (ScoredPair, combined_scores, helpful_harmful_pairs, percentile_ranks, question_pairs,
                              question_scores, rationale_pairs)
 
 

@@ -8,16 +8,16 @@ import json
 
 import pytest
 
-from arte_core.align import ADAPTER, dpo_records, run_align
+from arte_core.stages.align import ADAPTER, dpo_records, run_align
 from arte_core.config import RunConfig
 from arte_core.context import open_run
-from arte_core.distill import original_examples, run_distill
-from arte_core.elicit import _keep_questions, generate_questions, question_id, rationale_id, run_elicit
+from arte_core.stages.distill import original_examples, run_distill
+from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id, run_elicit
 from arte_core.errors import ArteError
-from arte_core.evaluate import run_evaluate
-from arte_core.pairs import run_pairs
+from arte_core.stages.evaluate import run_evaluate
+from arte_core.stages.pairs import run_pairs
 from arte_core.parsing import Deduplicator
-from arte_core.preferences.icl import run_score, score_drafts
+from arte_core.stages.score import run_score, score_drafts
 from arte_core.progress import Reporter
 from arte_core.store import Store, utcnow
 

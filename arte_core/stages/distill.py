@@ -1,20 +1,15 @@
-"""Step 5: regenerate tailored data with the aligned teacher and fine-tune the student on it.
+"""Step 5b: fine-tune the student on the original-teacher data and on the ARTE data.
 
 Two SFT datasets of equal size are built per run: 'original' (the best-scored draft of every
 draft question, as the paper's original-teacher baseline) and 'arte' (questions and plain
-step-by-step rationales from the aligned teacher). The student is fine-tuned on each.
-
-Reads: questions, rationales, icl_scores, artifacts.  Writes: generation_calls, questions,
-rationales (origin 'arte'), sft_examples, artifacts ('student_original', 'student_arte'), train_logs.
+step-by-step rationales the aligned teacher regenerated). The student is fine-tuned on each.
 """
 
 from __future__ import annotations
 
 from datasets import Dataset
 
-from arte_core.align import load_aligned_teacher
 from arte_core.context import RunContext
-from arte_core.elicit import generate_questions, regenerate_rationales
 from arte_core.errors import ArteError
 from arte_core.prompts import sft_example
 from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
@@ -41,27 +36,6 @@ def arte_examples(ctx: RunContext) -> list[dict]:
 def _example(row: dict) -> dict:
     return dict(question_id=row["question_id"], rationale_id=row["rationale_id"], input=row["question"],
                 rationale=row["text"], answer=row["answer"] or row["target"])
-
-
-def n_regenerated(ctx: RunContext, student: str) -> int:
-    """As many regenerated examples as the original-teacher data has (or distill.n_examples)."""
-    return ctx.config.distill.n_examples or len(original_examples(ctx, student))
-
-
-def run_regenerate(ctx: RunContext, student: str | None = None) -> int:
-    """Aligned teacher: questions at distill.question_temperature, then one plain rationale each."""
-    student = student or ctx.config.student
-    if ctx.store.is_done(ctx.run_id, "regenerate"):
-        return len(ctx.store.rationales(ctx.run_id, "arte"))
-    n_wanted = n_regenerated(ctx, student)
-    if n_wanted == 0:
-        raise ArteError(f"run '{ctx.run_id}' has no scored drafts to size the regenerated data by; run `arte score` first.")
-    ctx.models.clear()
-    teacher = load_aligned_teacher(ctx)
-    generate_questions(ctx, teacher, "arte", n_wanted, ctx.config.distill.question_temperature)
-    regenerate_rationales(ctx, teacher)
-    ctx.store.mark_done(ctx.run_id, "regenerate")
-    return len(ctx.store.rationales(ctx.run_id, "arte"))
 
 
 def run_distill(ctx: RunContext, student: str | None = None) -> dict[str, str]:

@@ -1,0 +1,119 @@
+"""The stage registry: one record per stage, from which the CLI, `arte run`'s order, the studio's stage
+list, the job runner and `arte status` are derived.
+
+Adding a stage: write `arte_core/stages/NAME.py` with `run_NAME(ctx[, student])`, then add one `Stage`
+below (its reads, writes and help). Nothing else lists stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from arte_core.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows of one store table that belong to a run (and to the student, for a per-student stage),
+    optionally narrowed by column values, e.g. `Rows("rationales", origin="arte")`."""
+
+    table: str
+    where: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, table: str, **where: str):
+        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "where", tuple(sorted(where.items())))
+
+    def __str__(self) -> str:
+        narrowed = ", ".join(f"{k}={v}" for k, v in self.where)
+        return f"{self.table}[{narrowed}]" if narrowed else self.table
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    function: str  # "module:function", imported on use: a `pairs` job need not import TRL and peft
+    help: str
+    reads: tuple[Rows, ...]  # inputs that must hold rows before the stage runs
+    writes: tuple[Rows, ...]  # outputs that must hold rows before the stage is marked done
+    per_student: bool  # scores and results of one student (done once per student)
+    optional: bool = False  # runs only when named, never as part of `arte run`
+    # Config values that define the stage's output: a stage done with other values is redone.
+    settings: Callable[[RunConfig], dict] | None = field(default=None, compare=False)
+
+    @property
+    def module(self) -> str:
+        return self.function.partition(":")[0]
+
+
+def _pair_settings(config: RunConfig) -> dict:
+    return {"signal": config.pairs.signal, "style": config.pairs.style, "neutral": config.pairs.neutral}
+
+
+DRAFT_QUESTIONS, DRAFT_RATIONALES = Rows("questions", origin="draft"), Rows("rationales", origin="draft")
+
+_STAGES = (
+    Stage("elicit", "arte_core.stages.elicit:run_elicit",
+          "step 1: the teacher writes draft questions and rationales",
+          reads=(Rows("pref_items"), Rows("test_items")),
+          writes=(Rows("generation_calls", origin="draft"), DRAFT_QUESTIONS, DRAFT_RATIONALES),
+          per_student=False),
+    Stage("score", "arte_core.stages.score:run_score",
+          "step 2: one-shot ICL accuracy of every draft for the student",
+          reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items")),
+          writes=(Rows("icl_scores"), Rows("icl_items")),
+          per_student=True),
+    Stage("influence", "arte_core.stages.influence:run_influence",
+          "optional signal: Montessori-Instruct's local data influence of every draft",
+          reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items")),
+          writes=(Rows("influence_scores"),),
+          per_student=True, optional=True),
+    Stage("pairs", "arte_core.stages.pairs:run_pairs",
+          "step 3: question and rationale preference pairs",
+          # The scores it reads depend on pairs.signal; the stage names the command that makes them.
+          reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES),
+          writes=(Rows("pairs"),),
+          per_student=True, settings=_pair_settings),
+    Stage("align", "arte_core.stages.align:run_align",
+          "step 4: DPO of the teacher on the pairs (LoRA)",
+          reads=(Rows("pairs"),),
+          writes=(Rows("artifacts", name="teacher_adapter"), Rows("train_logs", name="teacher_adapter")),
+          per_student=False),
+    Stage("regenerate", "arte_core.stages.regenerate:run_regenerate",
+          "step 5a: the aligned teacher writes the tailored data",
+          reads=(Rows("artifacts", name="teacher_adapter"), Rows("icl_scores")),
+          writes=(Rows("questions", origin="arte"), Rows("rationales", origin="arte")),
+          per_student=False),
+    Stage("distill", "arte_core.stages.distill:run_distill",
+          "step 5b: fine-tune the student on original-teacher and ARTE data",
+          reads=(Rows("icl_scores"), Rows("rationales", origin="arte")),
+          writes=(Rows("sft_examples", dataset="original"), Rows("sft_examples", dataset="arte"),
+                  Rows("artifacts", name="student_original"), Rows("artifacts", name="student_arte")),
+          per_student=False),
+    Stage("evaluate", "arte_core.stages.evaluate:run_evaluate",
+          "zero-/few-shot accuracy of untrained and fine-tuned students",
+          reads=(Rows("test_items"),),
+          writes=(Rows("evaluations"), Rows("eval_items")),
+          per_student=False),
+)
+
+# Every stage by name, in the order a job runs them (influence feeds pairs built from that signal).
+STAGES: dict[str, Stage] = {stage.name: stage for stage in _STAGES}
+# The stages `arte run` (and the studio's "all") runs.
+RUN_ORDER: list[str] = [stage.name for stage in _STAGES if not stage.optional]
+
+
+def run_help() -> str:
+    return "the whole loop: " + " → ".join(RUN_ORDER)
+
+
+def producer(rows: Rows) -> str | None:
+    """The stage that writes `rows` (the split tables come with every run: None)."""
+    for stage in _STAGES:
+        if rows in stage.writes:
+            return stage.name
+    for stage in _STAGES:
+        if any(w.table == rows.table for w in stage.writes):
+            return stage.name
+    return None
