@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from arte_core.errors import ArteError
-from arte_core.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements
+from arte_core.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements, table_columns
 
 
 # The tables whose texts the studio searches (facts.py keeps a lower-cased copy of them).
@@ -216,6 +216,28 @@ class Store:
     def is_done(self, run_id: str, stage: str, scope: str = "") -> bool:
         return bool(self.scalar("SELECT count(*) FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",
                                 [run_id, stage, scope]))
+
+    def count_rows(self, table: str, run_id: str, student: str | None = None, **where: str) -> int:
+        """Rows of `table` that belong to the run (and to `student`, where the table has students),
+        narrowed by `where` (column = value). A stage's inputs and outputs are counted this way."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        columns = table_columns(table)
+        clauses, params = [], []
+        if "run_id" in columns:
+            clauses.append("run_id = ?")
+        else:  # icl_items: its drafts' rows in icl_scores carry the run
+            clauses.append("rationale_id IN (SELECT rationale_id FROM icl_scores WHERE run_id = ?)")
+        params.append(run_id)
+        if student is not None and "student" in columns:
+            clauses.append("student = ?")
+            params.append(student)
+        for column, value in where.items():
+            if column not in columns:
+                raise ValueError(f"table {table!r} has no column {column!r}")
+            clauses.append(f"{column} = ?")
+            params.append(value)
+        return int(self.scalar(f"SELECT count(*) FROM {table} WHERE {' AND '.join(clauses)}", params))
 
     def stage_info(self, run_id: str, stage: str, scope: str = "") -> dict | None:
         raw = self.scalar("SELECT info_json FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",

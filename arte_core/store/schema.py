@@ -235,3 +235,9 @@ def create_statements() -> list[str]:
     stmts = ["CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"]
     stmts += [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in TABLES.items()]
     return stmts + INDEXES
+
+
+def table_columns(table: str) -> set[str]:
+    """The column names of one table of the schema."""
+    return {line.split()[0] for line in TABLES[table].strip().splitlines()
+            if line.split() and line.split()[0] not in ("PRIMARY", "UNIQUE")}
