@@ -11,7 +11,7 @@ from transformers import LlamaConfig
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, fast as fast_module, load_generator
-from arte_core.models.fast import (FastICLGenerator, RowSlots, kv_bytes_per_token, rows_within_memory,
+from arte_core.models.fast import (EngineCounts, FastICLGenerator, RowSlots, kv_bytes_per_token, rows_within_memory,
                                    shared_prefix_groups)
 from arte_core.models.hf import HFGenerator
 from arte_core.prompts import STUDENT_STOP, icl_prompt
@@ -74,6 +74,16 @@ def plain_loop(plain: HFGenerator, prompts, params):
     return [plain.generate([p], params, batch_size=1)[0] for p in prompts]
 
 
+def fast_answers(fast: FastICLGenerator, prompts, params, **kwargs):
+    """`fast.generate`'s answers, having checked that the fast path gave every one: its HFGenerator
+    fallback gives the plain loop's answers too, so equal answers alone would not show the engine ran."""
+    before = replace(fast.counts)
+    outputs = fast.generate(prompts, params, **kwargs)
+    assert (fast.counts.fast_prompts - before.fast_prompts, fast.counts.fallback_prompts - before.fallback_prompts) == (
+        len(prompts), 0), "prompts went to the HFGenerator fallback"
+    return outputs
+
+
 def assert_same(fast_outputs, plain_outputs):
     assert len(fast_outputs) == len(plain_outputs)
     for i, (f, p) in enumerate(zip(fast_outputs, plain_outputs)):
@@ -104,9 +114,11 @@ def test_fast_greedy_matches_plain_loop(engines, icl_prompts, stopped_params, pl
     fast = FastICLGenerator(fast.model, fast.tokenizer, "tiny", rows_in_flight=rows_in_flight)
     expected, expected_included = plain_answers
     assert {"stop", "length"} <= {o.extra["finish"] for o in expected}  # both endings are exercised
-    assert_same(fast.generate(icl_prompts, stopped_params), expected)
+    assert_same(fast_answers(fast, icl_prompts, stopped_params), expected)
+    distinct = len(set(icl_prompts))
+    assert fast.counts.rows == (rows_in_flight or distinct)  # all distinct prompts at once, or the rows asked for
     included = replace(stopped_params, include_stop=True)
-    assert_same(fast.generate(icl_prompts, included), expected_included)
+    assert_same(fast_answers(fast, icl_prompts, included), expected_included)
 
 
 # ---- the rows' own caches ----------------------------------------------------------------------
@@ -203,7 +215,8 @@ def test_a_tight_memory_budget_decodes_one_row_at_a_time_with_the_same_answers(
     _, fast = engines
     monkeypatch.setattr(fast_module, "KV_CACHE_BYTES", 1)
     expected, _ = plain_answers
-    assert_same(fast.generate(icl_prompts, stopped_params), expected)
+    assert_same(fast_answers(fast, icl_prompts, stopped_params), expected)
+    assert fast.counts.rows == 1  # no room for a second row's cache: one row in flight
 
 
 def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):
@@ -216,7 +229,7 @@ def test_eos_ends_a_row_like_the_plain_loop(tiny_model_dir, icl_prompts):
     fast = FastICLGenerator(plain.model, plain.tokenizer, "tiny")
     expected = plain_loop(plain, icl_prompts, free)
     assert "eos" in {o.extra["finish"] for o in expected}
-    assert_same(fast.generate(icl_prompts, free, batch_size=4), expected)
+    assert_same(fast_answers(fast, icl_prompts, free, batch_size=4), expected)
 
 
 def test_progress_counts_every_prompt_and_results_are_independent(engines, icl_prompts):
@@ -245,6 +258,8 @@ def test_generate_each_streams_every_prompt_once_with_the_answers_of_generate(
         prefilled_at_first = len(prefilled) if prefilled_at_first is None else prefilled_at_first
     expected, _ = plain_answers
     assert_same([streamed[i] for i in range(len(icl_prompts))], expected)
+    assert fast.counts == EngineCounts(fast_prompts=len(icl_prompts), fallback_prompts=0,
+                                       rows=rows_in_flight or len(set(icl_prompts)))
     distinct = len({tuple(fast._prompt_ids(p)) for p in icl_prompts})
     if rows_in_flight == 3:  # the first answers came while later prompts still waited for a row
         assert prefilled_at_first < distinct == len(prefilled)
@@ -267,6 +282,7 @@ def test_a_model_that_bypasses_our_attention_gets_the_batched_paths_answers(
         outputs = [streamed[i] for i in range(len(icl_prompts))]
     expected, _ = plain_answers
     assert_same(outputs, expected)
+    assert (fast.counts.fast_prompts, fast.counts.fallback_prompts) == (0, len(icl_prompts))
     assert not fast._fast_path_applies(stopped_params)  # later calls go straight to the batched path
 
 
@@ -280,19 +296,21 @@ def test_the_batched_path_streams_too(engines, icl_prompts):
 
 def test_sampling_and_zero_tokens_fall_back_to_the_batched_path(engines, icl_prompts):
     plain, fast = engines
+    before = replace(fast.counts)
     sampled = SamplingParams(max_new_tokens=8, temperature=0.9, seed=3)
     assert [o.text for o in fast.generate(icl_prompts, sampled, batch_size=4)] == [
         o.text for o in plain.generate(icl_prompts, sampled, batch_size=4)
     ]
     empty = fast.generate(icl_prompts[:2], SamplingParams(max_new_tokens=0))
     assert [(o.text, o.n_generated_tokens) for o in empty] == [("", 0), ("", 0)]
+    assert fast.counts == replace(before, fallback_prompts=before.fallback_prompts + len(icl_prompts) + 2)
 
 
 def test_bfloat16_runs_and_matches_its_plain_loop(tiny_model_dir, icl_prompts):
     fast = FastICLGenerator.load(tiny_model_dir, dtype="bfloat16")
     plain = HFGenerator(fast.model, fast.tokenizer, "tiny")
     params = SamplingParams(max_new_tokens=12, stop=STUDENT_STOP)
-    assert_same(fast.generate(icl_prompts[:6], params), plain_loop(plain, icl_prompts[:6], params))
+    assert_same(fast_answers(fast, icl_prompts[:6], params), plain_loop(plain, icl_prompts[:6], params))
 
 
 # ---- the vLLM backend without vLLM -------------------------------------------------------------
@@ -317,4 +335,4 @@ def test_smollm2_fast_engine_matches_batched_generate(smollm2_path):
     batched = transformers_as_shipped(HFGenerator.load(smollm2_path))
     fast = FastICLGenerator(batched.model, batched.tokenizer, "smollm2")
     params = SamplingParams(max_new_tokens=96, stop=STUDENT_STOP)
-    assert_same(fast.generate(prompts, params), batched.generate(prompts, params, batch_size=8))
+    assert_same(fast_answers(fast, prompts, params), batched.generate(prompts, params, batch_size=8))

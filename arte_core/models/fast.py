@@ -432,16 +432,29 @@ def cache_keyword(model) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
+@dataclass
+class EngineCounts:
+    """What a FastICLGenerator did, summed over its calls: the prompts it answered on the fast path and
+    those it handed to HFGenerator (sampling, or a model whose attention it cannot drive), which give
+    the same greedy answers, only slower; and the rows its latest fast call could decode together."""
+
+    fast_prompts: int = 0
+    fallback_prompts: int = 0
+    rows: int = 0
+
+
 class FastICLGenerator(HFGenerator):
     """HFGenerator whose greedy `generate` shares prefix caches and refills its batch as rows finish.
 
     `rows_in_flight` (default: the caller's batch_size, at least MIN_ROWS_IN_FLIGHT) bounds how many
     prompts decode together. Like HFGenerator, it computes on packed weights unless `pack_weights=False`.
+    `counts` says which path the prompts took.
     """
 
     def __init__(self, model, tokenizer, name: str, rows_in_flight: int | None = None, pack_weights: bool = True):
         super().__init__(model, tokenizer, name, pack_weights=pack_weights)
         self.rows_in_flight = rows_in_flight
+        self.counts = EngineCounts()
         self._attention_dispatched = True  # until a model shows otherwise
         self._cache_keyword = cache_keyword(model)
 
@@ -465,13 +478,18 @@ class FastICLGenerator(HFGenerator):
     ) -> Iterator[tuple[int, Generation]]:
         """(prompt index, generation) pairs as rows finish; the batch is refilled from later prompts."""
         if not self._fast_path_applies(params):
-            yield from super().generate_each(prompts, params, batch_size=batch_size)
+            yield from self._fallback_each(prompts, params, batch_size)
             return
         try:
             yield from self._greedy_each(prompts, params, batch_size)
         except AttentionNotDispatched:
             self._attention_dispatched = False  # found on the first forward pass, before any yield
-            yield from super().generate_each(prompts, params, batch_size=batch_size)
+            yield from self._fallback_each(prompts, params, batch_size)
+
+    def _fallback_each(self, prompts, params, batch_size) -> Iterator[tuple[int, Generation]]:
+        for index, generation in super().generate_each(prompts, params, batch_size=batch_size):
+            self.counts.fallback_prompts += 1
+            yield index, generation
 
     def _greedy_each(self, prompts, params, batch_size) -> Iterator[tuple[int, Generation]]:
         """(prompt index, generation) for every prompt with the text of each distinct prompt that finishes."""
@@ -480,9 +498,11 @@ class FastICLGenerator(HFGenerator):
         indices_of: list[list[int]] = [[] for _ in distinct]
         for i, s in enumerate(sequence_of):
             indices_of[s].append(i)
-        rows = self.rows_in_flight or max(batch_size, MIN_ROWS_IN_FLIGHT)
-        for s, generation in _GreedyRun(self, distinct, params, rows).finished():
+        run = _GreedyRun(self, distinct, params, self.rows_in_flight or max(batch_size, MIN_ROWS_IN_FLIGHT))
+        for s, generation in run.finished():
+            self.counts.rows = run.capacity  # once an answer came from this path
             for i in indices_of[s]:
+                self.counts.fast_prompts += 1
                 yield i, _own_copy(generation)
 
     def _fast_path_applies(self, params: SamplingParams) -> bool:
