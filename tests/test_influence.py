@@ -21,7 +21,8 @@ from arte_core.stages.influence import (
 )
 from arte_core.progress import Reporter
 from arte_core.store import Store, utcnow
-from arte_core.store.signals import average_ranks, influence_rows, signal_comparison
+from arte_core.stats import average_ranks
+from arte_core.store.signals import influence_rows, signal_comparison
 
 PROMPT = "Evaluate the result of a random Boolean expression.\n\nQ: {}\nA: Let's think step by step."
 REFERENCE = [{"prompt": PROMPT.format(q), "completion": " So the answer is True."}

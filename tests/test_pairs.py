@@ -2,8 +2,9 @@
 
 import pytest
 
-from arte_core.stages.pairs import (ScoredPair, combined_scores, helpful_harmful_pairs, percentile_ranks, question_pairs,
-                             question_scores, rationale_pairs)
+from arte_core.stages.pairs import (ScoredPair, combined_scores, helpful_harmful_pairs, question_pairs, question_scores,
+                                    rationale_pairs)
+from arte_core.stats import percentile_ranks
 
 
 def rows(spec):

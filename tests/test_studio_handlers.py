@@ -11,6 +11,7 @@ from studio_fixtures import (
 )
 
 from arte_core.errors import ArteError
+from arte_core.stats import binomial_sd, cohen_kappa, spearman
 from arte_core.store import Store
 from arte_core.store import studio as q
 from arte_core.studio import export, handlers as h, plots
@@ -150,19 +151,19 @@ def test_agreement_numbers(store):
     assert stats["agreement"] == pytest.approx(2 / 3)
     proxy = ["right" if h.presentation_swapped(p) else "left" for p in ("pr-0", "pr-1", "pr-2")]
     human = proxy[:2] + [{"left": "right", "right": "left"}[proxy[2]]]
-    assert stats["kappa"] == h.cohen_kappa(proxy, human)
+    assert stats["kappa"] == cohen_kappa(proxy, human)
     text = h.agreement_markdown(stats)
     assert "67% of judged pairs accepted" in text and "2 accepted, 1 swapped, 1 excluded" in text
 
 
 def test_cohen_kappa_and_spearman():
-    assert h.cohen_kappa(["l", "r", "l", "r"], ["l", "r", "l", "r"]) == 1.0
-    assert h.cohen_kappa(["l", "r", "l", "r"], ["r", "l", "r", "l"]) == -1.0
-    assert h.cohen_kappa(["l", "l"], ["l", "l"]) is None  # chance agreement is certain
-    assert h.cohen_kappa([], []) is None
-    assert h.spearman(pd.Series([1, 2, 3, 4]), pd.Series([10, 20, 30, 40])) == pytest.approx(1.0)
-    assert h.spearman(pd.Series([1, 2, 3, 4]), pd.Series([4, 3, 2, 1])) == pytest.approx(-1.0)
-    assert h.spearman(pd.Series([1, 2]), pd.Series([1, 2])) is None
+    assert cohen_kappa(["l", "r", "l", "r"], ["l", "r", "l", "r"]) == 1.0
+    assert cohen_kappa(["l", "r", "l", "r"], ["r", "l", "r", "l"]) == -1.0
+    assert cohen_kappa(["l", "l"], ["l", "l"]) is None  # chance agreement is certain
+    assert cohen_kappa([], []) is None
+    assert spearman(pd.Series([1, 2, 3, 4]), pd.Series([10, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(pd.Series([1, 2, 3, 4]), pd.Series([4, 3, 2, 1])) == pytest.approx(-1.0)
+    assert spearman(pd.Series([1, 2]), pd.Series([1, 2])) is None
 
 
 # -- plots -------------------------------------------------------------------------------------------
@@ -186,12 +187,15 @@ def test_analysis_figures_have_one_point_per_draft(store):
 
 def test_length_bins_and_noise():
     frame = pd.DataFrame({"word_count": [10, 20, 30, 60], "accuracy": [0.2, 0.4, 0.6, 0.9]})
-    bins = plots.length_bins(frame, 25)
+    # the store's length_bins rows for these drafts (bin_start, mean, count, sample sd)
+    bins = plots.with_band(pd.DataFrame({"bin_start": [0, 25, 50], "mean": [0.3, 0.6, 0.9], "count": [2, 1, 1],
+                                         "std": [0.1414, 0.0, 0.0]}), 25)
     assert bins["bin_start"].tolist() == [0, 25, 50]
     assert bins["mean"].round(3).tolist() == [0.3, 0.6, 0.9]
     assert bins.iloc[2]["half_width"] == 0.0  # one draft: no band
-    assert plots.binomial_sd(0.5, 40) == pytest.approx(0.0791, abs=1e-4)
-    empty = plots.length_accuracy_figure(frame.iloc[0:0], 10)
+    assert bins["center"].tolist() == [12.5, 37.5, 62.5] and bins.iloc[0]["half_width"] == pytest.approx(0.196, abs=1e-3)
+    assert binomial_sd(0.5, 40) == pytest.approx(0.0791, abs=1e-4)
+    empty = plots.length_accuracy_figure(frame.iloc[0:0], 10, bins, None)
     assert plots.marker_point_count(empty) == 0 and empty.layout.annotations
 
 

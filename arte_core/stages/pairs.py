@@ -30,8 +30,8 @@ from arte_core.config import PAIR_SIGNALS as SIGNALS, PAIR_STYLES as STYLES
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
+from arte_core.stats import percentile_ranks
 from arte_core.store import signals, utcnow
-from arte_core.store.signals import average_ranks
 
 READS = ("questions", "rationales", "icl_scores", "influence_scores")
 WRITES = ("pairs",)
@@ -102,13 +102,6 @@ def helpful_harmful_pairs(groups: dict[str, dict[str, float]], neutral: float, m
         pairs += [ScoredPair(c, r, scores[c], scores[r]) for c in helpful for r in harmful
                   if scores[c] - scores[r] > min_margin]
     return pairs
-
-
-def percentile_ranks(values: list[float]) -> list[float]:
-    """Ranks scaled to [0, 1] (lowest 0, highest 1; ties share their mean rank; one value: 0.5)."""
-    if len(values) < 2:
-        return [0.5] * len(values)
-    return [(r - 1) / (len(values) - 1) for r in average_ranks(values)]
 
 
 def combined_scores(icl_rows: list[dict], influence_rows: list[dict]) -> list[dict]:

@@ -6,8 +6,7 @@ draft the influence signal prefers has a LOW influence; comparisons rank by `-in
 
 from __future__ import annotations
 
-from statistics import mean
-
+from arte_core.stats import average_ranks, spearman
 from arte_core.store.core import Store
 
 _DRAFT_COLUMNS = (
@@ -57,38 +56,9 @@ def signal_comparison(store: Store, run_id: str, student: str) -> dict:
         "WHERE r.run_id = ? AND r.origin = 'draft' ORDER BY q.idx, r.technique",
         [student, student, run_id],
     )
-    accuracy_ranks = average_ranks([r["accuracy"] for r in rows])
-    influence_ranks = average_ranks([-r["influence"] for r in rows])
+    accuracies, helpfulness = [r["accuracy"] for r in rows], [-r["influence"] for r in rows]
     middle = (len(rows) + 1) / 2
-    disagreements = [row for row, a, i in zip(rows, accuracy_ranks, influence_ranks)
+    disagreements = [row for row, a, i in zip(rows, average_ranks(accuracies), average_ranks(helpfulness))
                      if (a - middle) * (i - middle) < 0]
-    return dict(rows=rows, spearman=pearson(accuracy_ranks, influence_ranks), n=len(rows),
-                disagreements=disagreements)
+    return dict(rows=rows, spearman=spearman(accuracies, helpfulness, min_points=2), n=len(rows), disagreements=disagreements)
 
-
-def average_ranks(values: list[float]) -> list[float]:
-    """1-based ranks, ties sharing the mean of their positions (Spearman's convention)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for k in range(start, end + 1):
-            ranks[order[k]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
-
-
-def pearson(xs: list[float], ys: list[float]) -> float | None:
-    """Pearson correlation; None when undefined (fewer than two points or no spread)."""
-    if len(xs) < 2:
-        return None
-    mx, my = mean(xs), mean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / (sxx * syy) ** 0.5

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from arte_core.errors import ArteError
+from arte_core.stats import binomial_sd, cohen_kappa, spearman
 from arte_core.store import Store
 from arte_core.store import signals
 from arte_core.store import studio as q
@@ -374,19 +375,6 @@ def latest_undoable(store: Store, pair_id: Any) -> int | None:
 
 # -- agreement between people and the student proxy ----------------------------------------------------
 
-def cohen_kappa(a: list[str], b: list[str]) -> float | None:
-    """Cohen's kappa of two label lists; None when undefined (no items, or chance agreement is certain)."""
-    if not a or len(a) != len(b):
-        return None
-    labels = sorted(set(a) | set(b))
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    expected = sum((a.count(label) / n) * (b.count(label) / n) for label in labels)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1 - expected)
-
-
 def agreement(store: Store, run_id: str, student: str | None = None) -> dict:
     """How often people agree with the student's preference on the pairs they decided.
 
@@ -424,17 +412,6 @@ def agreement_markdown(stats: dict) -> str:
 
 # -- analysis -------------------------------------------------------------------------------------------
 
-def spearman(x: pd.Series, y: pd.Series) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None with fewer than 3 points or no spread."""
-    frame = pd.DataFrame({"x": x, "y": y}).dropna()
-    if len(frame) < 3:
-        return None
-    rx, ry = frame["x"].rank(), frame["y"].rank()
-    if rx.std() == 0 or ry.std() == 0:
-        return None
-    return float(rx.corr(ry))
-
-
 def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
     """Every analysis figure for a run and student, a summary and the evaluation table."""
     if not run_id:
@@ -471,7 +448,7 @@ def _analysis_summary(lengths: pd.DataFrame, totals: dict, techniques: pd.DataFr
     bins = totals["bins"]
     best_bin = bins.sort_values(["mean", "count"], ascending=False).iloc[0]
     best_tech = techniques.sort_values("mean_accuracy", ascending=False).iloc[0]
-    noise = plots.binomial_sd(totals["mean"], n_pref)
+    noise = binomial_sd(totals["mean"], n_pref)
     lines = [
         f"- {totals['total']} scored drafts over {n_pref} preference questions; {plots.noise_note(totals['mean'], n_pref)}.",
         f"- Length vs accuracy: Spearman ρ = {'undefined' if rho is None else f'{rho:.2f}'}{sampled}; "

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from arte_core.stats import Z95, binomial_sd, ci_half_width
+
 BIN_WORDS = 25  # the paper reports length effects in 25-word bins (50–75, 75–100 words)
-Z95 = 1.96
 VARIANT_ORDER = ("untrained", "original", "arte")
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
-
-
-def binomial_sd(p: float, n: int) -> float:
-    """Standard deviation of an accuracy measured on n items when the true accuracy is p."""
-    if n <= 0 or p is None or (isinstance(p, float) and math.isnan(p)):
-        return float("nan")
-    p = min(max(float(p), 0.0), 1.0)
-    return math.sqrt(p * (1 - p) / n)
 
 
 def noise_note(mean_accuracy: float, n_pref: int) -> str:
@@ -34,13 +26,6 @@ def noise_note(mean_accuracy: float, n_pref: int) -> str:
         return "binomial noise: unknown (no scores)"
     sd = binomial_sd(mean_accuracy, n_pref)
     return f"binomial noise sd ≈ {sd:.3f} at mean accuracy {mean_accuracy:.2f} over n_pref = {n_pref}"
-
-
-def ci_half_width(sd: pd.Series | float, n: pd.Series | int) -> pd.Series | float:
-    """Half width of a normal 95% interval of a mean (0 where fewer than two values)."""
-    if isinstance(n, pd.Series):
-        return (Z95 * sd / np.sqrt(n.clip(lower=1))).where(n > 1, 0.0).fillna(0.0)
-    return Z95 * sd / math.sqrt(n) if n > 1 else 0.0
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -59,34 +44,25 @@ def _layout(fig: go.Figure, title: str, subtitle: str = "", **axes) -> go.Figure
     return fig
 
 
-def length_bins(df: pd.DataFrame, bin_words: int = BIN_WORDS) -> pd.DataFrame:
-    """Mean accuracy per word-count bin with its 95% half width (bins with one draft get none)."""
-    lower = (df["word_count"] // bin_words) * bin_words
-    grouped = df.assign(bin_start=lower).groupby("bin_start")["accuracy"]
-    bins = grouped.agg(["mean", "count", "std"]).reset_index()
-    bins["std"] = bins["std"].fillna(0.0)
-    return _with_band(bins, bin_words)
-
-
-def _with_band(bins: pd.DataFrame, bin_words: int) -> pd.DataFrame:
-    """Add each bin's 95% half width and center to (bin_start, mean, count, std) rows."""
+def with_band(bins: pd.DataFrame, bin_words: int = BIN_WORDS) -> pd.DataFrame:
+    """Add each bin's 95% half width and center to (bin_start, mean, count, std) rows (the store's
+    `length_bins`); a bin of one draft gets no band."""
     bins = bins.copy()
     bins["half_width"] = ci_half_width(bins["std"], bins["count"])
     bins["center"] = bins["bin_start"] + bin_words / 2
     return bins
 
 
-def length_accuracy_figure(df: pd.DataFrame, n_pref: int, bin_words: int = BIN_WORDS, bins: pd.DataFrame | None = None,
-                           mean: float | None = None, total: int | None = None) -> go.Figure:
+def length_accuracy_figure(df: pd.DataFrame, n_pref: int, bins: pd.DataFrame, mean: float | None,
+                           total: int | None = None, bin_words: int = BIN_WORDS) -> go.Figure:
     """Rationale length vs one-shot accuracy: one point per draft, binned mean and 95% band (paper Fig. 2).
 
-    `df` holds the points (perhaps a sample of `total` drafts); `bins` and `mean`, when given, are
-    computed over every draft (the store's `length_bins`, `mean_accuracy`), else from `df`.
+    `df` holds the points (perhaps a sample of `total` drafts); `bins` and `mean` are computed over
+    every draft (the store's `length_bins` and `mean_accuracy`).
     """
     if df.empty:
         return empty_figure("No scored drafts for this run and student yet.")
-    bins = length_bins(df, bin_words) if bins is None else _with_band(bins, bin_words)
-    mean = float(df["accuracy"].mean()) if mean is None else mean
+    bins = with_band(bins, bin_words)
     fig = go.Figure()
     for i, (technique, part) in enumerate(df.groupby("technique", sort=True)):
         fig.add_trace(go.Scatter(
