@@ -9,6 +9,7 @@ import torch
 from arte_core.config import EvalConfig, RunConfig, ScoreConfig
 from arte_core.context import open_run
 from arte_core.errors import ArteError
+from arte_core.pipeline import run_stage
 from arte_core.stages.pairs import build_pairs, load_signal_scores
 from arte_core.stages.influence import (
     InfluenceConfig,
@@ -17,7 +18,6 @@ from arte_core.stages.influence import (
     check_config,
     encode,
     per_item_loss,
-    run_influence,
 )
 from arte_core.progress import Reporter
 from arte_core.store import Store, utcnow
@@ -200,7 +200,7 @@ def open_ctx(tmp_path, student, n_pref=4, **influence):
     config = RunConfig(teacher=student, student=student, runs_dir=str(tmp_path / "runs"),
                        score=ScoreConfig(n_pref=n_pref), eval=EvalConfig(n_test=4))
     ctx = open_run(config, store, Reporter(None, show_bar=False))
-    ctx.config.influence = InfluenceConfig(**influence)  # until RunConfig has the section, set it by hand
+    ctx.config.influence = InfluenceConfig(**influence)
     questions, rationales = draft_rows(ctx.run_id, DRAFTS)
     with store.transaction():
         store.insert("questions", questions)
@@ -210,21 +210,21 @@ def open_ctx(tmp_path, student, n_pref=4, **influence):
 
 def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tiny_model_dir):
     ctx = open_ctx(tmp_path, tiny_model_dir, learning_rate=1e-2, warmup_fraction=0.5)
-    assert run_influence(ctx) == 4
+    assert run_stage(ctx, "influence")["n_probed"] == 4
     rows = influence_rows(ctx.store, ctx.run_id, tiny_model_dir)
     assert sorted(r["rationale_id"] for r in rows) == sorted(r["rationale_id"] for r in ctx.store.rationales(ctx.run_id))
     assert all(r["influence"] == pytest.approx(r["loss_after"] - r["loss_before"]) for r in rows)
     assert len({r["loss_before"] for r in rows}) == 1 and all(r["n_reference"] == 4 for r in rows)
     assert ctx.store.is_done(ctx.run_id, "influence", tiny_model_dir)
 
-    assert run_influence(ctx) == 0  # done: nothing recomputed, nothing written
+    assert run_stage(ctx, "influence") is None  # done: nothing recomputed, nothing written
     assert ctx.store.scalar("SELECT count(*) FROM influence_scores") == 4
 
     # an interrupted run: one row missing and the stage not marked done; the warm-up is rebuilt identically
     lost = rows[1]
     ctx.store.execute("DELETE FROM influence_scores WHERE rationale_id = ?", [lost["rationale_id"]])
     ctx.store.execute("DELETE FROM stage_status WHERE stage = 'influence'")
-    assert run_influence(ctx) == 1
+    assert run_stage(ctx, "influence")["n_probed"] == 1
     again = {r["rationale_id"]: r for r in influence_rows(ctx.store, ctx.run_id, tiny_model_dir)}
     assert again[lost["rationale_id"]]["influence"] == pytest.approx(lost["influence"], abs=1e-6)
 
@@ -233,15 +233,16 @@ def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tin
 def test_asking_for_a_missing_gpu_fails_before_anything_loads(tmp_path, tiny_model_dir):
     ctx = open_ctx(tmp_path, tiny_model_dir, device="cuda")
     with pytest.raises(ArteError, match="'influence.device' is 'cuda' but torch sees no CUDA device"):
-        run_influence(ctx)
+        run_stage(ctx, "influence")
+    assert not ctx.store.is_done(ctx.run_id, "influence", tiny_model_dir)
     assert ctx.store.scalar("SELECT count(*) FROM influence_scores") == 0
     ctx.config.influence.device = "auto"  # no GPU: the CPU
-    assert run_influence(ctx) == 4
+    assert run_stage(ctx, "influence")["n_probed"] == 4
 
 
 def test_influence_scores_build_pairs(tmp_path, tiny_model_dir):
     ctx = open_ctx(tmp_path, tiny_model_dir, learning_rate=1e-2)
-    run_influence(ctx)
+    run_stage(ctx, "influence")
     scores = load_signal_scores(ctx, tiny_model_dir, "influence")
     needed = {"rationale_id", "question_id", "question", "target", "text", "technique", "question_idx", "score"}
     assert scores and all(needed <= row.keys() and row["score"] == -row["influence"] for row in scores)
@@ -295,7 +296,7 @@ def test_average_ranks_share_ties():
 def test_influence_with_smollm2_in_lora_mode(tmp_path, smollm2_path):
     ctx = open_ctx(tmp_path, smollm2_path, n_pref=6, learning_rate=1e-4, mode="lora")
     ctx.store.execute("DELETE FROM rationales WHERE technique = 'expert_procedure' AND question_id LIKE '%q00001'")
-    assert run_influence(ctx) == 3
+    assert run_stage(ctx, "influence")["n_probed"] == 3
     rows = {r["rationale_id"].rsplit(":", 1)[1] + r["question_id"][-1]: r
             for r in influence_rows(ctx.store, ctx.run_id, smollm2_path)}
     assert len({r["loss_before"] for r in rows.values()}) == 1

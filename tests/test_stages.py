@@ -8,16 +8,16 @@ import json
 
 import pytest
 
+from arte_core.pipeline import run_stage, stage_function
 from arte_core.stages.align import ADAPTER, dpo_records, run_align
+from arte_core.stages.registry import STAGES, producer
 from arte_core.config import RunConfig
 from arte_core.context import open_run
-from arte_core.stages.distill import original_examples, run_distill
-from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id, run_elicit
+from arte_core.stages.distill import original_examples
+from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id
 from arte_core.errors import ArteError
-from arte_core.stages.evaluate import run_evaluate
-from arte_core.stages.pairs import run_pairs
 from arte_core.parsing import Deduplicator
-from arte_core.stages.score import run_score, score_drafts
+from arte_core.stages.score import score_drafts
 from arte_core.progress import Reporter
 from arte_core.store import Store, utcnow
 
@@ -97,7 +97,7 @@ def test_changed_config_under_the_same_run_name_is_refused(ctx):
 
 def test_elicit_with_a_teacher_that_writes_nothing_parsable_fails_clearly(ctx):
     with pytest.raises(ArteError, match="no parsable question"):
-        run_elicit(ctx)
+        run_stage(ctx, "elicit")
     calls = ctx.store.generation_calls(ctx.run_id, "draft")
     assert len(calls) == 2  # max_question_calls, each stored with its raw output for inspection
     assert all(c["n_kept"] == 0 for c in calls)
@@ -150,7 +150,7 @@ def test_score_stores_every_item_and_never_rescores(ctx):
     items = ctx.store.rows("SELECT * FROM icl_items")
     assert len(items) == 4 * 4
     assert score_drafts(ctx) == 0  # resumed: nothing left
-    run_score(ctx)
+    assert run_stage(ctx, "score") == {"n_scored_now": 0}
     assert ctx.store.is_done(ctx.run_id, "score", ctx.config.student)
 
 
@@ -200,7 +200,7 @@ def scored_run(ctx):
 
 def test_pairs_stage_builds_question_and_rationale_pairs(ctx):
     qids = scored_run(ctx)
-    assert run_pairs(ctx) == 3
+    assert run_stage(ctx, "pairs")["n_pairs"] == 3
     pairs = ctx.store.pairs(ctx.run_id)
     question_pairs = [p for p in pairs if p["kind"] == "question"]
     assert [(p["chosen_ref"], p["rejected_ref"]) for p in question_pairs] == [(qids[0], qids[1])]
@@ -234,7 +234,7 @@ def influenced_run(ctx):
 def test_montessori_style_pairs_every_helpful_with_every_harmful_draft_of_one_prompt(ctx):
     qids, r = influenced_run(ctx)
     ctx.config.pairs.signal, ctx.config.pairs.style = "influence", "montessori"
-    assert run_pairs(ctx) == 4
+    assert run_stage(ctx, "pairs")["n_pairs"] == 4
     pairs = ctx.store.pairs(ctx.run_id)
     assert {p["signal"] for p in pairs} == {"influence"} and {p["style"] for p in pairs} == {"montessori"}
     rationale = sorted((p["chosen_ref"], p["rejected_ref"]) for p in pairs if p["kind"] == "rationale")
@@ -246,14 +246,16 @@ def test_montessori_style_pairs_every_helpful_with_every_harmful_draft_of_one_pr
         "n_pairs": 4, "signal": "influence", "style": "montessori", "neutral": "auto"}
 
 
-def test_when_every_draft_helps_montessori_pairs_need_the_median_as_neutral_point(ctx, capsys):
+def test_when_every_draft_helps_montessori_pairs_need_the_median_as_neutral_point(ctx):
     qids, r = influenced_run(ctx)
     ctx.store.execute("UPDATE influence_scores SET influence = influence - 1")  # every step lowers the loss
     ctx.config.pairs.signal, ctx.config.pairs.style = "influence", "montessori"
-    assert run_pairs(ctx) == 0
-    assert "no pairs: 8 drafts score above the neutral point (+0) and 0 below it" in capsys.readouterr().err
+    with pytest.raises(ArteError, match=r"no pairs: 8 drafts score above the neutral point \(\+0\) and 0 below it"
+                                        r".*pairs.neutral: median"):
+        run_stage(ctx, "pairs")
+    assert not ctx.store.is_done(ctx.run_id, "pairs", ctx.config.student)  # nothing built: not done
     ctx.config.pairs.neutral = "median"  # relative to the typical draft: the same split as the raw influences'
-    assert run_pairs(ctx) > 0
+    assert run_stage(ctx, "pairs")["n_pairs"] > 0
     rationale = sorted((p["chosen_ref"], p["rejected_ref"]) for p in ctx.store.pairs(ctx.run_id) if p["kind"] == "rationale")
     assert (r[0, 0], r[0, 1]) in rationale and (r[2, 1], r[2, 0]) in rationale
 
@@ -263,37 +265,42 @@ def test_a_new_signal_replaces_the_pair_set_and_old_decisions_return_with_their_
 
     influenced_run(ctx)
     student = ctx.config.student
-    icl_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)} if run_pairs(ctx) else set()
+    run_stage(ctx, "pairs")
+    icl_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)}
     assert icl_ids
     excluded = sorted(icl_ids)[0]
     studio.add_decision(ctx.store, excluded, "exclude", "alice", "off-topic")
     assert excluded not in {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)}
 
-    run_pairs(ctx, signal="influence")
+    ctx.config.pairs.signal = "influence"
+    run_stage(ctx, "pairs")
     influence_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)}
     assert influence_ids and not influence_ids & icl_ids  # the ids carry the signal
     assert {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)} == influence_ids  # DPO sees one set
 
-    run_pairs(ctx, signal="both", style="montessori")
+    ctx.config.pairs.signal, ctx.config.pairs.style = "both", "montessori"
+    run_stage(ctx, "pairs")
     assert {(p["signal"], p["style"]) for p in ctx.store.pairs(ctx.run_id)} == {("both", "montessori")}
 
-    assert run_pairs(ctx, signal="icl") == len(icl_ids)
+    ctx.config.pairs.signal, ctx.config.pairs.style = "icl", "arte"
+    assert run_stage(ctx, "pairs")["n_pairs"] == len(icl_ids)
     assert {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)} == icl_ids
     assert {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)} == icl_ids - {excluded}
     before = ctx.store.rows("SELECT pair_id, created_at FROM pairs ORDER BY pair_id")
-    assert run_pairs(ctx, signal="icl") == len(icl_ids)  # built already: nothing rewritten
+    assert run_stage(ctx, "pairs") is None  # built already: nothing rewritten
     assert ctx.store.rows("SELECT pair_id, created_at FROM pairs ORDER BY pair_id") == before
 
 
 def test_pairs_from_a_signal_without_scores_fail_with_what_to_run(ctx):
     scored_run(ctx)
+    ctx.config.pairs.signal = "both"
     with pytest.raises(ArteError, match="no drafts scored by both signals .* run `arte score` and `arte influence`"):
-        run_pairs(ctx, signal="both")
+        run_stage(ctx, "pairs")
+    ctx.config.pairs.signal, ctx.config.pairs.style = "influence", "montessori"
     with pytest.raises(ArteError, match="no influence scores .* run `arte influence`"):
-        run_pairs(ctx, signal="influence", style="montessori")
-    with pytest.raises(ArteError, match="pair style 'dpo' is unknown; choose one of arte, montessori"):
-        run_pairs(ctx, style="dpo")
+        run_stage(ctx, "pairs")
     assert ctx.store.pairs(ctx.run_id) == []
+    assert not ctx.store.is_done(ctx.run_id, "pairs", ctx.config.student)
 
 
 def test_dpo_records_split_question_pairs_after_the_prefill():
@@ -307,13 +314,14 @@ def test_dpo_records_split_question_pairs_after_the_prefill():
 @pytest.mark.slow
 def test_align_distill_evaluate_on_a_tiny_model(ctx):
     scored_run(ctx)
-    run_pairs(ctx)
-    adapter = run_align(ctx)
+    run_stage(ctx, "pairs")
+    adapter = run_stage(ctx, "align")
     artifact = ctx.store.artifact(ctx.run_id, ADAPTER)
     assert artifact["path"] == adapter and (ctx.run_dir / "align" / "adapter" / "adapter_config.json").is_file()
     assert json.loads(artifact["metrics_json"])["pair_signal"] == "icl"  # what the teacher learnt from
     assert ctx.store.train_logs(ctx.run_id, ADAPTER), "DPO losses are logged"
-    assert run_align(ctx) == adapter  # resumed: not retrained
+    assert run_stage(ctx, "align") is None  # done: skipped
+    assert run_align(ctx, ctx.config.student) == adapter  # resumed inside the stage: the saved adapter, not retrained
 
     # Regenerated data as the aligned teacher would store it (a random model writes no parsable question).
     arte_q = question_id(ctx.run_id, "arte", 0)
@@ -326,10 +334,49 @@ def test_align_distill_evaluate_on_a_tiny_model(ctx):
                                          answer_parsed=True, matches_target=True, word_count=6, n_tokens=9,
                                          teacher="aligned", temperature=0.0, seed=0, created_at=utcnow())])
     assert len(original_examples(ctx, ctx.config.student)) == 4  # best draft per question
-    paths = run_distill(ctx)
+    paths = run_stage(ctx, "distill")
     assert set(paths) == {"original", "arte"}
     assert len(ctx.store.sft_examples(ctx.run_id, "original")) == 1  # sized to the smaller dataset
-    table = run_evaluate(ctx)
+    table = run_stage(ctx, "evaluate")
     assert {(r["variant"], r["shots"]) for r in table} == {(v, k) for v in ("untrained", "original", "arte") for k in (0, 3)}
     assert all(r["n_items"] == 3 for r in table)
     assert len(ctx.store.rows("SELECT * FROM eval_items")) == 18
+    assert set(ctx.store.stages_done(ctx.run_id)) == {"pairs:" + ctx.config.student, "align", "distill", "evaluate"}
+
+
+# -- the registry's rules, for every stage ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in STAGES if STAGES[n].reads and n not in ("elicit", "evaluate")])
+def test_a_stage_whose_inputs_are_empty_refuses_with_the_command_to_run_first(ctx, name):
+    maker = producer(STAGES[name].reads[0])
+    with pytest.raises(ArteError, match=f"`arte {name}` needs .* none: run `arte {maker}`.* first"):
+        run_stage(ctx, name)
+    assert ctx.store.stages_done(ctx.run_id) == []
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_a_stage_that_writes_nothing_is_never_marked_done(ctx, name, monkeypatch):
+    assert STAGES[name].writes, "every stage declares what it writes"
+    monkeypatch.setattr("arte_core.pipeline.check_inputs", lambda *args: None)
+    monkeypatch.setattr("arte_core.pipeline.stage_function", lambda _name: lambda ctx, student: None)
+    with pytest.raises(ArteError, match=f"`arte {name}` finished without writing .* not marked done"):
+        run_stage(ctx, name)
+    assert ctx.store.stages_done(ctx.run_id) == []
+
+
+def test_every_registered_stage_function_exists():
+    for name in STAGES:
+        assert callable(stage_function(name))
+
+
+def test_score_before_elicit_refuses_on_the_command_line_and_marks_nothing(tmp_path, tiny_model_dir, capsys):
+    from arte_core.cli import main
+
+    db = tmp_path / "cli.duckdb"
+    args = ["--db", str(db), "--student", tiny_model_dir, "--teacher", tiny_model_dir,
+            "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main(["score", *args]) == 2
+    assert "run `arte elicit` first" in capsys.readouterr().err
+    with Store(db, read_only=True) as store:
+        assert store.rows("SELECT * FROM stage_status") == []

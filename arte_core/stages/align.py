@@ -1,7 +1,6 @@
 """Step 4: align the teacher with the student's preferences: DPO (TRL) on question and rationale
 pairs with a LoRA adapter, the frozen base acting as the reference model.
 
-Reads: pairs, pair_decisions.  Writes: artifacts ('teacher_adapter'), train_logs.
 Resumable: checkpoints every `align.save_steps`; the adapter is recorded only once fully saved.
 """
 
@@ -14,8 +13,6 @@ from arte_core.errors import ArteError
 from arte_core.prompts import QUESTION_PREFILL
 from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
 
-READS = ("pairs", "pair_decisions")
-WRITES = ("artifacts", "train_logs")
 ADAPTER = "teacher_adapter"
 
 
@@ -32,9 +29,8 @@ def dpo_records(pairs: list[dict], render) -> list[dict]:
     return records
 
 
-def run_align(ctx: RunContext, student: str | None = None) -> str:
-    """Train the teacher's DPO adapter on the (override-applied) pairs; returns the adapter folder."""
-    student = student or ctx.config.student
+def run_align(ctx: RunContext, student: str) -> str:
+    """Train the teacher's DPO adapter on the student's (override-applied) pairs; returns the adapter folder."""
     existing = ctx.store.artifact(ctx.run_id, ADAPTER)
     if existing:
         return existing["path"]

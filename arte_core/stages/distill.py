@@ -14,8 +14,6 @@ from arte_core.errors import ArteError
 from arte_core.prompts import sft_example
 from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
 
-READS = ("questions", "rationales", "icl_scores", "artifacts")
-WRITES = ("generation_calls", "questions", "rationales", "sft_examples", "artifacts", "train_logs")
 DATASETS = ("original", "arte")
 
 
@@ -38,12 +36,9 @@ def _example(row: dict) -> dict:
                 rationale=row["text"], answer=row["answer"] or row["target"])
 
 
-def run_distill(ctx: RunContext, student: str | None = None) -> dict[str, str]:
+def run_distill(ctx: RunContext, student: str) -> dict[str, str]:
     """Fine-tune the student on the original-teacher data and on the ARTE data; returns model folders."""
-    student = student or ctx.config.student
     datasets = {"original": original_examples(ctx, student), "arte": arte_examples(ctx)}
-    if not datasets["arte"]:
-        raise ArteError(f"run '{ctx.run_id}' has no regenerated data; run `arte regenerate` first.")
     n = min(len(rows) for rows in datasets.values())
     paths = {}
     for name, rows in datasets.items():

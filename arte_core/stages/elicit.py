@@ -1,7 +1,6 @@
 """Step 1: elicit drafts. The teacher writes questions from the seed exemplars, then one rationale
 per question and reasoning technique.
 
-Reads: runs, pref_items, test_items.  Writes: generation_calls, questions, rationales.
 Resumable: each batch of teacher calls commits with its questions; rationales commit per batch.
 """
 
@@ -16,8 +15,6 @@ from arte_core.parsing import Deduplicator, parse_question_blocks, word_count
 from arte_core.prompts import QUESTION_PREFILL
 from arte_core.store import utcnow
 
-READS = ("runs", "pref_items", "test_items")
-WRITES = ("generation_calls", "questions", "rationales")
 
 
 def question_id(run_id: str, origin: str, idx: int) -> str:
@@ -134,16 +131,13 @@ def _rationale_row(ctx: RunContext, question: dict, technique: str, prompt: str,
         temperature=temperature, seed=seed, created_at=utcnow())
 
 
-def run_elicit(ctx: RunContext) -> None:
-    """Draft questions, then draft rationales with every configured technique."""
-    if ctx.store.is_done(ctx.run_id, "elicit"):
-        return
+def run_elicit(ctx: RunContext, student: str) -> None:
+    """Draft questions, then draft rationales with every configured technique (for every student)."""
     cfg = ctx.config.elicit
     teacher = ctx.models.teacher()
     generate_questions(ctx, teacher, "draft", cfg.n_questions, cfg.question_temperature)
     generate_rationales(ctx, teacher, "draft", list(cfg.techniques), cfg.rationale_temperature,
                         lambda q, t: ctx.prompts.rationale(t, q))
-    ctx.store.mark_done(ctx.run_id, "elicit")
 
 
 def regenerate_rationales(ctx: RunContext, generator) -> int:

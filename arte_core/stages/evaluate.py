@@ -1,7 +1,6 @@
 """Evaluation: zero-shot and k-shot accuracy on the test split for the untrained student, the
 student fine-tuned on original-teacher data and the student fine-tuned on ARTE data.
 
-Reads: test_items, artifacts.  Writes: evaluations, eval_items.
 Resumable: one (variant, shots) cell commits with its items; stored cells are not recomputed.
 """
 
@@ -12,8 +11,6 @@ from arte_core.models import SamplingParams
 from arte_core.prompts import STUDENT_STOP, few_shot_prompt
 from arte_core.store import utcnow
 
-READS = ("test_items", "artifacts")
-WRITES = ("evaluations", "eval_items")
 VARIANTS = ("untrained", "original", "arte")
 
 
@@ -61,7 +58,7 @@ def evaluate_variant(ctx: RunContext, variant: str, shots: int, generator) -> di
     return summary
 
 
-def run_evaluate(ctx: RunContext) -> list[dict]:
+def run_evaluate(ctx: RunContext, student: str) -> list[dict]:
     """Fill every missing (variant, shots) cell; returns the run's evaluation table."""
     for variant in available_variants(ctx):
         missing = [k for k in ctx.config.eval.shots if not ctx.store.evaluation(ctx.run_id, variant, k)]

@@ -18,7 +18,6 @@ Choices the paper leaves open (documented in the config help):
 - AdamW without weight decay and without gradient clipping: a probe measures the draft's gradient only;
 - the probes run on a CUDA GPU when torch sees one (`influence.device`), else on the CPU.
 
-Reads: questions, rationales, pref_items, influence_scores.  Writes: influence_scores.
 Resumable: rows commit in small batches; drafts already scored for (run, student) are skipped.
 """
 
@@ -37,8 +36,6 @@ from arte_core.errors import ArteError
 from arte_core.prompts import few_shot_prompt, sft_example
 from arte_core.store import signals, utcnow
 
-READS = ("questions", "rationales", "pref_items", "influence_scores")
-WRITES = ("influence_scores",)
 
 ROWS_PER_COMMIT = 8  # a killed run loses at most this many probes
 IGNORE = -100  # label of a token that carries no loss (prompt, padding)
@@ -308,11 +305,8 @@ def reference_items(ctx: RunContext, n_reference: int) -> list[dict]:
     return items[:n_reference] if n_reference else items
 
 
-def run_influence(ctx: RunContext, student: str | None = None) -> int:
-    """Probe every draft not yet scored for `student` (default: the config's); returns how many now."""
-    student = student or ctx.config.student
-    if ctx.store.is_done(ctx.run_id, "influence", student):
-        return 0
+def run_influence(ctx: RunContext, student: str) -> dict:
+    """Probe every draft not yet scored for `student`; returns what the stage records (`n_probed` now)."""
     cfg = influence_config(ctx)
     check_config(cfg)
     probe_device(cfg)  # a missing GPU fails here, before the student loads
@@ -322,8 +316,7 @@ def run_influence(ctx: RunContext, student: str | None = None) -> int:
     info: dict = {"n_probed": 0}
     if todo:
         info = _probe_drafts(ctx, student, cfg, drafts, todo)
-    ctx.store.mark_done(ctx.run_id, "influence", student, info)
-    return info["n_probed"]
+    return info
 
 
 def _probe_drafts(ctx: RunContext, student: str, cfg: InfluenceConfig, drafts: list[dict],

@@ -14,9 +14,8 @@ Two pairing styles (`pairs.style`):
   (the reference loss did not move, the paper's rule) and the median draft for the signals without a
   natural zero ('icl', 'both'); 'median' uses the median draft for influence too.
 Rationale pairs always carry the plain step-by-step prompt. The pure functions take scores and
-return pairs; `run_pairs` reads and writes the store, replacing the student's previous pair set.
-
-Reads: questions, rationales, icl_scores, influence_scores.  Writes: pairs.
+return pairs; `run_pairs` reads and writes the store, replacing the student's previous pair set
+(the registry's runner marks it done with the signal, style and neutral point it was built with).
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ from arte_core.prompts import format_question_block
 from arte_core.stats import percentile_ranks
 from arte_core.store import signals, utcnow
 
-READS = ("questions", "rationales", "icl_scores", "influence_scores")
-WRITES = ("pairs",)
 
 
 @dataclass(frozen=True)
@@ -220,22 +217,13 @@ def _row(ctx: RunContext, student: str, signal: str, style: str, kind: str, pair
                 created_at=utcnow())
 
 
-def run_pairs(ctx: RunContext, student: str | None = None, signal: str | None = None,
-              style: str | None = None) -> int:
-    """Build the student's pairs from `signal` in `style` (defaults: the config's), replacing the pairs
-    it had: DPO and the exports use the student's one current pair set. Returns how many pairs."""
-    student = student or ctx.config.student
-    signal = signal or ctx.config.pairs.signal
-    style = style or ctx.config.pairs.style
-    check_choice(signal, style)
-    choice = {"signal": signal, "style": style, "neutral": ctx.config.pairs.neutral}
-    built = ctx.store.stage_info(ctx.run_id, "pairs", student)
-    if built and all(built.get(k) == v for k, v in choice.items()):
-        return len(ctx.store.pairs(ctx.run_id, student))
+def run_pairs(ctx: RunContext, student: str) -> dict:
+    """Build the student's pairs from `pairs.signal` in `pairs.style`, replacing the pairs it had: DPO
+    and the exports use the student's one current pair set. A build that finds no pairs keeps the
+    previous set and says why. Returns what the stage records (`n_pairs`)."""
+    signal, style = ctx.config.pairs.signal, ctx.config.pairs.style
     rows = build_pairs(ctx, student, signal, style)
-    with ctx.store.transaction():
-        ctx.store.replace_pairs(ctx.run_id, student, rows)
-        ctx.store.mark_done(ctx.run_id, "pairs", student, {"n_pairs": len(rows), **choice})
     if not rows:
-        ctx.reporter.log(no_pairs_advice(ctx, student, signal, style))
-    return len(rows)
+        raise ArteError(no_pairs_advice(ctx, student, signal, style))
+    ctx.store.replace_pairs(ctx.run_id, student, rows)
+    return {"n_pairs": len(rows)}

@@ -4,7 +4,6 @@ rationale each (origin 'arte'), as many as the original-teacher data has."""
 from __future__ import annotations
 
 from arte_core.context import RunContext
-from arte_core.errors import ArteError
 from arte_core.stages.align import load_aligned_teacher
 from arte_core.stages.distill import original_examples
 from arte_core.stages.elicit import generate_questions, regenerate_rationales
@@ -15,17 +14,11 @@ def n_regenerated(ctx: RunContext, student: str) -> int:
     return ctx.config.distill.n_examples or len(original_examples(ctx, student))
 
 
-def run_regenerate(ctx: RunContext, student: str | None = None) -> int:
+def run_regenerate(ctx: RunContext, student: str) -> dict:
     """Aligned teacher: questions at distill.question_temperature, then one plain rationale each."""
-    student = student or ctx.config.student
-    if ctx.store.is_done(ctx.run_id, "regenerate"):
-        return len(ctx.store.rationales(ctx.run_id, "arte"))
-    n_wanted = n_regenerated(ctx, student)
-    if n_wanted == 0:
-        raise ArteError(f"run '{ctx.run_id}' has no scored drafts to size the regenerated data by; run `arte score` first.")
+    n_wanted = n_regenerated(ctx, student)  # the registry checked that the student has scored drafts
     ctx.models.clear()
     teacher = load_aligned_teacher(ctx)
     generate_questions(ctx, teacher, "arte", n_wanted, ctx.config.distill.question_temperature)
     regenerate_rationales(ctx, teacher)
-    ctx.store.mark_done(ctx.run_id, "regenerate")
-    return len(ctx.store.rationales(ctx.run_id, "arte"))
+    return {"n_examples": len(ctx.store.rationales(ctx.run_id, "arte"))}

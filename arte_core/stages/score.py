@@ -1,7 +1,6 @@
 """Step 2: collect preferences. Each (question, rationale) draft is the student's only demo; its
 score is the student's accuracy on the preference split, and every per-item answer is kept.
 
-Reads: questions, rationales, pref_items.  Writes: icl_scores, icl_items.
 Resumable: a draft's score and items commit together; scored drafts are never recomputed.
 """
 
@@ -12,8 +11,6 @@ from arte_core.models import SamplingParams
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.store import utcnow
 
-READS = ("questions", "rationales", "pref_items")
-WRITES = ("icl_scores", "icl_items")
 
 # Prompts per generate call (whole drafts). The fast engine decodes up to 256 rows together, so a
 # call of that many admits them all at once and then drains; one call of all prompts keeps the rows
@@ -74,9 +71,5 @@ def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[d
     ctx.store.add_icl_result(score, item_rows)
 
 
-def run_score(ctx: RunContext, student: str | None = None) -> None:
-    student = student or ctx.config.student
-    if ctx.store.is_done(ctx.run_id, "score", student):
-        return
-    score_drafts(ctx, student)
-    ctx.store.mark_done(ctx.run_id, "score", student)
+def run_score(ctx: RunContext, student: str) -> dict:
+    return {"n_scored_now": score_drafts(ctx, student)}

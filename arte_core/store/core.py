@@ -217,6 +217,11 @@ class Store:
         return bool(self.scalar("SELECT count(*) FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",
                                 [run_id, stage, scope]))
 
+    def stages_done(self, run_id: str) -> list[str]:
+        """The run's finished stages in the order they finished, `stage:student` for a student's."""
+        return [r["stage"] + (f":{r['scope']}" if r["scope"] else "") for r in self.rows(
+            "SELECT stage, scope FROM stage_status WHERE run_id = ? ORDER BY finished_at", [run_id])]
+
     def count_rows(self, table: str, run_id: str, student: str | None = None, **where: str) -> int:
         """Rows of `table` that belong to the run (and to `student`, where the table has students),
         narrowed by `where` (column = value). A stage's inputs and outputs are counted this way."""
