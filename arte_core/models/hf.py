@@ -1,7 +1,7 @@
 """The transformers backend: batched left-padded generation, stop strings and log-likelihoods.
 
 On CPU, each generate call computes the float32 linear layers on MKL-packed copies of their weights
-(`models/packed.py`): same answers, ~1.3x faster at batch 8 on SmolLM2-135M (docs/benchmarks.md).
+(`models/packed.py`): the same answers, faster (docs/benchmarks.md has the measurements).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A float32 `nn.Linear` on CPU calls MKL's sgemm, which copies the weight into its blocked layout on
 every call. A decode step's products are small (a few hundred rows, or a batch of 8, against a weight
 of the same order), so that copy is a real part of their time: packing every weight once per generate
-call and computing on the packed copies made the fast engine 1.13x and batch-8 `generate` 1.25-1.33x
-faster on SmolLM2-135M, with the same answers (docs/benchmarks.md). The packed layout is the one
+call and computing on the packed copies makes both generators faster with the same answers (measured
+in docs/benchmarks.md). The packed layout is the one
 `torch.compile`'s freezing pass uses, through the same `torch.ops.mkl` operators.
 
 Those operators are private to PyTorch, and `_mkl_linear` computes on the packed copy only for the

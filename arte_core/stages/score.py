@@ -15,8 +15,7 @@ from arte_core.store import utcnow
 # Prompts per generate call (whole drafts). The fast engine decodes up to 256 rows together, so a
 # call of that many admits them all at once and then drains; one call of all prompts keeps the rows
 # full by refilling them but pads each new row to the oldest row's width. The two measured the same
-# within this VM's noise (189.7 vs 206.1 s and 199.8 vs 196.9 s for 640 prompts, docs/benchmarks.md),
-# and smaller calls lose less to a kill; fewer prompts than rows would leave rows empty. A call
+# within noise (docs/benchmarks.md), and smaller calls lose less to a kill; fewer prompts than rows would leave rows empty. A call
 # streams its answers (`generate_each`): a draft's score commits as soon as its last answer is in,
 # so a kill loses only the drafts in flight, which matters most for the slow plain engine.
 PROMPTS_PER_CALL = 256

@@ -1,7 +1,7 @@
 """Answer formats: how a task's answers are normalised and extracted from free model text.
 
-A small student rarely follows an output format exactly (design.md measured 2 of 40 answers
-inside `<ans>` tags), so extraction is lenient and ordered from most to least explicit:
+A small student rarely follows an output format exactly (SmolLM2-135M put 2 of 40 answers inside
+`<ans>` tags when asked to), so extraction is lenient and ordered from most to least explicit:
 `<ans>X</ans>`, then "the answer is X", then the last valid label in the text.
 """
 
