@@ -9,7 +9,8 @@ import numpy as np
 
 import pytest
 from gradio_client import Client
-from studio_fixtures import OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, free_port, rationale_id
+from helpers import free_port
+from studio_fixtures import OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, rationale_id
 
 from arte_core.store import Store
 

@@ -8,19 +8,17 @@ scripts/take_screenshots.py.
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from studio_fixtures import build_fixture_file, copy_fixture_store, free_port
+from helpers import free_port, wait_for_http
+from studio_fixtures import build_fixture_file, copy_fixture_store
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-START_TIMEOUT_S = 90
 STEP_TIMEOUT_MS = 30_000
 REASON = "The rejected rationale states the rule before applying it"
 
@@ -41,20 +39,6 @@ def require_browser():
         if os.environ.get("CI"):
             pytest.fail(missing)
         pytest.skip(missing)
-
-
-def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture

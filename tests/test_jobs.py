@@ -2,26 +2,18 @@
 
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import psutil
 import pytest
-from test_transfer import decision_row, populate_drafts
+from helpers import JOB_TIMEOUT_S, decision_row, make_config, populate_drafts, stop_leftovers, wait_until
 
-from arte_core.config import EvalConfig, RunConfig, ScoreConfig
+from arte_core.config import RunConfig
 from arte_core.context import open_run
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager, job_paths, kill_process_tree, last_error_line, normalise_stages, process_identity
 from arte_core.progress import read_events
 from arte_core.store import Store
-
-JOB_TIMEOUT_S = 120  # a child imports torch and transformers: seconds on an idle machine, more on a busy one
-
-
-def make_config(model_dir: str, root) -> RunConfig:
-    return RunConfig(task="boolean_expressions", teacher=model_dir, student=model_dir,
-                     runs_dir=str(root / "elsewhere"), score=ScoreConfig(n_pref=4), eval=EvalConfig(n_test=4))
 
 
 @pytest.fixture
@@ -36,13 +28,6 @@ def store(tmp_path):
     store.close()
 
 
-def stop_leftovers(jobs: JobManager) -> None:
-    """Never leave a child behind, whatever a test did."""
-    for row in jobs.jobs():
-        if row["status"] == "running":
-            kill_process_tree(jobs._identity(row), grace_s=1.0)
-
-
 @pytest.fixture
 def manager(store, tmp_path):
     jobs = JobManager(store, tmp_path / "runs")
@@ -54,16 +39,6 @@ def with_drafts(store: Store, config: RunConfig) -> str:
     run_id = open_run(config, store).run_id
     populate_drafts(store, run_id, config.student, n_questions=8)
     return run_id
-
-
-def wait_until(predicate, timeout: float = JOB_TIMEOUT_S, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_for_exit(manager: JobManager, job_id: str) -> None:

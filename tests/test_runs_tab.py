@@ -2,9 +2,9 @@
 
 import json
 import os
-import socket
 
 import pytest
+from helpers import free_port, make_config, populate_drafts, stop_leftovers, wait_until
 
 from arte_core.config import RunConfig
 from arte_core.errors import ArteError
@@ -119,12 +119,6 @@ def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):
     assert runs.history_table(jobs)["status"].tolist() == ["stopped", "stopped"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_tab_served_by_gradio_answers_the_client(jobs, tmp_path):
     import gradio as gr
     from gradio_client import Client
@@ -165,8 +159,6 @@ def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jo
     """The whole path a person takes: pick signal and style, launch `pairs`, a real child job builds them."""
     import gradio as gr
     from gradio_client import Client
-    from test_jobs import make_config, stop_leftovers, wait_until
-    from test_transfer import populate_drafts
 
     from arte_core.context import open_run
 

@@ -5,62 +5,21 @@ import subprocess
 import sys
 
 import pytest
+from helpers import decision_row, populate_drafts
 
 from arte_core.errors import ArteError
-from arte_core.store import SCHEMA_VERSION, TABLES, Store, studio, utcnow
+from arte_core.store import SCHEMA_VERSION, TABLES, Store, drafts, utcnow
 from arte_core.store.transfer import export_parquet, export_run, import_parquet, ingest
-
-TECHNIQUES = ("expert_procedure", "common_sense")
 
 
 def register_run(store: Store, run_id: str, student: str = "student-a") -> None:
     store.ensure_run(run_id, "boolean_expressions", "builtin", "teacher-a", student, "fp-" + run_id, "task: x\n")
 
 
-def populate_drafts(store: Store, run_id: str, student: str, n_questions: int = 4, n_items: int = 3) -> None:
-    """Hand-made drafts and one-shot scores shaped as elicit.py and preferences/icl.py write them.
-
-    Question q's rationale t scores (q + t) / (n_questions + 1), so questions and rationales differ."""
-    now = utcnow()
-    questions, rationales, scores, items = [], [], [], []
-    for q in range(n_questions):
-        qid = f"{run_id}:draft:q{q:05d}"
-        questions.append(dict(question_id=qid, run_id=run_id, origin="draft", idx=q, input=f"True and {q % 2 == 0}",
-                              target=str(q % 2 == 0), solver_target=str(q % 2 == 0), solver_agrees=True,
-                              teacher="teacher-a", call_index=0, created_at=now))
-        for t, technique in enumerate(TECHNIQUES):
-            rid = f"{qid}:{technique}"
-            rationales.append(dict(rationale_id=rid, question_id=qid, run_id=run_id, origin="draft",
-                                   technique=technique, prompt=f"prompt {technique}", text=f"rationale {q} {t}",
-                                   answer=str(q % 2 == 0), answer_parsed=True, matches_target=True, word_count=3,
-                                   n_tokens=5, teacher="teacher-a", temperature=0.7, seed=q, created_at=now))
-            n_correct = min(n_items, q + t)
-            scores.append(dict(rationale_id=rid, student=student, run_id=run_id, accuracy=n_correct / n_items,
-                               n_items=n_items, n_correct=n_correct, n_unparsed=0, icl_format="completion",
-                               created_at=now))
-            items += [dict(rationale_id=rid, student=student, item_index=i, output=f"out {i}", answer="True",
-                           correct=i < n_correct) for i in range(n_items)]
-    call = dict(run_id=run_id, origin="draft", call_index=0, model="teacher-a", prompt="p", output="o",
-                temperature=1.0, seed=0, n_parsed=n_questions, n_unparsed=0, n_duplicates=0,
-                n_kept=n_questions, created_at=now)
-    with store.transaction():
-        store.add_generation_call(call, questions)
-        store.add_rationales(rationales)
-        for score in scores:
-            store.add_icl_result(score, [i for i in items if i["rationale_id"] == score["rationale_id"]])
-    store.mark_done(run_id, "elicit")
-    store.mark_done(run_id, "score", student)
-
-
 def pair_row(run_id: str, pair_id: str, student: str = "student-a", signal: str = "icl") -> dict:
     return dict(pair_id=pair_id, run_id=run_id, student=student, kind="rationale", signal=signal, prompt="p",
                 chosen="c", rejected="r", chosen_ref="a", rejected_ref="b", chosen_score=1.0,
                 rejected_score=0.0, margin=1.0, created_at=utcnow())
-
-
-def decision_row(decision_id: int, pair_id: str, action: str = "exclude") -> dict:
-    return dict(decision_id=decision_id, pair_id=pair_id, action=action, who="ann", why="bad", undoes=None,
-                decided_at=utcnow())
 
 
 def populate_run(store: Store, run_id: str, decision_base: int) -> None:
@@ -170,7 +129,7 @@ def test_ingest_upserts_replaces_pair_groups_and_keeps_decisions(project, tmp_pa
 
 def test_a_search_before_an_ingest_sees_the_ingested_texts_after_it(project, tmp_path):
     def n_found(text: str) -> int:
-        return studio.drafts_page(project, "run-a", "student-a", studio.DraftFilter(search=text))["total"]
+        return drafts.drafts_page(project, "run-a", "student-a", drafts.DraftFilter(search=text))["total"]
 
     assert n_found("rewritten") == 0  # the studio has searched this run: its lower-cased texts are built
     job_path = tmp_path / "job.duckdb"
