@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arte_core.store import Store  # noqa: E402
-from arte_core.store import studio  # noqa: E402
+from arte_core.store import analysis, drafts  # noqa: E402
 from arte_core.store.facts import ensure_draft_facts, ensure_search_texts  # noqa: E402
 
 RUN, STUDENT = "bench", "student-a"
@@ -73,22 +73,22 @@ def studio_queries(store: Store) -> dict:
                               "LIMIT 1 OFFSET ?", [RUN, n_drafts // 2])
     fresh_terms = itertools.count(100_000)  # never searched before: the text scan is not cached
     return {
-        "drafts page (sort by score)": lambda: studio.drafts_page(store, RUN, STUDENT, studio.DraftFilter()),
-        "drafts page (filtered, page 40)": lambda: studio.drafts_page(store, RUN, STUDENT, studio.DraftFilter(
+        "drafts page (sort by score)": lambda: drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter()),
+        "drafts page (filtered, page 40)": lambda: drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(
             technique="common_sense", min_score=0.3, max_words=80, matches_target=True, page=40)),
-        "drafts page (text search, a third match)": lambda: studio.drafts_page(store, RUN, STUDENT, studio.DraftFilter(
+        "drafts page (text search, a third match)": lambda: drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(
             search="not False", sort="length")),
-        "drafts page (text search, a new term each time)": lambda: studio.drafts_page(
-            store, RUN, STUDENT, studio.DraftFilter(search=f"is #{next(fresh_terms)}", sort="length")),
+        "drafts page (text search, a new term each time)": lambda: drafts.drafts_page(
+            store, RUN, STUDENT, drafts.DraftFilter(search=f"is #{next(fresh_terms)}", sort="length")),
         "drafts page after a write (signature check)": lambda: (store.mark_done(RUN, "bench-write"),
-                                                                studio.drafts_page(store, RUN, STUDENT, studio.DraftFilter())),
-        "draft detail (40 item answers)": lambda: studio.rationale_detail(store, some_draft, STUDENT),
-        "length vs accuracy (points)": lambda: studio.length_accuracy(store, RUN, STUDENT),
-        "length vs accuracy (bins)": lambda: studio.length_bins(store, RUN, STUDENT, 25),
-        "accuracy by technique": lambda: studio.accuracy_by_technique(store, RUN, STUDENT),
-        "question scores": lambda: studio.question_scores(store, RUN, STUDENT),
-        "teacher answer wrong vs right": lambda: studio.teacher_answer_accuracy(store, RUN, STUDENT),
-        "draft vs regenerated scores": lambda: studio.origin_scores(store, RUN, STUDENT),
+                                                                drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter())),
+        "draft detail (40 item answers)": lambda: drafts.rationale_detail(store, some_draft, STUDENT),
+        "length vs accuracy (points)": lambda: analysis.length_accuracy(store, RUN, STUDENT),
+        "length vs accuracy (bins)": lambda: analysis.length_bins(store, RUN, STUDENT, 25),
+        "accuracy by technique": lambda: analysis.accuracy_by_technique(store, RUN, STUDENT),
+        "question scores": lambda: analysis.question_scores(store, RUN, STUDENT),
+        "teacher answer wrong vs right": lambda: analysis.teacher_answer_accuracy(store, RUN, STUDENT),
+        "draft vs regenerated scores": lambda: analysis.origin_scores(store, RUN, STUDENT),
     }
 
 

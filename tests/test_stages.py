@@ -261,7 +261,7 @@ def test_when_every_draft_helps_montessori_pairs_need_the_median_as_neutral_poin
 
 
 def test_a_new_signal_replaces_the_pair_set_and_old_decisions_return_with_their_pairs(ctx):
-    from arte_core.store import studio
+    from arte_core.store import decisions
 
     influenced_run(ctx)
     student = ctx.config.student
@@ -269,7 +269,7 @@ def test_a_new_signal_replaces_the_pair_set_and_old_decisions_return_with_their_
     icl_ids = {p["pair_id"] for p in ctx.store.pairs(ctx.run_id)}
     assert icl_ids
     excluded = sorted(icl_ids)[0]
-    studio.add_decision(ctx.store, excluded, "exclude", "alice", "off-topic")
+    decisions.add_decision(ctx.store, excluded, "exclude", "alice", "off-topic")
     assert excluded not in {p["pair_id"] for p in ctx.store.training_pairs(ctx.run_id, student)}
 
     ctx.config.pairs.signal = "influence"

@@ -13,7 +13,7 @@ from studio_fixtures import (
 from arte_core.errors import ArteError
 from arte_core.stats import binomial_sd, cohen_kappa, spearman
 from arte_core.store import Store
-from arte_core.store import studio as q
+from arte_core.store import decisions
 from arte_core.studio import export, handlers as h, plots
 
 
@@ -101,7 +101,7 @@ def test_pairs_view_hides_scores_in_blind_mode(store):
 
 def test_blind_panel_maps_sides_and_reveals_after_a_decision(store):
     for pair_id in ("pr-0", "pr-1", "pr-2", "pr-3", "pr-4"):
-        pair = q.pair(store, pair_id)
+        pair = decisions.pair(store, pair_id)
         panel = h.pair_panel(store, pair_id, blind=True)
         assert (panel["left_label"], panel["right_label"]) == ("A (left)", "B (right)")
         choices = dict(panel["choices"])
@@ -216,7 +216,7 @@ def read_jsonl(path) -> list[dict]:
 
 
 def test_exported_pairs_carry_the_overrides(store, tmp_path):
-    original = q.pair(store, "pr-0")
+    original = decisions.pair(store, "pr-0")
     h.decide(store, "pr-0", "swap", "alice", "the rejected one is clearer")
     h.decide(store, "pq-0-3", "exclude", "alice", "duplicate")
     result = h.export_files(store, "pairs", RUN, STUDENT, folder=tmp_path / "out")

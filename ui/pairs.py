@@ -8,7 +8,7 @@ bias. Bulk actions apply to every pair the current filter matches.
 import gradio as gr
 import pandas as pd
 
-from arte_core.store.studio import DECISION_ACTIONS, DECISION_STATES
+from arte_core.store.decisions import DECISION_ACTIONS, DECISION_STATES
 from arte_core.studio import handlers as h
 from ui.app import StudioContext, guarded, selected_row_id
 

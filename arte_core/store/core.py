@@ -340,18 +340,11 @@ class Store:
         return self.rows(sql + " ORDER BY kind, pair_id", params)
 
     def training_pairs(self, run_id: str, student: str) -> list[dict]:
-        """Pairs as DPO will see them: excluded pairs dropped, swapped pairs swapped (latest decision wins)."""
-        return self.rows(
-            "WITH live AS (SELECT * FROM pair_decisions d WHERE action IN ('accept', 'swap', 'exclude') "
-            "  AND decision_id NOT IN (SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL)), "
-            "latest AS (SELECT pair_id, arg_max(action, decision_id) AS action FROM live GROUP BY pair_id) "
-            "SELECT p.pair_id, p.kind, p.prompt, "
-            "  CASE WHEN l.action = 'swap' THEN p.rejected ELSE p.chosen END AS chosen, "
-            "  CASE WHEN l.action = 'swap' THEN p.chosen ELSE p.rejected END AS rejected "
-            "FROM pairs p LEFT JOIN latest l USING (pair_id) "
-            "WHERE p.run_id = ? AND p.student = ? AND coalesce(l.action, '') <> 'exclude' ORDER BY p.pair_id",
-            [run_id, student],
-        )
+        """Pairs as DPO will see them: the human decision in force applied (excluded pairs dropped,
+        swapped pairs swapped), by the one decision rule in decisions.py."""
+        from arte_core.store.decisions import training_pairs  # imported here: decisions.py imports this module
+
+        return training_pairs(self, run_id, student)
 
     # -- training artefacts ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from datasets import Dataset
 
 from arte_core.errors import ArteError
 from arte_core.store import Store
-from arte_core.store import studio as queries
+from arte_core.store import exports
 
 FORMATS = ("jsonl", "parquet", "hf")
 
@@ -30,7 +30,7 @@ FORMATS = ("jsonl", "parquet", "hf")
 def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
     """Training pairs with overrides applied, in TRL form, plus where each pair came from."""
     live = pd.DataFrame(store.training_pairs(run_id, student), columns=["pair_id", "kind", "prompt", "chosen", "rejected"])
-    provenance = queries.pair_provenance(store, run_id, student).drop(columns=["kind"])
+    provenance = exports.pair_provenance(store, run_id, student).drop(columns=["kind"])
     merged = live.merge(provenance, on="pair_id", how="left")
     swapped = merged["decision"] == "swap"
     # After a swap the text in `chosen` is the proxy's rejected one: keep refs and scores with their text.
@@ -47,12 +47,12 @@ def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
 
 def sft_records(store: Store, run_id: str, dataset: str | None = None) -> pd.DataFrame:
     """The SFT examples of a run ('original' and/or 'arte') with their run, task and teacher."""
-    return queries.sft_rows(store, run_id, dataset)
+    return exports.sft_rows(store, run_id, dataset)
 
 
 def draft_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
     """Every draft (question, technique, prompt, rationale, teacher answer) with its score for `student`."""
-    return queries.draft_rows(store, run_id, student)
+    return exports.draft_rows(store, run_id, student)
 
 
 def safe_name(text: str) -> str:

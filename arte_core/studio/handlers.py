@@ -20,13 +20,15 @@ from arte_core.errors import ArteError
 from arte_core.stats import binomial_sd, cohen_kappa, spearman
 from arte_core.store import Store
 from arte_core.store import signals
-from arte_core.store import studio as q
+from arte_core.store import analysis as store_analysis, catalog
+from arte_core.store import decisions as store_decisions
+from arte_core.store import drafts as store_drafts
 from arte_core.studio import export, plots
 
 PAGE_SIZE = 25
 YES_NO_ANY = ("any", "yes", "no")
-DRAFT_SORT_CHOICES = tuple(q.DRAFT_SORTS)
-PAIR_SORT_CHOICES = tuple(q.PAIR_SORTS)
+DRAFT_SORT_CHOICES = tuple(store_drafts.DRAFT_SORTS)
+PAIR_SORT_CHOICES = tuple(store_decisions.PAIR_SORTS)
 PAIR_KINDS = ("all", "question", "rationale")
 DEFAULT_CONTESTED_MARGIN = 0.1
 EXPORT_KINDS = ("pairs", "sft", "drafts")
@@ -99,13 +101,13 @@ def table_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run_choices(store: Store) -> list[tuple[str, str]]:
     """(label, run_id) for every run: the label names the task, teacher and student."""
-    runs = q.list_runs(store)
+    runs = catalog.list_runs(store)
     return [(f"{r.task} · {r.run_id} ({r.teacher} → {r.student})", r.run_id) for r in runs.itertuples()]
 
 
 def default_run(store: Store) -> str | None:
     """The newest run with pairs, else with scores, else the newest: what a visitor most likely wants to see."""
-    runs = q.list_runs(store)
+    runs = catalog.list_runs(store)
     if runs.empty:
         return None
     for candidates in (runs[runs["pairs"] > 0], runs[runs["scores"] > 0], runs):
@@ -115,15 +117,15 @@ def default_run(store: Store) -> str | None:
 
 
 def student_choices(store: Store, run_id: str | None) -> list[str]:
-    return q.list_students(store, run_id) if run_id else []
+    return catalog.list_students(store, run_id) if run_id else []
 
 
 def technique_choices(store: Store, run_id: str | None) -> list[str]:
-    return ["all"] + (q.list_techniques(store, run_id) if run_id else [])
+    return ["all"] + (catalog.list_techniques(store, run_id) if run_id else [])
 
 
 def store_summary(store: Store) -> str:
-    runs = q.list_runs(store)
+    runs = catalog.list_runs(store)
     if runs.empty:
         return ("The store is empty: launch a run in the **Runs** tab (or `arte run --db …` on the command line), "
                 "then press ↻ Reload runs.")
@@ -134,12 +136,12 @@ def store_summary(store: Store) -> str:
 
 def draft_filter(technique: Any = None, min_score: Any = None, max_score: Any = None, min_words: Any = None,
                  max_words: Any = None, agrees: Any = None, solver: Any = None, search: Any = None,
-                 sort: Any = "score", direction: Any = "desc", page: Any = 1, origin: str = "draft") -> q.DraftFilter:
+                 sort: Any = "score", direction: Any = "desc", page: Any = 1, origin: str = "draft") -> store_drafts.DraftFilter:
     """A DraftFilter from form values, with each value checked and named on error."""
     if origin not in ("draft", "arte"):
         raise ArteError(f"data origin must be 'draft' or 'arte', got {origin!r}.")
     words = [optional_number(min_words, "min words"), optional_number(max_words, "max words")]
-    return q.DraftFilter(
+    return store_drafts.DraftFilter(
         technique=None if technique in (None, "", "all") else str(technique),
         min_score=optional_number(min_score, "min score"), max_score=optional_number(max_score, "max score"),
         min_words=None if words[0] is None else int(words[0]), max_words=None if words[1] is None else int(words[1]),
@@ -148,16 +150,16 @@ def draft_filter(technique: Any = None, min_score: Any = None, max_score: Any = 
         direction=str(direction or "desc"), page=page_number(page), page_size=PAGE_SIZE)
 
 
-def drafts_view(store: Store, run_id: Any, student: Any, flt: q.DraftFilter) -> dict:
+def drafts_view(store: Store, run_id: Any, student: Any, flt: store_drafts.DraftFilter) -> dict:
     """One page of the drafts table and a line saying which rows it shows and how noisy scores are."""
     if not run_id:
         return dict(table=pd.DataFrame(), page=1, pages=1, total=0, info=NO_RUN)
     run_id, student = require_run(store, run_id), require(student, "a student")
-    result = q.drafts_page(store, run_id, student, flt)
+    result = store_drafts.drafts_page(store, run_id, student, flt)
     pages = result["pages"]
     if flt.page > pages:  # a filter shrank the result under the current page: show the last page
         flt.page = pages
-        result = q.drafts_page(store, run_id, student, flt)
+        result = store_drafts.drafts_page(store, run_id, student, flt)
     return dict(table=table_ready(_draft_columns(result["rows"])), page=result["page"], pages=pages,
                 total=result["total"], info=_drafts_info(store, run_id, student, result, flt.page_size))
 
@@ -179,8 +181,8 @@ def _drafts_info(store: Store, run_id: str, student: str, result: dict, page_siz
         return "No drafts match these filters (text search is literal; clear filters to see all)."
     first = (page - 1) * page_size + 1
     last = min(total, page * page_size)
-    n_pref = q.n_pref_items(store, run_id, student)
-    mean = q.mean_accuracy(store, run_id, student)
+    n_pref = catalog.n_pref_items(store, run_id, student)
+    mean = store_analysis.mean_accuracy(store, run_id, student)
     mean = float("nan") if mean is None else mean
     return (f"Drafts {first}–{last} of {total} · page {page} of {result['pages']} · "
             f"scores of **{html.escape(student)}**; {plots.noise_note(mean, n_pref)}")
@@ -189,7 +191,7 @@ def _drafts_info(store: Store, run_id: str, student: str, result: dict, page_siz
 def draft_detail(store: Store, rationale_id: Any, student: Any) -> dict:
     """A draft in full: metadata (markdown), its question and rationale text, and the student's answers."""
     rationale_id = require(rationale_id, "a draft (click a row of the table)")
-    detail = q.rationale_detail(store, rationale_id, require(student, "a student"))
+    detail = store_drafts.rationale_detail(store, rationale_id, require(student, "a student"))
     r = detail["rationale"]
     scores = ", ".join(f"{html.escape(s.student)} {s.accuracy:.2f} ({s.n_correct}/{s.n_items}, "
                        f"unparsed {s.n_unparsed})" for s in detail["scores"].itertuples()) or "not scored"
@@ -215,11 +217,11 @@ def _item_columns(items: pd.DataFrame) -> pd.DataFrame:
 
 def pair_filter(kind: Any = "all", contested: Any = False, max_margin: Any = DEFAULT_CONTESTED_MARGIN,
                 state: Any = "all", search: Any = None, sort: Any = "margin", direction: Any = "asc",
-                page: Any = 1) -> q.PairFilter:
+                page: Any = 1) -> store_decisions.PairFilter:
     margin = optional_number(max_margin, "contested margin") if contested else None
     if contested and margin is None:
         raise ArteError("'contested only' needs a margin: type the largest margin that counts as contested.")
-    return q.PairFilter(kind=None if kind in (None, "", "all") else str(kind), max_margin=margin,
+    return store_decisions.PairFilter(kind=None if kind in (None, "", "all") else str(kind), max_margin=margin,
                         state=str(state or "all"), search=str(search) if search else None, sort=str(sort or "margin"),
                         direction=str(direction or "asc"), page=page_number(page), page_size=PAGE_SIZE)
 
@@ -229,15 +231,15 @@ def presentation_swapped(pair_id: str) -> bool:
     return int(hashlib.sha256(pair_id.encode()).hexdigest(), 16) % 2 == 1
 
 
-def pairs_view(store: Store, run_id: Any, student: Any, flt: q.PairFilter, blind: bool = False) -> dict:
+def pairs_view(store: Store, run_id: Any, student: Any, flt: store_decisions.PairFilter, blind: bool = False) -> dict:
     """One page of pairs (scores and sides hidden in blind mode) with counts and agreement numbers."""
     if not run_id:
         return dict(table=pd.DataFrame(), page=1, pages=1, total=0, info=NO_RUN, agreement="")
     run_id, student = require_run(store, run_id), require(student, "a student")
-    result = q.pairs_page(store, run_id, student, flt)
+    result = store_decisions.pairs_page(store, run_id, student, flt)
     if flt.page > result["pages"]:
         flt.page = result["pages"]
-        result = q.pairs_page(store, run_id, student, flt)
+        result = store_decisions.pairs_page(store, run_id, student, flt)
     return dict(table=table_ready(_pair_columns(result["rows"], blind)), page=result["page"], pages=result["pages"],
                 total=result["total"], info=_pairs_info(store, run_id, student, result, flt.page_size),
                 agreement=agreement_markdown(agreement(store, run_id, student)))
@@ -263,7 +265,7 @@ def _pair_columns(rows: pd.DataFrame, blind: bool) -> pd.DataFrame:
 def _pairs_info(store: Store, run_id: str, student: str, result: dict, page_size: int) -> str:
     total, page = result["total"], result["page"]
     if total == 0:
-        others = [s for s in q.pair_students(store, run_id) if s != student]
+        others = [s for s in catalog.pair_students(store, run_id) if s != student]
         hint = f" Pairs exist for: {', '.join(others)}." if others else ""
         return f"No pairs match for student **{html.escape(student)}**.{hint}"
     first, last = (page - 1) * page_size + 1, min(total, page * page_size)
@@ -276,7 +278,7 @@ def pair_panel(store: Store, pair_id: Any, blind: bool = False) -> dict:
     In blind mode the sides are shown as A (left) and B (right) in a per-pair seeded order with no
     scores, until the pair has a decision; then the real sides are revealed.
     """
-    p = q.pair(store, require(pair_id, "a pair (click a row of the table)"))
+    p = store_decisions.pair(store, require(pair_id, "a pair (click a row of the table)"))
     revealed = not blind or p["decision"] is not None
     swapped = blind and presentation_swapped(p["pair_id"])
     left, right = (p["rejected"], p["chosen"]) if swapped else (p["chosen"], p["rejected"])
@@ -321,7 +323,7 @@ def decide(store: Store, pair_id: Any, action: Any, who: str, why: Any, expected
     pair_id = require(pair_id, "a pair (click a row of the table)")
     action = require(action, "a decision (accept, swap, exclude or note)")
     expected = optional_number(expected_last, "expected last decision")
-    result = q.add_decision(store, pair_id, action, who, str(why or ""), None if expected is None else int(expected))
+    result = store_decisions.add_decision(store, pair_id, action, who, str(why or ""), None if expected is None else int(expected))
     decision = result["decision"]
     message = f"Recorded decision {decision['decision_id']}: **{action}** on {pair_id} by {html.escape(decision['who'])}."
     warning = None
@@ -332,12 +334,12 @@ def decide(store: Store, pair_id: Any, action: Any, who: str, why: Any, expected
     return dict(decision=decision, conflict=result["conflict"], message=message, warning=warning)
 
 
-def decide_bulk(store: Store, run_id: Any, student: Any, flt: q.PairFilter, action: Any, who: str, why: Any) -> dict:
+def decide_bulk(store: Store, run_id: Any, student: Any, flt: store_decisions.PairFilter, action: Any, who: str, why: Any) -> dict:
     """The same decision on every pair the filter matches (all pages)."""
     run_id, student = require_run(store, run_id), require(student, "a student")
     action = require(action, "a bulk action")
-    ids = q.matching_pair_ids(store, run_id, student, flt)
-    decisions = q.add_decisions(store, ids, action, who, str(why or ""))
+    ids = store_decisions.matching_pair_ids(store, run_id, student, flt)
+    decisions = store_decisions.add_decisions(store, ids, action, who, str(why or ""))
     return dict(decisions=decisions, message=f"Recorded **{action}** on {len(decisions)} pair(s) by {html.escape(who)}.")
 
 
@@ -345,16 +347,16 @@ def undo_decision(store: Store, decision_id: Any, who: str, why: Any = "") -> di
     number = optional_number(decision_id, "decision id")
     if number is None:
         raise ArteError("type the id of the decision to undo (see the trail).")
-    row = q.undo(store, int(number), who, str(why or ""))
+    row = store_decisions.undo(store, int(number), who, str(why or ""))
     return dict(decision=row, message=f"Decision {int(number)} undone (undo recorded as {row['decision_id']}).")
 
 
 def trail_view(store: Store, pair_id: Any, run_id: Any, whole_run: bool = False) -> pd.DataFrame:
     """The audit trail of one pair, or of the whole run."""
     if whole_run:
-        trail = q.decision_trail(store, run_id=require_run(store, run_id))
+        trail = store_decisions.decision_trail(store, run_id=require_run(store, run_id))
     else:  # no pair selected: an empty table that still has the right columns
-        trail = q.decision_trail(store, pair_id=str(pair_id) if pair_id else "\0none")
+        trail = store_decisions.decision_trail(store, pair_id=str(pair_id) if pair_id else "\0none")
     return table_ready(_trail_columns(trail))
 
 
@@ -368,7 +370,7 @@ def latest_undoable(store: Store, pair_id: Any) -> int | None:
     """The newest decision of a pair that can still be undone (what the undo box offers)."""
     if not pair_id:
         return None
-    trail = q.decision_trail(store, pair_id=str(pair_id))
+    trail = store_decisions.decision_trail(store, pair_id=str(pair_id))
     live = trail[(trail["action"] != "undo") & trail["undone_by"].isna()]
     return int(live.iloc[0]["decision_id"]) if not live.empty else None
 
@@ -383,8 +385,8 @@ def agreement(store: Store, run_id: str, student: str | None = None) -> dict:
     picks a side), so chance agreement is about one half and kappa is defined whenever both raters
     use both sides.
     """
-    decided = q.decided_pairs(store, run_id, student)
-    total = q.pair_count(store, run_id, student)
+    decided = store_decisions.decided_pairs(store, run_id, student)
+    total = store_decisions.pair_count(store, run_id, student)
     judged = decided[decided["decision"].isin(["accept", "swap"])]
     out = dict(n_pairs=total, n_decided=len(decided), n_accept=int((decided["decision"] == "accept").sum()),
                n_swap=int((decided["decision"] == "swap").sum()), n_exclude=int((decided["decision"] == "exclude").sum()))
@@ -419,19 +421,19 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
         return dict(length=blank, technique=blank, questions=blank, teacher_answer=blank, origin=blank,
                     evaluation=blank, evaluation_table=pd.DataFrame(), summary=NO_RUN)
     run_id, student = require_run(store, run_id), require(student, "a student")
-    n_pref = q.n_pref_items(store, run_id, student)
-    lengths = q.length_accuracy(store, run_id, student)
-    totals = dict(total=q.scored_count(store, run_id, student), mean=q.mean_accuracy(store, run_id, student),
-                  bins=q.length_bins(store, run_id, student, plots.BIN_WORDS))
-    techniques = q.accuracy_by_technique(store, run_id, student)
-    questions = q.question_scores(store, run_id, student)
-    evaluation = q.evaluation_table(store, run_id)
+    n_pref = catalog.n_pref_items(store, run_id, student)
+    lengths = store_analysis.length_accuracy(store, run_id, student)
+    totals = dict(total=store_analysis.scored_count(store, run_id, student), mean=store_analysis.mean_accuracy(store, run_id, student),
+                  bins=store_analysis.length_bins(store, run_id, student, plots.BIN_WORDS))
+    techniques = store_analysis.accuracy_by_technique(store, run_id, student)
+    questions = store_analysis.question_scores(store, run_id, student)
+    evaluation = store_analysis.evaluation_table(store, run_id)
     return dict(
         length=plots.length_accuracy_figure(lengths, n_pref, **totals),
         technique=plots.technique_figure(techniques, n_pref),
         questions=plots.question_histogram(questions),
-        teacher_answer=plots.teacher_answer_figure(q.teacher_answer_accuracy(store, run_id, student)),
-        origin=plots.origin_figure(q.origin_scores(store, run_id, student)),
+        teacher_answer=plots.teacher_answer_figure(store_analysis.teacher_answer_accuracy(store, run_id, student)),
+        origin=plots.origin_figure(store_analysis.origin_scores(store, run_id, student)),
         evaluation=plots.evaluation_figure(evaluation),
         evaluation_table=table_ready(evaluation),
         summary=_analysis_summary(lengths, totals, techniques, questions, n_pref),

@@ -1,0 +1,255 @@
+"""Human review of preference pairs: the rule for which decision is in force, the pairs table with
+that decision, and the append-only decisions themselves.
+
+A decision never changes a pair. It is a row in `pair_decisions` (accept, swap, exclude, note, or an
+undo naming the decision it cancels), and DECISION_CTE is the one rule that reads them: a pair's
+decision in force is its latest accept/swap/exclude that nobody undid. DPO's training pairs
+(`training_pairs`, behind `Store.training_pairs`), the pairs table, agreement numbers and the exports
+all apply it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from arte_core.errors import ArteError
+from arte_core.store.core import Store, utcnow
+from arte_core.store.paging import order_by, page_bounds, page_count
+
+DECISION_ACTIONS = ("accept", "swap", "exclude", "note")
+DECISION_STATES = ("all", "undecided", "decided", "accept", "swap", "exclude")
+PAIR_SORTS = {
+    "margin": "p.margin",
+    "kind": "p.kind",
+    "chosen score": "p.chosen_score",
+    "pair": "p.pair_id",
+}
+
+# The decision in force of every pair that has one (`effective`: decision, decided_by, decision_id):
+# its latest accept/swap/exclude that no undo names. `undone` lists the undone decision ids.
+DECISION_CTE = """
+undone AS (SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL),
+live AS (
+    SELECT * FROM pair_decisions
+    WHERE action IN ('accept', 'swap', 'exclude') AND decision_id NOT IN (SELECT undoes FROM undone)
+),
+effective AS (
+    SELECT pair_id, arg_max(action, decision_id) AS decision, arg_max(who, decision_id) AS decided_by,
+           max(decision_id) AS decision_id
+    FROM live GROUP BY pair_id
+)
+"""
+
+
+def training_pairs(store: Store, run_id: str, student: str) -> list[dict]:
+    """Pairs as DPO will see them: excluded pairs dropped, swapped pairs swapped (the decision in force)."""
+    return store.rows(
+        f"WITH {DECISION_CTE} SELECT p.pair_id, p.kind, p.prompt, "
+        "  CASE WHEN e.decision = 'swap' THEN p.rejected ELSE p.chosen END AS chosen, "
+        "  CASE WHEN e.decision = 'swap' THEN p.chosen ELSE p.rejected END AS rejected "
+        "FROM pairs p LEFT JOIN effective e USING (pair_id) "
+        "WHERE p.run_id = ? AND p.student = ? AND coalesce(e.decision, '') <> 'exclude' ORDER BY p.pair_id",
+        [run_id, student],
+    )
+
+
+# -- the pairs table -------------------------------------------------------------------------------
+
+@dataclass
+class PairFilter:
+    """What the pairs table shows. `max_margin` set = only contested pairs (margin at most this)."""
+
+    kind: str | None = None
+    max_margin: float | None = None
+    state: str = "all"
+    search: str | None = None
+    sort: str = "margin"
+    direction: str = "asc"
+    page: int = 1
+    page_size: int = 25
+
+
+# Every pair with its decision in force and its latest decision of any kind (what a user saw last).
+PAIRS_FROM = f"""
+WITH {DECISION_CTE},
+activity AS (
+    SELECT pair_id, max(decision_id) AS last_decision_id,
+           count(*) FILTER (WHERE action = 'note' AND decision_id NOT IN (SELECT undoes FROM undone)) AS n_notes
+    FROM pair_decisions GROUP BY pair_id
+)
+SELECT p.*, e.decision, e.decided_by, e.decision_id AS effective_decision_id,
+       coalesce(a.last_decision_id, 0) AS last_decision_id, coalesce(a.n_notes, 0) AS n_notes
+FROM pairs p LEFT JOIN effective e USING (pair_id) LEFT JOIN activity a USING (pair_id)
+"""
+
+
+def _pair_where(run_id: str, student: str | None, f: PairFilter) -> tuple[str, list]:
+    """The WHERE clause over PAIRS_FROM for `f`; search text is a bound parameter matched literally."""
+    clauses, params = ["p.run_id = ?"], [run_id]
+    if student:
+        clauses.append("p.student = ?")
+        params.append(student)
+    if f.kind:
+        clauses.append("p.kind = ?")
+        params.append(f.kind)
+    if f.max_margin is not None:
+        clauses.append("p.margin <= ?")
+        params.append(float(f.max_margin))
+    clauses += _state_clause(f.state)
+    if f.search:
+        clauses.append("(contains(lower(p.prompt), lower(?)) OR contains(lower(p.chosen), lower(?)) "
+                       "OR contains(lower(p.rejected), lower(?)))")
+        params += [f.search] * 3
+    return " AND ".join(clauses), params
+
+
+def _state_clause(state: str) -> list[str]:
+    if state not in DECISION_STATES:
+        raise ArteError(f"decision state {state!r} is not one of {', '.join(DECISION_STATES)}.")
+    if state == "all":
+        return []
+    if state == "undecided":
+        return ["e.decision IS NULL"]
+    if state == "decided":
+        return ["e.decision IS NOT NULL"]
+    return [f"e.decision = '{state}'"]  # state is one of the whitelisted literals above
+
+
+def pairs_page(store: Store, run_id: str, student: str | None, f: PairFilter) -> dict:
+    """One page of pairs with their effective decision, and the total matching the filter."""
+    where, params = _pair_where(run_id, student, f)
+    limit, offset = page_bounds(f.page, f.page_size)
+    order = order_by(PAIR_SORTS, f.sort, f.direction, "p.kind, p.pair_id")
+    total = int(store.scalar(f"SELECT count(*) FROM ({PAIRS_FROM} WHERE {where})", params) or 0)
+    rows = store.df(f"{PAIRS_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params + [limit, offset])
+    return dict(rows=rows, total=total, page=max(1, int(f.page)), pages=page_count(total, limit))
+
+
+def matching_pair_ids(store: Store, run_id: str, student: str | None, f: PairFilter) -> list[str]:
+    """Every pair id the filter matches, across all pages (what a bulk decision applies to)."""
+    where, params = _pair_where(run_id, student, f)
+    return [r["pair_id"] for r in store.rows(f"SELECT pair_id FROM ({PAIRS_FROM} WHERE {where}) p ORDER BY pair_id",
+                                             params)]
+
+
+def pair(store: Store, pair_id: str) -> dict:
+    """One pair with its effective decision and the id of its latest decision of any kind."""
+    found = store.rows(f"{PAIRS_FROM} WHERE p.pair_id = ?", [pair_id])
+    if not found:
+        raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+    return found[0]
+
+
+def effective_decisions(store: Store, run_id: str) -> dict[str, str]:
+    """pair_id -> the action that currently applies (pairs without one are absent)."""
+    rows = store.rows(f"WITH {DECISION_CTE} SELECT e.pair_id, e.decision FROM effective e "
+                      "JOIN pairs p USING (pair_id) WHERE p.run_id = ?", [run_id])
+    return {r["pair_id"]: r["decision"] for r in rows}
+
+
+# -- decisions: append-only ------------------------------------------------------------------------
+
+def _check_writable(store: Store) -> None:
+    if store.read_only:
+        raise ArteError("this store is open read-only; decisions cannot be recorded.")
+
+
+def _next_decision_id(store: Store) -> int:
+    return int(store.scalar("SELECT coalesce(max(decision_id), 0) + 1 FROM pair_decisions"))
+
+
+def _last_decision(store: Store, pair_id: str) -> dict | None:
+    found = store.rows("SELECT * FROM pair_decisions WHERE pair_id = ? ORDER BY decision_id DESC LIMIT 1", [pair_id])
+    return found[0] if found else None
+
+
+def _clean_who(who: str | None) -> str:
+    return (who or "").strip()[:100] or "anonymous"
+
+
+def add_decision(store: Store, pair_id: str, action: str, who: str, why: str = "",
+                 expected_last: int | None = None) -> dict:
+    """Append one decision. `expected_last` is the latest decision id the user saw on the pair
+    (0 = none); when someone decided since, `conflict` is set: both decisions stay in the trail and
+    this later one wins."""
+    if action not in DECISION_ACTIONS:
+        raise ArteError(f"unknown action {action!r}; choose one of {', '.join(DECISION_ACTIONS)}.")
+    why = (why or "").strip()
+    if action == "note" and not why:
+        raise ArteError("a note needs text: write it in the reason box.")
+    _check_writable(store)
+    with store.transaction():
+        if not store.scalar("SELECT count(*) FROM pairs WHERE pair_id = ?", [pair_id]):
+            raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+        previous = _last_decision(store, pair_id)
+        last_id = previous["decision_id"] if previous else 0
+        conflict = expected_last is not None and int(expected_last) != last_id
+        row = dict(decision_id=_next_decision_id(store), pair_id=pair_id, action=action, who=_clean_who(who),
+                   why=why, undoes=None, decided_at=utcnow())
+        store.insert("pair_decisions", [row])
+    return dict(decision=row, conflict=conflict, previous=previous if conflict else None)
+
+
+def add_decisions(store: Store, pair_ids: list[str], action: str, who: str, why: str = "") -> list[dict]:
+    """The same decision on many pairs, all or nothing."""
+    if not pair_ids:
+        raise ArteError("no pairs match the current filter; nothing was decided.")
+    with store.transaction():
+        return [add_decision(store, pid, action, who, why)["decision"] for pid in pair_ids]
+
+
+def undo(store: Store, decision_id: int, who: str, why: str = "") -> dict:
+    """Append an 'undo' of one earlier decision; the pair falls back to its previous live decision."""
+    _check_writable(store)
+    with store.transaction():
+        found = store.rows("SELECT * FROM pair_decisions WHERE decision_id = ?", [int(decision_id)])
+        if not found:
+            raise ArteError(f"no decision with id {decision_id}; pick one from the trail.")
+        target = found[0]
+        if target["action"] == "undo":
+            raise ArteError(f"decision {decision_id} is itself an undo; decide the pair again instead.")
+        if store.scalar("SELECT count(*) FROM pair_decisions WHERE undoes = ?", [int(decision_id)]):
+            raise ArteError(f"decision {decision_id} was already undone.")
+        row = dict(decision_id=_next_decision_id(store), pair_id=target["pair_id"], action="undo",
+                   who=_clean_who(who), why=(why or "").strip(), undoes=int(decision_id), decided_at=utcnow())
+        store.insert("pair_decisions", [row])
+    return row
+
+
+def decision_trail(store: Store, pair_id: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+    """Decisions, newest first, with who undid each one; for one pair or every pair of a run."""
+    if pair_id:
+        where, params = "d.pair_id = ?", [pair_id]
+    elif run_id:
+        where, params = "p.run_id = ?", [run_id]
+    else:
+        raise ArteError("choose a pair or a run to show its decisions.")
+    return store.df(
+        "SELECT d.decision_id, d.pair_id, p.kind, d.action, d.who, d.why, d.undoes, u.decision_id AS undone_by, "
+        "  d.decided_at FROM pair_decisions d JOIN pairs p USING (pair_id) "
+        "LEFT JOIN pair_decisions u ON u.undoes = d.decision_id "
+        f"WHERE {where} ORDER BY d.decision_id DESC",
+        params,
+    )
+
+
+def decided_pairs(store: Store, run_id: str, student: str | None = None) -> pd.DataFrame:
+    """Decided pairs (accept/swap/exclude in force) with the proxy's scores: the input of agreement numbers."""
+    params: list[Any] = [run_id]
+    student_clause = ""
+    if student:
+        student_clause, params = " AND p.student = ?", params + [student]
+    return store.df(
+        f"WITH {DECISION_CTE} SELECT p.pair_id, p.kind, p.margin, p.chosen_ref, p.rejected_ref, e.decision "
+        f"FROM pairs p JOIN effective e USING (pair_id) WHERE p.run_id = ?{student_clause} ORDER BY p.pair_id",
+        params,
+    )
+
+
+def pair_count(store: Store, run_id: str, student: str | None = None) -> int:
+    if student:
+        return int(store.scalar("SELECT count(*) FROM pairs WHERE run_id = ? AND student = ?", [run_id, student]))
+    return int(store.scalar("SELECT count(*) FROM pairs WHERE run_id = ?", [run_id]))
