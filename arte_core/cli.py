@@ -1,6 +1,10 @@
 """`arte`: the headless command line. `arte run` does the whole loop; each stage also runs alone.
 
-Errors a user can fix print one line and exit with status 2; the store is left as it was.
+Every config field is a flag (`--align.learning_rate 1e-4`, `--eval.shots [0,3]`), derived from the
+config dataclasses by jsonargparse. The config file (`--config`, else the demo config) gives the flags'
+defaults, and the result passes through the same `validate` as YAML files and the studio form.
+`arte config --help-fields` lists every field. Errors a user can fix print one line and exit with
+status 2; the store is left as it was.
 """
 
 from __future__ import annotations
@@ -11,75 +15,116 @@ import os
 import sys
 from pathlib import Path
 
-from arte_core.config import PAIR_SIGNALS, PAIR_STYLES, RunConfig, load_config
+from jsonargparse import ArgumentError, ArgumentParser
+
+from arte_core.config import (RunConfig, config_from_dict, demo_config_path, field_specs, help_fields_text,
+                              load_config)
 from arte_core.errors import ArteError
+from arte_core.stages.registry import RUN_ORDER, STAGES, run_help
+
+__all__ = ["build_parser", "demo_config_path", "effective_config", "main"]
 
 DEFAULT_DB = "arte.duckdb"
-STAGE_HELP = {
-    "run": "the whole loop: elicit → score → pairs → align → regenerate → distill → evaluate",
-    "elicit": "step 1: the teacher writes draft questions and rationales",
-    "score": "step 2: one-shot ICL accuracy of every draft for the student",
-    "influence": "optional signal: Montessori-Instruct's local data influence of every draft",
-    "pairs": "step 3: question and rationale preference pairs",
-    "align": "step 4: DPO of the teacher on the pairs (LoRA)",
-    "regenerate": "step 5a: the aligned teacher writes the tailored data",
-    "distill": "step 5b: fine-tune the student on original-teacher and ARTE data",
-    "evaluate": "zero-/few-shot accuracy of untrained and fine-tuned students",
-}
+# Spellings from before every field was a flag; they stay as aliases of the fields' own flags.
+FLAG_ALIASES = {"task_dir": "--task-dir", "run_name": "--run-name", "runs_dir": "--runs-dir",
+                "pairs.signal": "--signal", "pairs.style": "--pair-style"}
+SECTIONS = tuple(f.name for f in __import__("dataclasses").fields(RunConfig))
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="run config YAML (default: the built-in demo config)")
-    p.add_argument("--db", default=os.environ.get("ARTE_DB", DEFAULT_DB), help="DuckDB store file")
-    p.add_argument("--task", help="task name (overrides the config)")
-    p.add_argument("--task-dir", help="folder in the BBH layout holding the task (overrides the config)")
-    p.add_argument("--run-name", help="run name (default: task name + config hash)")
-    p.add_argument("--runs-dir", help="folder for adapters, checkpoints and logs (overrides the config)")
-    p.add_argument("--student", help="student model (overrides the config)")
-    p.add_argument("--teacher", help="teacher model (overrides the config)")
-    p.add_argument("--signal", choices=PAIR_SIGNALS, help="preference signal pairs are built from (overrides the config)")
-    p.add_argument("--pair-style", choices=PAIR_STYLES, help="how pairs are formed from the scores (overrides the config)")
-    p.add_argument("--events", help="append JSON-lines progress events to this file")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arte", description="ARTE Studio: tailor a teacher's data to a student.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in STAGE_HELP.items():
-        _common(sub.add_parser(name, help=help_text, description=help_text))
-    status = sub.add_parser("status", help="row counts per stage for every run in a store")
-    status.add_argument("--db", default=os.environ.get("ARTE_DB", DEFAULT_DB))
-    status.add_argument("--run-name")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    show = sub.add_parser("config", help="print the effective config as YAML")
-    _common(show)
+def _config_parser(help_text: str) -> ArgumentParser:
+    """A stage's (or `config`'s) parser: the file and store flags, then one flag per config field."""
+    parser = ArgumentParser(description=help_text, exit_on_error=False)
+    parser.add_argument("--config", help="run config YAML (default: the built-in demo config); its values are the defaults of the field flags")
+    parser.add_argument("--db", default=os.environ.get("ARTE_DB", DEFAULT_DB), help="DuckDB store file")
+    parser.add_argument("--events", help="append JSON-lines progress events to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_class_arguments(RunConfig, nested_key=None)
+    specs = {spec.path: spec for spec in field_specs()}
+    for action in parser._actions:  # help text and constraints from the fields; the old flag spellings
+        spec = specs.get(action.dest)
+        if spec is None:
+            continue
+        allowed = spec.constraint.describe()
+        action.help = spec.help + (f" Allowed: {allowed}." if allowed else "")
+        alias = FLAG_ALIASES.get(action.dest)
+        if alias:
+            action.option_strings.append(alias)
+            parser._option_string_actions[alias] = action
     return parser
 
 
-def demo_config_path() -> Path:
-    """The demo config, shipped at the top of the repository (`assets/configs/demo.yaml`)."""
-    return Path(__file__).resolve().parents[1] / "assets" / "configs" / "demo.yaml"
+class ArteParser(ArgumentParser):
+    """`arte`'s parser. `parse_args` reads the config file first so that its values are the field
+    flags' defaults, and returns a flat namespace: the command, its non-field flags, `fields` (the
+    config mapping with the command-line values in) and `base` (the file's config)."""
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed = self._parse(argv)
+        command = parsed.command
+        own = parsed[command]
+        out = argparse.Namespace(command=command)
+        if command == "status":
+            out.__dict__.update(db=own.db, run_name=own.run_name, json=own.json)
+            return out
+        base = None
+        if not (command == "config" and own.help_fields):
+            base = load_config(own.config or demo_config_path())
+            self.command_parsers[command].set_defaults(_flat(base.to_dict()))
+            own = self._parse(argv)[command]
+        values = own.as_dict()
+        out.__dict__.update(config=own.config, db=own.db, events=own.events, quiet=own.quiet,
+                            help_fields=bool(values.get("help_fields")), base=base,
+                            fields={name: values[name] for name in SECTIONS})
+        return out
+
+    def _parse(self, argv: list[str]):
+        try:
+            return super().parse_args(argv)
+        except ArgumentError as exc:
+            raise ArteError(" ".join(str(exc).split())) from None
+
+
+def build_parser() -> ArteParser:
+    parser = ArteParser(prog="arte", description="ARTE Studio: tailor a teacher's data to a student.",
+                        exit_on_error=False)
+    commands = parser.add_subcommands(dest="command", required=True)
+    parser.command_parsers = {}
+    helps = {"run": run_help(), **{name: stage.help for name, stage in STAGES.items()}}
+    for name, help_text in helps.items():
+        parser.command_parsers[name] = _config_parser(help_text)
+        commands.add_subcommand(name, parser.command_parsers[name], help=help_text)
+    show = _config_parser("print the effective config as YAML")
+    show.add_argument("--help-fields", action="store_true", help="list every config field with its type, default, allowed values and help")
+    parser.command_parsers["config"] = show
+    commands.add_subcommand("config", show, help="print the effective config as YAML (--help-fields: every field)")
+    status = ArgumentParser(description="row counts per stage for every run in a store", exit_on_error=False)
+    status.add_argument("--db", default=os.environ.get("ARTE_DB", DEFAULT_DB), help="DuckDB store file")
+    status.add_argument("--run-name", help="only this run")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    commands.add_subcommand("status", status, help="row counts per stage for every run in a store")
+    return parser
 
 
 def effective_config(args: argparse.Namespace) -> RunConfig:
-    """The config file (or the demo config) with command-line overrides applied."""
-    config = load_config(args.config or demo_config_path())
-    if args.task_dir:
-        config.task_dir = args.task_dir
-    if args.task:
-        config.task = args.task
-        if not args.task_dir and config.task_dir and not (Path(config.task_dir) / "tasks" / f"{args.task}.json").exists():
-            config.task_dir = None
-    for attr in ("run_name", "runs_dir", "student", "teacher"):
-        value = getattr(args, attr)
-        if value:
-            setattr(config, attr, value)
-    if args.signal:
-        config.pairs.signal = args.signal
-    if args.pair_style:
-        config.pairs.style = args.pair_style
-    return config
+    """The config file (or the demo config) with command-line values in, validated."""
+    data = dict(args.fields)
+    base: RunConfig = args.base
+    task_dir_given = data["task_dir"] != base.task_dir
+    if data["task"] != base.task and not task_dir_given and base.task_dir \
+            and not (Path(base.task_dir) / "tasks" / f"{data['task']}.json").exists():
+        data["task_dir"] = None  # another task than the file's, and not in the file's task folder
+    return config_from_dict(data)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -101,7 +146,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stage(args: argparse.Namespace) -> int:
     from arte_core.pipeline import run_stages
-    from arte_core.stages.registry import RUN_ORDER
     from arte_core.progress import Reporter
     from arte_core.store import Store
 
@@ -123,12 +167,12 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "config":
-            print(effective_config(args).to_yaml())
+            print(help_fields_text() if args.help_fields else effective_config(args).to_yaml())
             return 0
         return cmd_stage(args)
     except ArteError as exc:

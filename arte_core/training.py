@@ -3,7 +3,6 @@ progress and loss events, and atomic saving of adapters and models."""
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -14,15 +13,19 @@ from arte_core.progress import Reporter
 
 
 def common_args(output_dir: Path, *, learning_rate: float, epochs: float, warmup_ratio: float,
-                per_device_batch_size: int, batch_size: int, scheduler: str, save_steps: int, seed: int) -> dict:
-    """Trainer arguments shared by DPOConfig and SFTConfig (CPU-safe settings spelled out)."""
+                per_device_batch_size: int, batch_size: int, scheduler: str, optim: str, save_steps: int,
+                seed: int) -> dict:
+    """Trainer arguments shared by DPOConfig and SFTConfig (CPU-safe settings spelled out). A
+    per-device batch larger than the batch is cut to it, so a step never trains on more than `batch_size`."""
     on_gpu = torch.cuda.is_available()
+    per_device_batch_size = min(per_device_batch_size, batch_size)
     return dict(
         output_dir=str(output_dir),
         learning_rate=learning_rate,
         num_train_epochs=epochs,
         warmup_steps=warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
         lr_scheduler_type=scheduler,
+        optim=optim,
         per_device_train_batch_size=per_device_batch_size,
         gradient_accumulation_steps=max(1, batch_size // per_device_batch_size),
         save_strategy="steps",
@@ -48,12 +51,12 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
 
 class ProgressCallback(TrainerCallback):
-    """Forwards steps and logged losses to the run's progress reporter; collects the log history."""
+    """Forwards steps and logged losses to the run's progress reporter (the stored losses come from the
+    trainer's log history: `history_logs`)."""
 
     def __init__(self, reporter: Reporter, stage: str):
         self.reporter, self.stage = reporter, stage
         self.bar = None
-        self.logs: list[dict] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.bar = self.reporter.bar(self.stage, state.max_steps)
@@ -64,9 +67,6 @@ class ProgressCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            row = {"step": state.global_step, "epoch": state.epoch, **{k: v for k, v in logs.items()
-                                                                         if isinstance(v, (int, float)) and math.isfinite(v)}}
-            self.logs.append(row)
             self.reporter.emit(stage=self.stage, step=state.global_step, loss=logs["loss"])
 
     def on_train_end(self, args, state, control, **kwargs):

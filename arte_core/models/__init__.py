@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from arte_core.config import BACKENDS  # the config field `backend` declares the choices
 from arte_core.errors import ArteError
 from arte_core.models.base import Generation, Generator, SamplingParams, truncate_at_stop
 from arte_core.models.registry import registry_names, resolve_model_path
-
-BACKENDS = ("transformers", "vllm")
 
 __all__ = [
     "BACKENDS",

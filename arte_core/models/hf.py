@@ -13,12 +13,13 @@ from typing import Iterator, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
+from arte_core.config import DTYPES
 from arte_core.errors import ArteError
 from arte_core.models.base import Generation, ProgressCallback, SamplingParams, has_stop, truncate_at_stop
 from arte_core.models.packed import PACKED_WEIGHT_BYTES, PackedLinears
 from arte_core.models.registry import registry_names, resolve_model_path
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}  # the config fields' dtype choices
 
 
 def torch_dtype(name: str) -> torch.dtype:

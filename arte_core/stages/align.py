@@ -53,7 +53,7 @@ def run_align(ctx: RunContext, student: str) -> str:
     args = DPOConfig(
         **common_args(out_dir / "checkpoints", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
                       warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
-                      batch_size=cfg.batch_size, scheduler=cfg.lr_scheduler, save_steps=cfg.save_steps,
+                      batch_size=cfg.batch_size, scheduler=cfg.lr_scheduler, optim=cfg.optim, save_steps=cfg.save_steps,
                       seed=ctx.config.seed),
         beta=cfg.beta, max_length=cfg.max_length,
     )

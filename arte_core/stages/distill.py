@@ -64,13 +64,15 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
     out_dir = ctx.run_dir / "distill" / name
     args = SFTConfig(
         **common_args(out_dir / "checkpoints", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
-                      warmup_ratio=cfg.warmup_ratio, per_device_batch_size=min(cfg.batch_size, 4),
-                      batch_size=cfg.batch_size, scheduler="cosine", save_steps=50, seed=ctx.config.seed),
-        max_length=cfg.max_length, completion_only_loss=True, optim="adamw_torch",
+                      warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
+                      batch_size=cfg.batch_size, scheduler=cfg.lr_scheduler, optim=cfg.optim,
+                      save_steps=cfg.save_steps, seed=ctx.config.seed),
+        max_length=cfg.max_length, completion_only_loss=True,
     )
     peft_config = None
     if cfg.use_lora:
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
+                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
     progress = ProgressCallback(ctx.reporter, f"SFT student ({name})")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,

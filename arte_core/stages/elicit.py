@@ -142,5 +142,5 @@ def run_elicit(ctx: RunContext, student: str) -> None:
 
 def regenerate_rationales(ctx: RunContext, generator) -> int:
     """Final data: one rationale per regenerated question with the plain step-by-step prompt."""
-    return generate_rationales(ctx, generator, "arte", ["step_by_step"], ctx.config.distill.rationale_temperature,
+    return generate_rationales(ctx, generator, "arte", ["step_by_step"], ctx.config.regenerate.rationale_temperature,
                                lambda q, _t: ctx.prompts.plain_rationale(q))

@@ -21,18 +21,19 @@ def available_variants(ctx: RunContext) -> list[str]:
 
 def variant_generator(ctx: RunContext, variant: str):
     """A generator for one student variant; adapters are merged into the base in memory."""
+    cfg = ctx.config.eval
     if variant == "untrained":
-        return ctx.models.student()
+        return ctx.models.generator(ctx.config.student, cfg.dtype, cfg.engine)
     artifact = ctx.store.artifact(ctx.run_id, f"student_{variant}")
     if artifact["kind"] == "model":
-        return ctx.models.generator(artifact["path"], ctx.config.score.dtype, ctx.config.score.engine)
+        return ctx.models.generator(artifact["path"], cfg.dtype, cfg.engine)
     from peft import PeftModel
 
     from arte_core.models import load_causal_lm, wrap_model
 
     base, tokenizer = load_causal_lm(ctx.config.student, trust_remote_code=ctx.config.trust_remote_code)
     merged = PeftModel.from_pretrained(base, artifact["path"]).merge_and_unload()
-    return wrap_model(merged, tokenizer, f"{ctx.config.student}+{variant}", ctx.config.score.engine)
+    return wrap_model(merged, tokenizer, f"{ctx.config.student}+{variant}", cfg.engine)
 
 
 def evaluate_variant(ctx: RunContext, variant: str, shots: int, generator) -> dict:
@@ -40,7 +41,7 @@ def evaluate_variant(ctx: RunContext, variant: str, shots: int, generator) -> di
     items = ctx.test_items
     exemplars = task.exemplars[:shots]
     prompts = [few_shot_prompt(task, item["input"], exemplars) for item in items]
-    if ctx.config.score.icl_format == "chat":
+    if cfg.icl_format == "chat":
         prompts = [generator.chat_prompt(p) for p in prompts]
     params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, stop=STUDENT_STOP)
     with ctx.reporter.bar(f"eval {variant} {shots}-shot", len(items)) as bar:

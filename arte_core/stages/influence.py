@@ -30,7 +30,7 @@ import torch
 
 from dataclasses import dataclass
 
-from arte_core.config import InfluenceConfig, check_influence_config as check_config
+from arte_core.config import InfluenceConfig, check_section
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import few_shot_prompt, sft_example
@@ -41,9 +41,9 @@ ROWS_PER_COMMIT = 8  # a killed run loses at most this many probes
 IGNORE = -100  # label of a token that carries no loss (prompt, padding)
 
 
-def influence_config(ctx: RunContext) -> InfluenceConfig:
-    """The run's influence settings (defaults until RunConfig carries an `influence` section)."""
-    return getattr(ctx.config, "influence", None) or InfluenceConfig()
+def check_config(cfg: InfluenceConfig) -> None:
+    """Refuse settings the probe cannot run with, naming the field (the config's generic check)."""
+    check_section("influence", cfg)
 
 
 # -- examples ---------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def prepare_student(model, cfg: InfluenceConfig):
     if cfg.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0,
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r, lora_dropout=0.0,
                           target_modules="all-linear", task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
     else:
@@ -307,7 +307,7 @@ def reference_items(ctx: RunContext, n_reference: int) -> list[dict]:
 
 def run_influence(ctx: RunContext, student: str) -> dict:
     """Probe every draft not yet scored for `student`; returns what the stage records (`n_probed` now)."""
-    cfg = influence_config(ctx)
+    cfg = ctx.config.influence
     check_config(cfg)
     probe_device(cfg)  # a missing GPU fails here, before the student loads
     drafts = ctx.store.rationales(ctx.run_id, "draft")

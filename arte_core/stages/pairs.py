@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass
 from statistics import mean, median
 
-from arte_core.config import PAIR_SIGNALS as SIGNALS, PAIR_STYLES as STYLES
+from arte_core.config import check_field
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
@@ -120,13 +120,6 @@ def pair_id(run_id: str, student: str, signal: str, kind: str, pair: ScoredPair,
     return "p-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def check_choice(signal: str, style: str) -> None:
-    if signal not in SIGNALS:
-        raise ArteError(f"pair signal {signal!r} is unknown; choose one of {', '.join(SIGNALS)}.")
-    if style not in STYLES:
-        raise ArteError(f"pair style {style!r} is unknown; choose one of {', '.join(STYLES)}.")
-
-
 def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]:
     """Draft rows with a `score` column from the chosen preference signal (higher = preferred)."""
     influence = signals.influence_rows(ctx.store, ctx.run_id, student) if signal != "icl" else []
@@ -187,7 +180,8 @@ def no_pairs_advice(ctx: RunContext, student: str, signal: str, style: str) -> s
 
 def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte") -> list[dict]:
     """Pair rows ready for the store, with their prompts and texts."""
-    check_choice(signal, style)
+    check_field("pairs.signal", signal)  # callers may pass a signal and style other than the config's
+    check_field("pairs.style", style)
     rows = load_signal_scores(ctx, student, signal)
     if not rows:
         raise _missing_scores_error(ctx, student, signal)
