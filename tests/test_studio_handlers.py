@@ -14,7 +14,7 @@ from arte_core.errors import ArteError
 from arte_core.stats import binomial_sd, cohen_kappa, spearman
 from arte_core.store import Store
 from arte_core.store import decisions
-from arte_core.studio import export, handlers as h, plots
+from arte_core.studio import analysis, common, drafts, export, pairs, plots, signals
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def store(fixture_file, tmp_path):
 # -- drafts ------------------------------------------------------------------------------------------
 
 def test_drafts_view_states_rows_and_noise(store):
-    view = h.drafts_view(store, RUN, STUDENT, h.draft_filter())
+    view = drafts.drafts_view(store, RUN, STUDENT, drafts.draft_filter())
     assert view["total"] == 24 and view["pages"] == 1
     assert view["info"].startswith("Drafts 1–24 of 24 · page 1 of 1")
     assert "binomial noise sd ≈ 0.158" in view["info"]  # sqrt(0.5 * 0.5 / 10)
@@ -42,117 +42,117 @@ def test_drafts_view_states_rows_and_noise(store):
 
 
 def test_draft_filter_from_form_values(store):
-    flt = h.draft_filter("common_sense", "0.5", "", None, "  ", "yes", "any", "", "score", "desc", "1")
+    flt = drafts.draft_filter("common_sense", "0.5", "", None, "  ", "yes", "any", "", "score", "desc", "1")
     assert (flt.technique, flt.min_score, flt.max_score, flt.matches_target, flt.solver_agrees) == \
         ("common_sense", 0.5, None, True, None)
-    view = h.drafts_view(store, RUN, STUDENT, flt)
+    view = drafts.drafts_view(store, RUN, STUDENT, flt)
     assert view["table"]["rationale_id"].tolist() == [rationale_id(0, 1), rationale_id(5, 1), rationale_id(2, 1)]
     with pytest.raises(ArteError, match="min score must be a number"):
-        h.draft_filter(min_score="lots")
+        drafts.draft_filter(min_score="lots")
     with pytest.raises(ArteError, match="no run 'nope'"):
-        h.drafts_view(store, "nope", STUDENT, h.draft_filter())
+        drafts.drafts_view(store, "nope", STUDENT, drafts.draft_filter())
     with pytest.raises(ArteError, match="choose a student"):
-        h.drafts_view(store, RUN, "", h.draft_filter())
+        drafts.drafts_view(store, RUN, "", drafts.draft_filter())
 
 
 def test_page_past_the_end_shows_the_last_page(store):
-    view = h.drafts_view(store, RUN, STUDENT, h.draft_filter(page=9))
+    view = drafts.drafts_view(store, RUN, STUDENT, drafts.draft_filter(page=9))
     assert view["page"] == 1 and len(view["table"]) == 24
 
 
 def test_quotes_and_sql_in_search_are_literal(store):
-    assert h.drafts_view(store, RUN, STUDENT, h.draft_filter(search="O'Brien"))["total"] == 4
-    view = h.drafts_view(store, RUN, STUDENT, h.draft_filter(search="'; DROP TABLE pairs; --"))
+    assert drafts.drafts_view(store, RUN, STUDENT, drafts.draft_filter(search="O'Brien"))["total"] == 4
+    view = drafts.drafts_view(store, RUN, STUDENT, drafts.draft_filter(search="'; DROP TABLE pairs; --"))
     assert view["total"] == 0 and "No drafts match" in view["info"]
     assert store.scalar("SELECT count(*) FROM pairs") == 9
 
 
 def test_draft_detail(store):
-    detail = h.draft_detail(store, rationale_id(0, 0), STUDENT)
+    detail = drafts.draft_detail(store, rationale_id(0, 0), STUDENT)
     assert "**expert_procedure**" in detail["meta"]
     assert "student-s 0.90 (9/10, unparsed 1)" in detail["meta"] and "student-b 0.10" in detail["meta"]
     assert "Influence: student-s +0.0400" in detail["meta"]
     assert detail["rationale"] == rationale_text(0, 0)
     assert detail["items"]["correct"].tolist().count("✓ right") == 9
     with pytest.raises(ArteError, match="click a row"):
-        h.draft_detail(store, "", STUDENT)
+        drafts.draft_detail(store, "", STUDENT)
 
 
 def test_run_and_student_choices(store):
-    assert h.default_run(store) == RUN  # the newest run that has pairs
-    assert [value for _, value in h.run_choices(store)] == [RUN, "sort-fixture"]
-    assert h.student_choices(store, RUN) == [STUDENT, OTHER_STUDENT]
-    assert h.technique_choices(store, RUN)[0] == "all"
+    assert common.default_run(store) == RUN  # the newest run that has pairs
+    assert [value for _, value in common.run_choices(store)] == [RUN, "sort-fixture"]
+    assert common.student_choices(store, RUN) == [STUDENT, OTHER_STUDENT]
+    assert common.technique_choices(store, RUN)[0] == "all"
 
 
 # -- pairs -------------------------------------------------------------------------------------------
 
 def test_pairs_view_hides_scores_in_blind_mode(store):
-    open_view = h.pairs_view(store, RUN, STUDENT, h.pair_filter())
+    open_view = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter())
     assert {"chosen score", "rejected score", "chosen", "rejected"} <= set(open_view["table"].columns)
-    blind = h.pairs_view(store, RUN, STUDENT, h.pair_filter(), blind=True)
+    blind = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(), blind=True)
     assert not {"chosen score", "rejected score", "chosen", "rejected"} & set(blind["table"].columns)
     assert blind["table"]["pair_id"].tolist() == open_view["table"]["pair_id"].tolist()
-    contested = h.pairs_view(store, RUN, STUDENT, h.pair_filter(contested=True, max_margin="0.1"))
+    contested = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(contested=True, max_margin="0.1"))
     assert contested["table"]["pair_id"].tolist() == ["pr-2"]
-    empty = h.pairs_view(store, RUN, OTHER_STUDENT, h.pair_filter())
+    empty = pairs.pairs_view(store, RUN, OTHER_STUDENT, pairs.pair_filter())
     assert "Pairs exist for: student-s" in empty["info"]
 
 
 def test_blind_panel_maps_sides_and_reveals_after_a_decision(store):
     for pair_id in ("pr-0", "pr-1", "pr-2", "pr-3", "pr-4"):
         pair = decisions.pair(store, pair_id)
-        panel = h.pair_panel(store, pair_id, blind=True)
+        panel = pairs.pair_panel(store, pair_id, blind=True)
         assert (panel["left_label"], panel["right_label"]) == ("A (left)", "B (right)")
         choices = dict(panel["choices"])
         left_is_chosen = panel["left"] == pair["chosen"]
-        assert left_is_chosen != h.presentation_swapped(pair_id)
+        assert left_is_chosen != pairs.presentation_swapped(pair_id)
         assert choices["A (left) is better"] == ("accept" if left_is_chosen else "swap")
         assert "margin" not in panel["header"] and f"{pair['chosen_score']:.3f}" not in panel["header"]
     # The seeded order is not always the same side, or it would not counter position bias.
-    assert len({h.presentation_swapped(f"pr-{i}") for i in range(5)} | {h.presentation_swapped("pq-0-3")}) == 2
-    h.decide(store, "pr-0", "accept", "alice", "", 0)
-    revealed = h.pair_panel(store, "pr-0", blind=True)
+    assert len({pairs.presentation_swapped(f"pr-{i}") for i in range(5)} | {pairs.presentation_swapped("pq-0-3")}) == 2
+    pairs.decide(store, "pr-0", "accept", "alice", "", 0)
+    revealed = pairs.pair_panel(store, "pr-0", blind=True)
     assert revealed["revealed"] and "CHOSEN" in revealed["left_label"] + revealed["right_label"]
     assert revealed["expected_last"] == 1
 
 
 def test_decide_warns_on_a_conflict(store):
-    first = h.decide(store, "pr-3", "swap", "bob", "", expected_last=0)
+    first = pairs.decide(store, "pr-3", "swap", "bob", "", expected_last=0)
     assert first["warning"] is None and "Recorded decision 1" in first["message"]
-    second = h.decide(store, "pr-3", "accept", "alice", "", expected_last=0)
+    second = pairs.decide(store, "pr-3", "accept", "alice", "", expected_last=0)
     assert second["conflict"] and "bob recorded 'swap'" in second["warning"] and "yours is the latest" in second["warning"]
-    trail = h.trail_view(store, "pr-3", RUN)
+    trail = pairs.trail_view(store, "pr-3", RUN)
     assert trail["who"].tolist() == ["alice", "bob"]
 
 
 def test_bulk_undo_and_trail(store):
-    bulk = h.decide_bulk(store, RUN, STUDENT, h.pair_filter(kind="question"), "exclude", "carol", "off-task")
+    bulk = pairs.decide_bulk(store, RUN, STUDENT, pairs.pair_filter(kind="question"), "exclude", "carol", "off-task")
     assert "on 4 pair(s)" in bulk["message"]
-    assert h.latest_undoable(store, "pq-0-3") == 1
-    undone = h.undo_decision(store, 1, "carol", "")
+    assert pairs.latest_undoable(store, "pq-0-3") == 1
+    undone = pairs.undo_decision(store, 1, "carol", "")
     assert "Decision 1 undone" in undone["message"]
-    assert h.latest_undoable(store, "pq-0-3") is None
-    run_trail = h.trail_view(store, None, RUN, whole_run=True)
+    assert pairs.latest_undoable(store, "pq-0-3") is None
+    run_trail = pairs.trail_view(store, None, RUN, whole_run=True)
     assert len(run_trail) == 5 and run_trail.iloc[0]["action"] == "undo"
-    assert h.trail_view(store, None, RUN).empty
+    assert pairs.trail_view(store, None, RUN).empty
     with pytest.raises(ArteError, match="type the id"):
-        h.undo_decision(store, None, "carol")
+        pairs.undo_decision(store, None, "carol")
 
 
 def test_agreement_numbers(store):
-    assert h.agreement(store, RUN, STUDENT)["agreement"] is None
-    h.decide(store, "pr-0", "accept", "a", "")
-    h.decide(store, "pr-1", "accept", "a", "")
-    h.decide(store, "pr-2", "swap", "a", "")
-    h.decide(store, "pq-0-3", "exclude", "a", "")
-    stats = h.agreement(store, RUN, STUDENT)
+    assert pairs.agreement(store, RUN, STUDENT)["agreement"] is None
+    pairs.decide(store, "pr-0", "accept", "a", "")
+    pairs.decide(store, "pr-1", "accept", "a", "")
+    pairs.decide(store, "pr-2", "swap", "a", "")
+    pairs.decide(store, "pq-0-3", "exclude", "a", "")
+    stats = pairs.agreement(store, RUN, STUDENT)
     assert (stats["n_accept"], stats["n_swap"], stats["n_exclude"], stats["n_decided"]) == (2, 1, 1, 4)
     assert stats["agreement"] == pytest.approx(2 / 3)
-    proxy = ["right" if h.presentation_swapped(p) else "left" for p in ("pr-0", "pr-1", "pr-2")]
+    proxy = ["right" if pairs.presentation_swapped(p) else "left" for p in ("pr-0", "pr-1", "pr-2")]
     human = proxy[:2] + [{"left": "right", "right": "left"}[proxy[2]]]
     assert stats["kappa"] == cohen_kappa(proxy, human)
-    text = h.agreement_markdown(stats)
+    text = pairs.agreement_markdown(stats)
     assert "67% of judged pairs accepted" in text and "2 accepted, 1 swapped, 1 excluded" in text
 
 
@@ -169,7 +169,7 @@ def test_cohen_kappa_and_spearman():
 # -- plots -------------------------------------------------------------------------------------------
 
 def test_analysis_figures_have_one_point_per_draft(store):
-    view = h.analysis_view(store, RUN, STUDENT)
+    view = analysis.analysis_view(store, RUN, STUDENT)
     assert plots.marker_point_count(view["length"]) == 24
     names = [t.name for t in view["length"].data]
     assert "binned mean" in names and "95% band" in names
@@ -200,11 +200,11 @@ def test_length_bins_and_noise():
 
 
 def test_signals_view(store):
-    view = h.signals_view(store, RUN, STUDENT)
+    view = signals.signals_view(store, RUN, STUDENT)
     assert plots.marker_point_count(view["figure"]) == 24
     assert view["summary"].startswith("24 drafts with both signals")
     assert "rationale_id" in view["disagreements"].columns
-    none = h.signals_view(store, RUN, OTHER_STUDENT)
+    none = signals.signals_view(store, RUN, OTHER_STUDENT)
     assert "No drafts with both signals" in none["summary"] and plots.marker_point_count(none["figure"]) == 0
 
 
@@ -217,9 +217,9 @@ def read_jsonl(path) -> list[dict]:
 
 def test_exported_pairs_carry_the_overrides(store, tmp_path):
     original = decisions.pair(store, "pr-0")
-    h.decide(store, "pr-0", "swap", "alice", "the rejected one is clearer")
-    h.decide(store, "pq-0-3", "exclude", "alice", "duplicate")
-    result = h.export_files(store, "pairs", RUN, STUDENT, folder=tmp_path / "out")
+    pairs.decide(store, "pr-0", "swap", "alice", "the rejected one is clearer")
+    pairs.decide(store, "pq-0-3", "exclude", "alice", "duplicate")
+    result = export.export_files(store, "pairs", RUN, STUDENT, folder=tmp_path / "out")
     jsonl, parquet, archive = (f for f in result["files"])
     rows = {r["pair_id"]: r for r in read_jsonl(jsonl)}
     assert len(rows) == 8 and "pq-0-3" not in rows
@@ -241,37 +241,37 @@ def test_exported_pairs_carry_the_overrides(store, tmp_path):
 
 
 def test_export_matches_training_pairs(store, tmp_path):
-    h.decide(store, "pr-2", "swap", "a", "")
+    pairs.decide(store, "pr-2", "swap", "a", "")
     frame = export.pair_records(store, RUN, STUDENT)
     training = {p["pair_id"]: (p["prompt"], p["chosen"], p["rejected"]) for p in store.training_pairs(RUN, STUDENT)}
     assert {r.pair_id: (r.prompt, r.chosen, r.rejected) for r in frame.itertuples()} == training
 
 
 def test_sft_and_draft_exports(store, tmp_path):
-    sft = h.export_files(store, "sft", RUN, STUDENT, ["jsonl"], folder=tmp_path)
+    sft = export.export_files(store, "sft", RUN, STUDENT, ["jsonl"], folder=tmp_path)
     rows = read_jsonl(sft["files"][0])
     assert len(rows) == 6 and {r["dataset"] for r in rows} == {"original", "arte"}
-    drafts = h.export_files(store, "drafts", RUN, STUDENT, ["parquet"], folder=tmp_path)
+    drafts = export.export_files(store, "drafts", RUN, STUDENT, ["parquet"], folder=tmp_path)
     frame = pd.read_parquet(drafts["files"][0])
     assert len(frame) == 24 and frame["accuracy"].max() == pytest.approx(0.9)
     with pytest.raises(ArteError, match="cannot export"):
-        h.export_files(store, "everything", RUN, STUDENT, folder=tmp_path)
+        export.export_files(store, "everything", RUN, STUDENT, folder=tmp_path)
     with pytest.raises(ArteError, match="unknown export format"):
-        h.export_files(store, "sft", RUN, STUDENT, ["csv"], folder=tmp_path)
+        export.export_files(store, "sft", RUN, STUDENT, ["csv"], folder=tmp_path)
 
 
 def test_push_needs_a_token(store, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert "set the HF_TOKEN" in h.push_export(store, "pairs", RUN, STUDENT, "me/arte-pairs")
+    assert "set the HF_TOKEN" in export.push_export(store, "pairs", RUN, STUDENT, "me/arte-pairs")
     monkeypatch.setenv("HF_TOKEN", "hf_dummy")
-    assert "is not a dataset id" in h.push_export(store, "pairs", RUN, STUDENT, "not a repo")
+    assert "is not a dataset id" in export.push_export(store, "pairs", RUN, STUDENT, "not a repo")
 
 
 def test_an_empty_store_shows_what_to_do(tmp_path):
     with Store(tmp_path / "empty.duckdb") as empty:
-        assert h.default_run(empty) is None and h.run_choices(empty) == []
-        assert "store is empty" in h.store_summary(empty)
-        assert "no runs yet" in h.drafts_view(empty, None, None, h.draft_filter())["info"]
-        assert "no runs yet" in h.pairs_view(empty, None, None, h.pair_filter())["info"]
-        assert "no runs yet" in h.analysis_view(empty, None, None)["summary"]
-        assert "no runs yet" in h.signals_view(empty, None, None)["summary"]
+        assert common.default_run(empty) is None and common.run_choices(empty) == []
+        assert "store is empty" in common.store_summary(empty)
+        assert "no runs yet" in drafts.drafts_view(empty, None, None, drafts.draft_filter())["info"]
+        assert "no runs yet" in pairs.pairs_view(empty, None, None, pairs.pair_filter())["info"]
+        assert "no runs yet" in analysis.analysis_view(empty, None, None)["summary"]
+        assert "no runs yet" in signals.signals_view(empty, None, None)["summary"]

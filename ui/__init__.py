@@ -1,1 +1,1 @@
-"""ARTE Studio's Gradio front end: thin wiring over arte_core.studio.handlers (see ui/app.py)."""
+"""ARTE Studio's Gradio front end: thin wiring over the handlers in arte_core.studio (see ui/app.py)."""

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from arte_core.studio import handlers as h
+from arte_core.studio import analysis
 from ui.app import StudioContext, guarded
 
 FIGURES = ("length", "technique", "questions", "teacher_answer", "origin", "evaluation")
@@ -28,7 +28,7 @@ def build_analysis_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None
     table = gr.Dataframe(label="Evaluation table", interactive=False, elem_id="analysis-evaluation")
 
     def analyse(run_id, student):
-        view = h.analysis_view(ctx.store, run_id, student)
+        view = analysis.analysis_view(ctx.store, run_id, student)
         return (view["summary"], *[view[name] for name in FIGURES], view["evaluation_table"])
 
     gr.on([tab.select, refresh.click, ctx.student.change], guarded(analyse), [ctx.run, ctx.student],

@@ -2,7 +2,7 @@
 
 `build_app(store, jobs, read_only, runs_dir)` returns the Blocks; `app.py` at the repository root
 launches it. Every listener has a stable api_name, so each tab can also be driven with gradio_client.
-The handlers live in arte_core.studio.handlers; this package only wires widgets to them.
+The handlers live in arte_core.studio (one module per tab); this package only wires widgets to them.
 """
 
 import functools
@@ -14,7 +14,7 @@ import gradio as gr
 
 from arte_core.errors import ArteError
 from arte_core.store import Store
-from arte_core.studio import handlers as h
+from arte_core.studio import common
 
 TITLE = "ARTE Studio"
 READ_ONLY_NOTICE = ("**Read-only studio.** Browsing, filtering, plots and file exports work; recording decisions, "
@@ -42,7 +42,7 @@ class StudioContext:
 
     def who(self, request: gr.Request | None, typed: str | None) -> str:
         """The authenticated user when there is one (it cannot be typed over), else the typed name."""
-        return h.user_name(getattr(request, "username", None), typed)
+        return common.user_name(getattr(request, "username", None), typed)
 
     def require_writable(self, what: str) -> None:
         if self.read_only:
@@ -100,16 +100,16 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
     gr.Markdown(f"## {TITLE} — align a teacher's data with what the student learns from")
     if read_only:
         gr.Markdown(READ_ONLY_NOTICE, elem_classes=["arte-notice"], elem_id="read-only-notice")
-    run_id = h.default_run(store)
-    students = h.student_choices(store, run_id)
+    run_id = common.default_run(store)
+    students = common.student_choices(store, run_id)
     with gr.Row(equal_height=True):
-        run = gr.Dropdown(h.run_choices(store), value=run_id, label="Run (task · run id (teacher → student))",
+        run = gr.Dropdown(common.run_choices(store), value=run_id, label="Run (task · run id (teacher → student))",
                           scale=4, elem_id="run-select", allow_custom_value=True)  # runs appear after launch
         student = gr.Dropdown(students, value=students[0] if students else None, label="Student (scores shown)",
                               scale=2, elem_id="student-select", allow_custom_value=True)
         user = gr.Textbox("anonymous", label="Your name (for the audit trail)", scale=2, elem_id="user-name")
         refresh = gr.Button("↻ Reload runs", scale=1, size="sm")
-    summary = gr.Markdown(h.store_summary(store), elem_id="store-summary")
+    summary = gr.Markdown(common.store_summary(store), elem_id="store-summary")
     return StudioContext(store=store, read_only=read_only, run=run, student=student, user=user, runs_dir=runs_dir,
                          refresh_button=refresh, summary=summary)
 
@@ -117,20 +117,20 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
 def _wire_top_bar(ctx: StudioContext, demo: gr.Blocks) -> None:
     def load(run_id: str | None, typed: str, request: gr.Request):
         """Fresh run choices (a job may have added runs), and the signed-in user's name."""
-        choices = h.run_choices(ctx.store)
+        choices = common.run_choices(ctx.store)
         known = {value for _, value in choices}
-        run_id = run_id if run_id in known else h.default_run(ctx.store)
+        run_id = run_id if run_id in known else common.default_run(ctx.store)
         username = getattr(request, "username", None)
         user = gr.update(value=username, interactive=False, label="Signed in as") if username else gr.update()
-        return gr.update(choices=choices, value=run_id), user, h.store_summary(ctx.store)
+        return gr.update(choices=choices, value=run_id), user, common.store_summary(ctx.store)
 
     def students(run_id: str | None, current: str | None):
-        names = h.student_choices(ctx.store, run_id)
+        names = common.student_choices(ctx.store, run_id)
         return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
     def poll(run_id: str | None):
         """New runs appear without a page reload (a finished job adds its run to the store)."""
-        return gr.update(choices=h.run_choices(ctx.store)), h.store_summary(ctx.store)
+        return gr.update(choices=common.run_choices(ctx.store)), common.store_summary(ctx.store)
 
     gr.on([demo.load, ctx.refresh_button.click], guarded(load), [ctx.run, ctx.user],
           [ctx.run, ctx.user, ctx.summary], api_name="studio_load")
@@ -162,12 +162,12 @@ def _default_config(runs_dir: str):
 
 
 def _fallback_runs_list(ctx: StudioContext) -> None:
-    from arte_core.store import studio as queries
+    from arte_core.store import catalog as queries
 
     table = gr.Dataframe(label="Runs", interactive=False)
     button = gr.Button("Refresh")
 
     def history():
-        return h.table_ready(queries.list_runs(ctx.store))
+        return common.table_ready(queries.list_runs(ctx.store))
 
     button.click(guarded(history), None, table, api_name="runs_history")

@@ -3,7 +3,7 @@
 import gradio as gr
 import pandas as pd
 
-from arte_core.studio import handlers as h
+from arte_core.studio import common, drafts
 from ui.app import StudioContext, guarded, selected_row_id
 
 ITEM_COLUMNS = ["item", "preference question", "target", "student_answer", "correct", "student_output"]
@@ -27,7 +27,7 @@ def build_drafts_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
 def _filter_widgets(ctx: StudioContext) -> dict:
     run_id = ctx.run.value
     with gr.Row():
-        technique = gr.Dropdown(h.technique_choices(ctx.store, run_id), value="all", label="Technique",
+        technique = gr.Dropdown(common.technique_choices(ctx.store, run_id), value="all", label="Technique",
                                 allow_custom_value=True)  # the choices differ per run
         # Text boxes, not gr.Number: an empty box must mean "no bound", and a Number cannot be empty.
         min_score = gr.Textbox(label="Min score", placeholder="any (0–1)", elem_id="drafts-min-score")
@@ -35,11 +35,11 @@ def _filter_widgets(ctx: StudioContext) -> dict:
         min_words = gr.Textbox(label="Min words", placeholder="any", elem_id="drafts-min-words")
         max_words = gr.Textbox(label="Max words", placeholder="any", elem_id="drafts-max-words")
     with gr.Row():
-        agrees = gr.Radio(list(h.YES_NO_ANY), value="any", label="Teacher answer matches target")
-        solver = gr.Radio(list(h.YES_NO_ANY), value="any", label="Solver agrees with target")
+        agrees = gr.Radio(list(common.YES_NO_ANY), value="any", label="Teacher answer matches target")
+        solver = gr.Radio(list(common.YES_NO_ANY), value="any", label="Solver agrees with target")
         search = gr.Textbox(label="Search question / rationale (literal text)", placeholder="e.g. not True",
                             elem_id="drafts-search")
-        sort = gr.Dropdown(list(h.DRAFT_SORT_CHOICES), value="score", label="Sort by")
+        sort = gr.Dropdown(list(drafts.DRAFT_SORT_CHOICES), value="score", label="Sort by")
         direction = gr.Radio(["desc", "asc"], value="desc", label="Order")
         origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte")], value="draft", label="Data",
                           elem_id="drafts-origin")
@@ -74,9 +74,9 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
 
     def query(run_id, student, technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
               direction, origin, page_number):
-        flt = h.draft_filter(technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
+        flt = drafts.draft_filter(technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
                              direction, page_number, origin or "draft")
-        view = h.drafts_view(store, run_id, student, flt)
+        view = drafts.drafts_view(store, run_id, student, flt)
         return view["table"], view["info"], view["page"]
 
     def first_page(*values):
@@ -85,7 +85,7 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
     def step(delta: int):
         def moved(*values):
             *rest, page_number = values
-            return query(*rest, h.page_number(page_number) + delta)
+            return query(*rest, common.page_number(page_number) + delta)
         return moved
 
     outputs = [table, info, page]
@@ -97,7 +97,7 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
     next_page.click(guarded(step(+1)), filter_inputs + [page], outputs, api_name="drafts_page_next")
 
     def techniques(run_id):
-        return gr.update(choices=h.technique_choices(store, run_id), value="all")
+        return gr.update(choices=common.technique_choices(store, run_id), value="all")
 
     ctx.run.change(guarded(techniques), ctx.run, filters["technique"], api_name="drafts_techniques")
     _wire_detail(ctx, table, detail)
@@ -108,7 +108,7 @@ def _wire_detail(ctx: StudioContext, table: gr.Dataframe, detail: dict) -> None:
     shown = [detail[k] for k in ("meta", "question", "rationale", "prompt", "items")]
 
     def open_draft(rationale_id, student):
-        view = h.draft_detail(store, rationale_id, student)
+        view = drafts.draft_detail(store, rationale_id, student)
         return view["meta"], view["question"], view["rationale"], view["prompt"], view["items"]
 
     def select(frame, student, evt: gr.SelectData):

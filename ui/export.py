@@ -9,7 +9,6 @@ import gradio as gr
 
 from arte_core.store.transfer import export_parquet
 from arte_core.studio import export
-from arte_core.studio import handlers as h
 from ui.app import StudioContext, guarded
 
 FORMAT_CHOICES = [("JSONL", "jsonl"), ("Parquet", "parquet"), ("datasets save_to_disk (zip)", "hf")]
@@ -36,7 +35,7 @@ def _wire_files(ctx: StudioContext, formats, pairs, sft, drafts, store_button, m
         def run_export(run_id, student, chosen_formats):
             if not chosen_formats:
                 raise gr.Error("Choose at least one format.", title="Nothing to export")
-            result = h.export_files(ctx.store, what, run_id, student, chosen_formats)
+            result = export.export_files(ctx.store, what, run_id, student, chosen_formats)
             return result["files"], result["message"]
         return run_export
 
@@ -60,13 +59,13 @@ def _hub_section(ctx: StudioContext) -> None:
     gr.Markdown("### Push to the Hugging Face Hub\nNeeds a write token in the `HF_TOKEN` environment variable; "
                 "datasets are created private.")
     with gr.Row():
-        what = gr.Radio(list(h.EXPORT_KINDS), value="pairs", label="Data")
+        what = gr.Radio(list(export.EXPORT_KINDS), value="pairs", label="Data")
         repo_id = gr.Textbox(label="Dataset id", placeholder="your-name/arte-pairs")
         push = gr.Button("Push", interactive=not ctx.read_only, elem_id="export-push")
     result = gr.Markdown(elem_id="export-push-result")
 
     def push_data(what_value, run_id, student, repo):
         ctx.require_writable("pushing to the Hub")
-        return h.push_export(ctx.store, what_value, run_id, student, repo)
+        return export.push_export(ctx.store, what_value, run_id, student, repo)
 
     push.click(guarded(push_data), [what, ctx.run, ctx.student, repo_id], result, api_name="export_push")

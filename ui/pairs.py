@@ -8,8 +8,7 @@ bias. Bulk actions apply to every pair the current filter matches.
 import gradio as gr
 import pandas as pd
 
-from arte_core.store.decisions import DECISION_ACTIONS, DECISION_STATES
-from arte_core.studio import handlers as h
+from arte_core.studio import common, pairs
 from ui.app import StudioContext, guarded, selected_row_id
 
 TRAIL_COLUMNS = ["decision_id", "pair_id", "kind", "action", "who", "why", "undoes", "undone by", "when (UTC)"]
@@ -36,13 +35,13 @@ def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
 
 def _filter_widgets() -> dict:
     with gr.Row():
-        kind = gr.Radio(list(h.PAIR_KINDS), value="all", label="Kind")
-        state = gr.Dropdown(list(DECISION_STATES), value="all", label="Decision state")
+        kind = gr.Radio(list(pairs.PAIR_KINDS), value="all", label="Kind")
+        state = gr.Dropdown(list(pairs.DECISION_STATES), value="all", label="Decision state")
         contested = gr.Checkbox(False, label="Contested only (low margin)", elem_id="pairs-contested")
-        max_margin = gr.Number(h.DEFAULT_CONTESTED_MARGIN, label="Contested = margin at most", minimum=0)
+        max_margin = gr.Number(pairs.DEFAULT_CONTESTED_MARGIN, label="Contested = margin at most", minimum=0)
     with gr.Row():
         search = gr.Textbox(label="Search prompt / texts (literal text)", elem_id="pairs-search")
-        sort = gr.Dropdown(list(h.PAIR_SORT_CHOICES), value="margin", label="Sort by")
+        sort = gr.Dropdown(list(pairs.PAIR_SORT_CHOICES), value="margin", label="Sort by")
         direction = gr.Radio(["asc", "desc"], value="asc", label="Order")
         blind = gr.Checkbox(False, label="Blind review: random left/right, scores hidden until decided",
                             elem_id="pairs-blind")
@@ -63,7 +62,7 @@ def _panel_widgets(ctx: StudioContext) -> dict:
         right = gr.Textbox(label="Right", lines=10, interactive=False, elem_classes=["arte-side"], elem_id="pairs-right")
     writable = not ctx.read_only
     with gr.Row():
-        action = gr.Radio(h.action_choices(False, False), label="Decision", elem_id="pairs-action",
+        action = gr.Radio(pairs.action_choices(False, False), label="Decision", elem_id="pairs-action",
                           interactive=writable, scale=3)
         why = gr.Textbox(label="Reason (kept in the audit trail; required for a note)", lines=2, scale=3,
                          elem_id="pairs-why", interactive=writable)
@@ -74,7 +73,7 @@ def _panel_widgets(ctx: StudioContext) -> dict:
     status = gr.Markdown(elem_id="pairs-status")
     with gr.Accordion("Bulk decision and undo", open=False):
         with gr.Row():
-            bulk_action = gr.Dropdown(list(DECISION_ACTIONS), value="exclude", label="Action for all matching pairs",
+            bulk_action = gr.Dropdown(list(pairs.DECISION_ACTIONS), value="exclude", label="Action for all matching pairs",
                                       interactive=writable)
             bulk = gr.Button("Apply to ALL pairs matching the filter (uses the reason above)", interactive=writable,
                              variant="stop", elem_id="pairs-bulk")
@@ -96,8 +95,8 @@ def _panel_widgets(ctx: StudioContext) -> dict:
 
 def _query(ctx: StudioContext):
     def query(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, page_number):
-        flt = h.pair_filter(kind, contested, max_margin, state, search, sort, direction, page_number)
-        view = h.pairs_view(ctx.store, run_id, student, flt, blind=bool(blind))
+        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, page_number)
+        view = pairs.pairs_view(ctx.store, run_id, student, flt, blind=bool(blind))
         return view["table"], view["info"], view["agreement"], view["page"]
     return query
 
@@ -114,7 +113,7 @@ def _wire_listing(ctx: StudioContext, demo: gr.Blocks, listing: dict) -> None:
     def step(delta: int):
         def moved(*values):
             *rest, page_number = values
-            return query(*rest, h.page_number(page_number) + delta)
+            return query(*rest, common.page_number(page_number) + delta)
         return moved
 
     gr.on([demo.load, listing["apply"].click, f["search"].submit, f["blind"].change, ctx.run.change,
@@ -133,13 +132,13 @@ def _panel_values(ctx: StudioContext, pair_id: str | None, blind: bool, whole_ru
     """Values for _panel_outputs; an empty panel when no pair is selected."""
     if not pair_id:
         return ("Select a pair in the table.", "", gr.update(value="", label="Left"),
-                gr.update(value="", label="Right"), gr.update(), 0, h.trail_view(ctx.store, None, run_id, whole_run),
+                gr.update(value="", label="Right"), gr.update(), 0, pairs.trail_view(ctx.store, None, run_id, whole_run),
                 None)
-    view = h.pair_panel(ctx.store, pair_id, bool(blind))
+    view = pairs.pair_panel(ctx.store, pair_id, bool(blind))
     return (view["header"], view["prompt"], gr.update(value=view["left"], label=view["left_label"]),
             gr.update(value=view["right"], label=view["right_label"]),
             gr.update(choices=view["choices"], value=None), view["expected_last"],
-            h.trail_view(ctx.store, pair_id, run_id, whole_run), h.latest_undoable(ctx.store, pair_id))
+            pairs.trail_view(ctx.store, pair_id, run_id, whole_run), pairs.latest_undoable(ctx.store, pair_id))
 
 
 def _wire_panel(ctx: StudioContext, listing: dict, panel: dict) -> None:
@@ -160,7 +159,7 @@ def _wire_panel(ctx: StudioContext, listing: dict, panel: dict) -> None:
                             [panel["pair_id"], panel["status"], *outputs], api_name="pairs_select")
 
     def trail(pair_id, whole_run, run_id):
-        return h.trail_view(ctx.store, pair_id, run_id, bool(whole_run))
+        return pairs.trail_view(ctx.store, pair_id, run_id, bool(whole_run))
 
     gr.on([panel["whole_run"].change, panel["refresh_trail"].click], guarded(trail),
           [panel["pair_id"], *trail_inputs], panel["trail"], api_name="pairs_trail")
@@ -176,7 +175,7 @@ def _wire_decisions(ctx: StudioContext, listing: dict, panel: dict, open_pair) -
 
     def decide(pair_id, action, why, typed_user, expected_last, blind, whole_run, run_id, request: gr.Request):
         ctx.require_writable("recording decisions")
-        result = h.decide(ctx.store, pair_id, action, ctx.who(request, typed_user), why, expected_last)
+        result = pairs.decide(ctx.store, pair_id, action, ctx.who(request, typed_user), why, expected_last)
         status = result["message"]
         if result["warning"]:
             gr.Warning(result["warning"], title="Someone else decided this pair")
@@ -186,14 +185,14 @@ def _wire_decisions(ctx: StudioContext, listing: dict, panel: dict, open_pair) -
     def bulk(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, action, why,
              typed_user, pair_id, whole_run, request: gr.Request):
         ctx.require_writable("recording decisions")
-        flt = h.pair_filter(kind, contested, max_margin, state, search, sort, direction, 1)
-        message = h.decide_bulk(ctx.store, run_id, student, flt, action, ctx.who(request, typed_user), why)["message"]
+        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, 1)
+        message = pairs.decide_bulk(ctx.store, run_id, student, flt, action, ctx.who(request, typed_user), why)["message"]
         # The open pair may be among them: refresh it, so its conflict check starts from the new decision.
         return (message, *open_pair(pair_id, blind, whole_run, run_id))
 
     def undo(decision_id, why, typed_user, pair_id, blind, whole_run, run_id, request: gr.Request):
         ctx.require_writable("undoing decisions")
-        message = h.undo_decision(ctx.store, decision_id, ctx.who(request, typed_user), why)["message"]
+        message = pairs.undo_decision(ctx.store, decision_id, ctx.who(request, typed_user), why)["message"]
         return (message, *open_pair(pair_id, blind, whole_run, run_id))
 
     refresh = guarded(_query(ctx))

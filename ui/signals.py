@@ -3,7 +3,7 @@ Montessori-Instruct's local data influence — where a run has both."""
 
 import gradio as gr
 
-from arte_core.studio import handlers as h
+from arte_core.studio import signals
 from ui.app import StudioContext, guarded
 
 
@@ -20,7 +20,7 @@ def build_signals_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None:
                                  elem_id="signals-disagreements")
 
     def compare(run_id, student):
-        view = h.signals_view(ctx.store, run_id, student)
+        view = signals.signals_view(ctx.store, run_id, student)
         return view["summary"], view["figure"], view["disagreements"]
 
     gr.on([tab.select, refresh.click], guarded(compare), [ctx.run, ctx.student],

@@ -1,1 +1,2 @@
-"""The studio's logic without a UI: handlers the Gradio app calls, plotly figures and dataset export."""
+"""The studio's logic without a UI: one module of handlers per tab (common.py holds what they share),
+plotly figures and dataset export."""

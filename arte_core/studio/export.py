@@ -4,7 +4,7 @@ Pairs are exported as DPO will see them: human decisions applied through `Store.
 (excluded pairs dropped, swapped pairs swapped), in TRL's prompt/chosen/rejected columns, with
 provenance columns (run, task, teacher, student, signal, style, refs, scores, decision) beside them. Each
 export writes JSONL, Parquet and a `save_to_disk` folder (zipped for download); pushing to the Hub
-needs HF_TOKEN.
+needs HF_TOKEN. The Export tab's handlers (`export_files`, `push_export`) sit at the end.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import datasets
 import pandas as pd
@@ -23,8 +24,10 @@ from datasets import Dataset
 from arte_core.errors import ArteError
 from arte_core.store import Store
 from arte_core.store import exports
+from arte_core.studio.common import require, require_run
 
 FORMATS = ("jsonl", "parquet", "hf")
+EXPORT_KINDS = ("pairs", "sft", "drafts")
 
 
 def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
@@ -139,3 +142,40 @@ def push_to_hub(frame: pd.DataFrame, repo_id: str, private: bool = True) -> str:
     except Exception as exc:  # the Hub's errors (network, permissions) are shown to the user as text
         return f"Push to {repo_id} failed: {exc}"
     return f"Pushed {len(frame)} rows to https://huggingface.co/datasets/{repo_id}"
+
+
+# -- the Export tab's handlers ---------------------------------------------------------------------
+
+def export_files(store: Store, what: Any, run_id: Any, student: Any, formats: Any = None,
+                 folder: str | Path | None = None) -> dict:
+    """Write one export (pairs, sft or drafts) in the chosen formats; returns the files and a message."""
+    run_id = require_run(store, run_id)
+    what = require(what, "what to export")
+    formats = tuple(formats or FORMATS)
+    folder = Path(folder or tempfile.mkdtemp(prefix="arte-export-"))
+    if what == "pairs":
+        files = export_pairs(store, run_id, require(student, "a student"), folder, formats)
+        frame = pair_records(store, run_id, student)
+        detail = f"{len(frame)} training pairs ({int(frame['swapped_by_human'].sum())} swapped by people; excluded pairs left out)"
+    elif what == "sft":
+        files = export_sft(store, run_id, folder, None, formats)
+        detail = f"{len(sft_records(store, run_id))} SFT examples"
+    elif what == "drafts":
+        files = export_drafts(store, run_id, require(student, "a student"), folder, formats)
+        detail = f"{len(draft_records(store, run_id, student))} drafts with scores"
+    else:
+        raise ArteError(f"cannot export {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
+    return dict(files=[str(f) for f in files], message=f"Exported {detail}: {', '.join(Path(f).name for f in files)}.")
+
+
+def push_export(store: Store, what: Any, run_id: Any, student: Any, repo_id: Any) -> str:
+    """Push one export (pairs, sft or drafts) to the Hub as `repo_id`; returns what happened, in words."""
+    run_id, what = require_run(store, run_id), require(what, "what to export")
+    frames = {
+        "pairs": lambda: pair_records(store, run_id, require(student, "a student")),
+        "sft": lambda: sft_records(store, run_id),
+        "drafts": lambda: draft_records(store, run_id, require(student, "a student")),
+    }
+    if what not in frames:
+        raise ArteError(f"cannot push {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
+    return push_to_hub(frames[what](), str(repo_id or "").strip())
