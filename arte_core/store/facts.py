@@ -2,7 +2,7 @@
 
 The drafts table and the analysis plots filter, sort and aggregate columns that live in four tables
 (rationales, questions, icl_scores, influence_scores) plus a per-question mean. Joining them on
-every page view costs seconds at a million drafts; scanning one narrow table costs milliseconds.
+every page view is slow at a million drafts; scanning one narrow table is not (docs/benchmarks.md).
 `ensure_draft_facts` builds that table for a (run, student) in the connection's TEMP schema
 (memory only, so it also works on a read-only store and never changes the file) and rebuilds it
 when its source rows change, which a cheap signature of those rows detects on every call.
@@ -47,8 +47,8 @@ _CREATE = (
 # insert raises max(rowid), a delete changes the count and the rowid sum, and the engine never updates
 # these rows in place (a rewrite is a delete and an insert); the numeric sums catch an UPDATE that
 # changes a score (floats are rounded to integers first: a parallel float sum is not deterministic).
-# Integer sums cost a few milliseconds on a million rows; hashing the
-# string ids cost ~100 ms, and timestamps would not do (imported rows keep theirs).
+# Integer sums are far cheaper than hashing the string ids, and timestamps would not do (imported
+# rows keep theirs).
 _SIGNATURE = """
 SELECT concat_ws('|',
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(idx), count(solver_agrees) FILTER (solver_agrees))
@@ -128,9 +128,9 @@ SEARCHES = "temp.draft_searches"
 HITS = "temp.draft_search_hits"
 MAX_CACHED_SEARCHES = 16
 
-# Lower-cased copies of a run's searchable texts, keyed by rowid like FACTS. A case-insensitive scan
-# of the stored texts (ILIKE) runs at ~2 GB/s here; a plain substring scan of text lower-cased once
-# runs ~3x faster, so each new search term costs ~60 ms instead of ~180 ms at a million drafts.
+# Lower-cased copies of a run's searchable texts, keyed by rowid like FACTS: a plain substring scan of
+# text lower-cased once is several times faster than a case-insensitive scan (ILIKE) of the stored
+# texts (docs/benchmarks.md).
 QUESTION_TEXTS = "temp.question_search_texts"
 RATIONALE_TEXTS = "temp.rationale_search_texts"
 _CREATE_TEXTS = (
@@ -196,7 +196,7 @@ def search_hits(store: Store, run_id: str, needle: str) -> int:
             return found[0]["search_id"]
         search_id = store.scalar(f"SELECT coalesce(max(search_id), 0) + 1 FROM {SEARCHES}")
         # Every draft of the run has a FACTS row for every student, so the hits come from the copies alone.
-        # A UNION of one scan per column: an OR over the columns costs DuckDB ~1.5x the text scan alone.
+        # A UNION of one scan per column: DuckDB runs an OR over the columns slower (docs/benchmarks.md).
         folded = store.scalar("SELECT lower(?)", [needle])  # once, and as DuckDB folds the copies
         store.execute(
             f"INSERT INTO {HITS} SELECT $1, rationale_rowid FROM ("
