@@ -54,7 +54,7 @@ def env_flag(name: str) -> bool:
 
 def fill_empty_store(store, demo_folder: Path = DEMO_DATA) -> str:
     """Import the demo dataset into an empty store; returns what happened, in words."""
-    if store.rows("SELECT count(*) AS n FROM runs")[0]["n"]:
+    if store.list_runs():
         return ""
     if not demo_folder.is_dir():
         return (f"The store is empty and there is no demo dataset at {demo_folder}: launch a run in the Runs tab "

@@ -11,8 +11,10 @@ from helpers import JOB_TIMEOUT_S, decision_row, make_config, populate_drafts, s
 from arte_core.config import RunConfig
 from arte_core.context import open_run
 from arte_core.errors import ArteError
-from arte_core.jobs import JobManager, job_paths, kill_process_tree, last_error_line, normalise_stages, process_identity
+from arte_core.jobs import (JobManager, job_paths, kill_process_tree, last_error_line, normalise_stages,
+                            process_identity, stage_commands)
 from arte_core.progress import read_events
+from arte_core.stages.registry import RUN_ORDER, STAGES
 from arte_core.store import Store
 
 
@@ -115,7 +117,8 @@ def test_failing_job_reports_the_error_line_and_keeps_decisions(ended_jobs):
     assert manager.refresh() == [job["job_id"]]
     failed = manager.job(job["job_id"])
     assert failed["status"] == "failed"
-    assert failed["message"].startswith("arte: error: no icl scores for student")
+    # the CLI's error line (since the registry checks a stage's inputs first, it names the missing drafts)
+    assert failed["message"].startswith("arte: error: `arte pairs` needs questions[origin=draft] rows")
     assert manager.progress(job["job_id"])["exit_code"] == 2
     assert case.store.scalar("SELECT count(*) FROM pair_decisions") == 1
     assert case.store.run(case.run_id)  # the run row is still there and a relaunch may resume it
@@ -194,3 +197,21 @@ def test_last_error_line_prefers_the_cli_error(tmp_path):
     assert last_error_line(log) == "arte: error: bad thing"
     log.write_text("Traceback (most recent call last):\n  File x\nValueError: boom\n[job] exit code 1\n")
     assert last_error_line(log) == "ValueError: boom"
+
+
+def test_stage_commands_run_the_whole_loop_as_one_arte_run(tmp_path):
+    spec = {"job_id": "j", "run_id": "r", "runs_dir": str(tmp_path / "runs"), "stages": normalise_stages("all")}
+    assert spec["stages"] == RUN_ORDER and "influence" not in RUN_ORDER
+    common = ["--config", str(tmp_path / "config.yaml"), "--db", str(tmp_path / "job.duckdb"),
+              "--events", str(tmp_path / "events.jsonl"), "--quiet", "--run-name", "r",
+              "--runs-dir", str(tmp_path / "runs")]
+    assert stage_commands(tmp_path, spec) == [["run", *common]]  # one process: the task and models load once
+
+    spec["stages"] = normalise_stages(["pairs", "elicit"])
+    assert stage_commands(tmp_path, spec) == [["elicit", *common], ["pairs", *common]]
+
+    # 'all' with the optional influence stage: every stage, each alone, influence between score and pairs
+    spec["stages"] = normalise_stages(["all", "influence"])
+    assert spec["stages"] == list(STAGES) and spec["stages"].index("influence") == spec["stages"].index("score") + 1
+    assert [command[0] for command in stage_commands(tmp_path, spec)] == list(STAGES)
+    assert normalise_stages(["influence"]) == ["influence"]

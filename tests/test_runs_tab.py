@@ -9,8 +9,10 @@ from helpers import free_port, make_config, populate_drafts, stop_leftovers, wai
 from arte_core.config import RunConfig
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
+from arte_core.stages.registry import STAGES
 from arte_core.store import Store, utcnow
-from ui import runs
+from arte_core.studio import runs
+from ui.runs import build_runs_tab
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -119,6 +121,29 @@ def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):
     assert runs.history_table(jobs)["status"].tolist() == ["stopped", "stopped"]
 
 
+def test_an_all_job_from_the_studio_runs_one_arte_run(jobs, tmp_path, tiny_model_dir):
+    """The studio's 'all' is `arte run` in one child process, not one process per stage."""
+    from arte_core.jobs import job_paths, read_json, stage_commands
+    from arte_core.stages.registry import RUN_ORDER
+
+    assert runs.STAGE_CHOICES == ["all", *STAGES]  # the form's stages come from the registry
+    text = make_config(tiny_model_dir, tmp_path).to_yaml()
+    try:
+        row = runs.launch_job(jobs, False, text, "all", who="ann")
+        assert row["stages"] == ",".join(RUN_ORDER)
+        paths = job_paths(row["job_dir"])
+        commands = stage_commands(row["job_dir"], read_json(paths["spec"]))
+        assert len(commands) == 1 and commands[0][0] == "run"
+        started = wait_until(lambda: [line for line in paths["log"].read_text().splitlines() if "] arte " in line],
+                             what="the child to start its command")
+        assert len(started) == 1 and started[0].split("] ", 1)[1].startswith("arte run --config ")
+        runs.stop_job(jobs, False, row["job_id"])
+    finally:
+        stop_leftovers(jobs)
+    log = job_paths(row["job_dir"])["log"].read_text().splitlines()
+    assert [line for line in log if "] arte " in line] == started  # no stage ran in a process of its own
+
+
 def test_tab_served_by_gradio_answers_the_client(jobs, tmp_path):
     import gradio as gr
     from gradio_client import Client
@@ -126,7 +151,7 @@ def test_tab_served_by_gradio_answers_the_client(jobs, tmp_path):
     row = fake_finished_job(jobs)
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
-            widgets = runs.build_runs_tab(jobs, RunConfig(runs_dir=str(tmp_path / "runs")), read_only=False)
+            widgets = build_runs_tab(jobs, RunConfig(runs_dir=str(tmp_path / "runs")), read_only=False)
     assert widgets["launch"].interactive is not False
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
     try:
@@ -150,9 +175,10 @@ def test_read_only_tab_disables_the_buttons(jobs, tmp_path):
     import gradio as gr
 
     with gr.Blocks():
-        widgets = runs.build_runs_tab(jobs, RunConfig(), read_only=True)
+        widgets = build_runs_tab(jobs, RunConfig(), read_only=True)
     assert widgets["launch"].interactive is False and widgets["stop"].interactive is False
     assert runs.READ_ONLY_REASON in widgets["status"].value
+    assert "studio is read-only" in runs.READ_ONLY_REASON and "another process" not in runs.READ_ONLY_REASON
 
 
 def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jobs, tmp_path, tiny_model_dir):
@@ -173,7 +199,7 @@ def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jo
                                           for i, rid in enumerate(ids)])
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
-            runs.build_runs_tab(jobs, config, read_only=False)
+            build_runs_tab(jobs, config, read_only=False)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
     try:
         client = Client(demo.local_url, verbose=False, analytics_enabled=False)

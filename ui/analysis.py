@@ -3,12 +3,12 @@
 import gradio as gr
 
 from arte_core.studio import analysis
-from ui.app import StudioContext, guarded
+from ui.common import StudioContext, guarded
 
 FIGURES = ("length", "technique", "questions", "teacher_answer", "origin", "evaluation")
 
 
-def build_analysis_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None:
+def build_analysis_tab(ctx: StudioContext, tab: gr.Tab) -> None:
     gr.Markdown("What the paper found, checked on this run: rationale length has no linear relation to one-shot "
                 "accuracy (moderate lengths did best), a small student prefers one consistent technique, and "
                 "question quality matters more than rationale quality. Score differences below the binomial "

@@ -5,16 +5,21 @@ launches it. Every listener has a stable api_name, so each tab can also be drive
 The handlers live in arte_core.studio (one module per tab); this package only wires widgets to them.
 """
 
-import functools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
-from arte_core.errors import ArteError
 from arte_core.store import Store
 from arte_core.studio import common
+from arte_core.studio import runs as runs_handlers
+from ui.analysis import build_analysis_tab
+from ui.common import StudioContext, guarded
+from ui.drafts import build_drafts_tab
+from ui.export import build_export_tab
+from ui.pairs import build_pairs_tab
+from ui.runs import build_runs_tab
+from ui.signals import build_signals_tab
 
 TITLE = "ARTE Studio"
 READ_ONLY_NOTICE = ("**Read-only studio.** Browsing, filtering, plots and file exports work; recording decisions, "
@@ -27,56 +32,8 @@ RUN_POLL_S = 15
 LAUNCH_KWARGS = dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
 
 
-@dataclass
-class StudioContext:
-    """What every tab shares: the store, the mode and the run/student/user widgets of the top bar."""
-
-    store: Store
-    read_only: bool
-    run: gr.Dropdown
-    student: gr.Dropdown
-    user: gr.Textbox
-    runs_dir: str = "runs"
-    refresh_button: gr.Button | None = None
-    summary: gr.Markdown | None = None
-
-    def who(self, request: gr.Request | None, typed: str | None) -> str:
-        """The authenticated user when there is one (it cannot be typed over), else the typed name."""
-        return common.user_name(getattr(request, "username", None), typed)
-
-    def require_writable(self, what: str) -> None:
-        if self.read_only:
-            raise gr.Error(f"This studio is read-only: {what} is disabled. Start it without ARTE_READ_ONLY to "
-                           "record changes.", title="Read-only")
-
-
-def guarded(fn: Callable) -> Callable:
-    """Show an ArteError as a Gradio error dialog with its message (which says what to fix)."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ArteError as exc:
-            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
-    return wrapper
-
-
-def selected_row_id(frame: Any, evt: gr.SelectData, column: str) -> str:
-    """The id column of a clicked table row (from the row's values when Gradio sends them, else the table)."""
-    if evt.row_value and frame is not None and column in frame.columns:
-        return str(evt.row_value[list(frame.columns).index(column)])
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    return str(frame.iloc[int(row)][column])
-
-
 def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir: str | Path = "runs") -> gr.Blocks:
     """The whole studio as a gr.Blocks (launch it with **LAUNCH_KWARGS for the studio's look)."""
-    from ui.analysis import build_analysis_tab
-    from ui.drafts import build_drafts_tab
-    from ui.export import build_export_tab
-    from ui.pairs import build_pairs_tab
-    from ui.signals import build_signals_tab
-
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         ctx = _top_bar(store, read_only, str(runs_dir))
         with gr.Tabs():
@@ -85,9 +42,9 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
             with gr.Tab("Pairs", id="pairs"):
                 build_pairs_tab(ctx, demo)
             with gr.Tab("Analysis", id="analysis") as analysis_tab:
-                build_analysis_tab(ctx, demo, analysis_tab)
+                build_analysis_tab(ctx, analysis_tab)
             with gr.Tab("Signals", id="signals") as signals_tab:
-                build_signals_tab(ctx, demo, signals_tab)
+                build_signals_tab(ctx, signals_tab)
             with gr.Tab("Runs", id="runs"):
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):
@@ -141,33 +98,14 @@ def _wire_top_bar(ctx: StudioContext, demo: gr.Blocks) -> None:
 
 def _runs_tab(ctx: StudioContext, jobs: Any) -> None:
     """The Runs tab from ui/runs.py (launch, watch, stop runs); a plain run list without a job manager."""
-    from ui.runs import build_runs_tab
-
     if jobs is None:
         gr.Markdown("Launching runs is not available: the studio was started without a job manager. Runs in the store:")
         _fallback_runs_list(ctx)
         return
-    build_runs_tab(jobs, _default_config(ctx.runs_dir), ctx.read_only, user=ctx.user)
-
-
-def _default_config(runs_dir: str):
-    """The demo config as the starting point of the launch form, writing into the studio's runs folder."""
-    from arte_core.cli import demo_config_path
-    from arte_core.config import RunConfig, load_config
-
-    path = demo_config_path()
-    config = load_config(path) if path.is_file() else RunConfig()
-    config.runs_dir = runs_dir
-    return config
+    build_runs_tab(jobs, runs_handlers.default_config(ctx.runs_dir), ctx.read_only, user=ctx.user)
 
 
 def _fallback_runs_list(ctx: StudioContext) -> None:
-    from arte_core.store import catalog as queries
-
     table = gr.Dataframe(label="Runs", interactive=False)
     button = gr.Button("Refresh")
-
-    def history():
-        return common.table_ready(queries.list_runs(ctx.store))
-
-    button.click(guarded(history), None, table, api_name="runs_history")
+    button.click(guarded(lambda: runs_handlers.runs_table(ctx.store)), None, table, api_name="runs_history")

@@ -4,7 +4,7 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import common, drafts
-from ui.app import StudioContext, guarded, selected_row_id
+from ui.common import StudioContext, guarded, page_listeners, selected_row_id
 
 ITEM_COLUMNS = ["item", "preference question", "target", "student_answer", "correct", "student_output"]
 
@@ -79,22 +79,14 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
         view = drafts.drafts_view(store, run_id, student, flt)
         return view["table"], view["info"], view["page"]
 
-    def first_page(*values):
-        return query(*values, 1)
-
-    def step(delta: int):
-        def moved(*values):
-            *rest, page_number = values
-            return query(*rest, common.page_number(page_number) + delta)
-        return moved
-
+    first_page, previous, following = page_listeners(query)
     outputs = [table, info, page]
     gr.on([demo.load, apply.click, filters["search"].submit, filters["origin"].change, ctx.run.change,
            ctx.student.change], guarded(first_page),
           filter_inputs, outputs, api_name="drafts_apply")
     page.submit(guarded(query), filter_inputs + [page], outputs, api_name="drafts_query")
-    prev_page.click(guarded(step(-1)), filter_inputs + [page], outputs, api_name="drafts_page_prev")
-    next_page.click(guarded(step(+1)), filter_inputs + [page], outputs, api_name="drafts_page_next")
+    prev_page.click(guarded(previous), filter_inputs + [page], outputs, api_name="drafts_page_prev")
+    next_page.click(guarded(following), filter_inputs + [page], outputs, api_name="drafts_page_next")
 
     def techniques(run_id):
         return gr.update(choices=common.technique_choices(store, run_id), value="all")

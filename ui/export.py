@@ -9,7 +9,7 @@ import gradio as gr
 
 from arte_core.store.transfer import export_parquet
 from arte_core.studio import export
-from ui.app import StudioContext, guarded
+from ui.common import StudioContext, guarded
 
 FORMAT_CHOICES = [("JSONL", "jsonl"), ("Parquet", "parquet"), ("datasets save_to_disk (zip)", "hf")]
 

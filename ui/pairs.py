@@ -8,8 +8,8 @@ bias. Bulk actions apply to every pair the current filter matches.
 import gradio as gr
 import pandas as pd
 
-from arte_core.studio import common, pairs
-from ui.app import StudioContext, guarded, selected_row_id
+from arte_core.studio import pairs
+from ui.common import StudioContext, guarded, page_listeners, selected_row_id
 
 TRAIL_COLUMNS = ["decision_id", "pair_id", "kind", "action", "who", "why", "undoes", "undone by", "when (UTC)"]
 
@@ -107,20 +107,12 @@ def _wire_listing(ctx: StudioContext, demo: gr.Blocks, listing: dict) -> None:
     inputs = [ctx.run, ctx.student, *f.values()]
     outputs = [listing["table"], listing["info"], listing["agreement"], listing["page"]]
 
-    def first_page(*values):
-        return query(*values, 1)
-
-    def step(delta: int):
-        def moved(*values):
-            *rest, page_number = values
-            return query(*rest, common.page_number(page_number) + delta)
-        return moved
-
+    first_page, previous, following = page_listeners(query)
     gr.on([demo.load, listing["apply"].click, f["search"].submit, f["blind"].change, ctx.run.change,
            ctx.student.change], guarded(first_page), inputs, outputs, api_name="pairs_apply")
     listing["page"].submit(guarded(query), inputs + [listing["page"]], outputs, api_name="pairs_query")
-    listing["prev"].click(guarded(step(-1)), inputs + [listing["page"]], outputs, api_name="pairs_page_prev")
-    listing["next"].click(guarded(step(+1)), inputs + [listing["page"]], outputs, api_name="pairs_page_next")
+    listing["prev"].click(guarded(previous), inputs + [listing["page"]], outputs, api_name="pairs_page_prev")
+    listing["next"].click(guarded(following), inputs + [listing["page"]], outputs, api_name="pairs_page_next")
 
 
 def _panel_outputs(panel: dict) -> list:

@@ -4,10 +4,10 @@ Montessori-Instruct's local data influence — where a run has both."""
 import gradio as gr
 
 from arte_core.studio import signals
-from ui.app import StudioContext, guarded
+from ui.common import StudioContext, guarded
 
 
-def build_signals_tab(ctx: StudioContext, demo: gr.Blocks, tab: gr.Tab) -> None:
+def build_signals_tab(ctx: StudioContext, tab: gr.Tab) -> None:
     gr.Markdown("Each draft scored both ways: x = one-shot accuracy of the student with the draft as its demo, "
                 "y = change of the student's reference loss after one optimizer step on the draft (lower = "
                 "preferred). Drafts the two signals rank far apart are listed below. To build the pairs from "

@@ -1,22 +1,10 @@
-"""Long runs launched from the studio, each in a child process with its own job store.
-
-The studio owns the project store read-write, and DuckDB lets one process do that, so a job's
-child cannot open it. `JobManager.launch` exports the run's rows into `<job_dir>/job.duckdb`,
-starts `python -m arte_core.jobs_child <job_dir>` in a new session (its own process group) with
-output to `log.txt` (a file: a full pipe would stall the child when nobody reads it), and records
-a `jobs` row. The child runs the normal CLI stages on the job file and appends progress events to
-`events.jsonl`. `refresh` finds jobs whose process ended, ingests their job file (also after a
-failure or a stop: every committed row is valid and resumable) and records the outcome; it needs
-only the pid and the files in the job folder, so it works after an app restart. `stop` kills the
-whole process group, which is what frees the memory the models held.
-"""
+"""JobManager: launches, follows, stops and ingests studio jobs; one job at a time per machine."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,151 +12,20 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import yaml
 
 from arte_core.config import RunConfig, config_from_dict
 from arte_core.errors import ArteError
-from arte_core.stages.registry import RUN_ORDER, STAGES
-
-STAGE_ORDER = list(STAGES)
+from arte_core.jobs.commands import normalise_stages
+from arte_core.jobs.files import job_paths, last_error_line, log_tail, read_json, write_json
+from arte_core.jobs.processes import find_process, kill_process_tree, process_identity
 from arte_core.progress import Reporter, read_events
 from arte_core.store import Store, utcnow
+from arte_core.store import jobs as job_rows
 from arte_core.store.transfer import export_run, ingest
 
 LOCK_NAME = "job.lock"
-STOP_GRACE_S = 5.0  # SIGTERM first so logs flush; SIGKILL whatever is left after this
-LOG_TAIL_LINES = 30
-
-
-# -- job folder files -------------------------------------------------------------------------
-
-
-def job_paths(job_dir: str | Path) -> dict[str, Path]:
-    """The files of one job folder (the child writes log, events and exit; the owner the rest)."""
-    job_dir = Path(job_dir)
-    names = {"spec": "job.json", "config": "config.yaml", "db": "job.duckdb", "events": "events.jsonl",
-             "log": "log.txt", "exit": "exit.json", "process": "process.json", "ingested": "ingested.json"}
-    return {key: job_dir / name for key, name in names.items()}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 65536) -> list[str]:
-    """The last lines of a log file, reading only its end (logs of long runs grow large)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    # A progress bar rewrites its line with carriage returns: keep what was shown last.
-    return [line.rsplit("\r", 1)[-1] for line in text.splitlines()][-lines:]
-
-
-def last_error_line(path: Path) -> str:
-    """The line that says why a job failed: the CLI's `arte: error:` line, else a traceback's last line."""
-    tail = [line.strip() for line in log_tail(path, 200) if line.strip()]
-    for line in reversed(tail):
-        if line.startswith("arte: error:"):
-            return line
-    for line in reversed(tail):
-        if "Error" in line or "error" in line:
-            return line
-    return tail[-1] if tail else "the job ended with an error and wrote no log."
-
-
-def normalise_stages(stages: list[str] | str) -> list[str]:
-    """Stage names in pipeline order; 'all' or 'run' means every stage."""
-    names = [stages] if isinstance(stages, str) else list(stages)
-    if not names or any(n in ("all", "run") for n in names):
-        return list(RUN_ORDER)  # the whole loop; optional stages (influence) only when named
-    unknown = [n for n in names if n not in STAGE_ORDER]
-    if unknown:
-        raise ArteError(f"unknown stage {', '.join(unknown)}; choose from all, {', '.join(STAGE_ORDER)}.")
-    return [n for n in STAGE_ORDER if n in names]
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-def process_identity(pid: int) -> dict:
-    """pid and start time: together they name a process even after its pid is reused."""
-    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
-
-
-def find_process(identity: dict | None) -> psutil.Process | None:
-    """The live (not zombie) process an identity names, or None."""
-    if not identity or not identity.get("pid"):
-        return None
-    try:
-        proc = psutil.Process(int(identity["pid"]))
-        if identity.get("create_time") and abs(proc.create_time() - identity["create_time"]) > 1.0:
-            return None  # the pid now belongs to another process
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def kill_process_tree(identity: dict, grace_s: float = STOP_GRACE_S) -> list[int]:
-    """SIGTERM a job's process group and every descendant, SIGKILL survivors; returns the pids seen.
-
-    The group is signalled only while its leader is verified (or gone: Linux never hands out a pid
-    that is still some group's id), so a reused pid can never lead us to another program's group."""
-    pid = int(identity["pid"])
-    leader = find_process(identity)
-    procs = []
-    if leader is not None:
-        try:
-            procs = [leader] + leader.children(recursive=True)
-        except psutil.NoSuchProcess:
-            procs = []
-    elif psutil.pid_exists(pid):
-        return []  # the pid belongs to an unrelated process now: nothing of ours is left to kill
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)  # the child started a new session, so its pid is its group id
-        except (ProcessLookupError, PermissionError):
-            pass
-        for proc in _alive(procs):  # descendants that left the group
-            try:
-                proc.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=grace_s if sig == signal.SIGTERM else 5.0)
-        if not _alive(alive):
-            break
-    return [p.pid for p in procs]
-
-
-# -- the manager ------------------------------------------------------------------------------
+CHILD_MODULE = "arte_core.jobs.child"
 
 
 class JobManager:
@@ -188,18 +45,17 @@ class JobManager:
 
     def jobs(self) -> list[dict]:
         """Every job, newest first."""
-        return self.store.rows("SELECT * FROM jobs ORDER BY started_at DESC, job_id DESC")
+        return job_rows.all_jobs(self.store)
 
     def job(self, job_id: str) -> dict:
-        found = self.store.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])
-        if not found:
+        found = job_rows.job(self.store, job_id)
+        if found is None:
             raise ArteError(f"no job '{job_id}' in {self.store.path}.")
-        return found[0]
+        return found
 
     def active(self) -> dict | None:
         """The running job (as last recorded; call refresh() first for the latest state)."""
-        found = self.store.rows("SELECT * FROM jobs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1")
-        return found[0] if found else None
+        return job_rows.newest_running_job(self.store)
 
     # -- the machine-wide lock ------------------------------------------------------------
 
@@ -281,10 +137,9 @@ class JobManager:
             identity = process_identity(proc.pid)
             write_json(paths["process"], identity)
             write_json(self.lock_path, {**identity, "job_id": job_id})
-            row = dict(job_id=job_id, run_id=ctx.run_id, stages=",".join(stages), status="running", pid=proc.pid,
-                       job_dir=str(job_dir), config_yaml=config_yaml, who=who, message=None, started_at=utcnow())
-            with self.store.transaction():
-                self.store.insert("jobs", [row])
+            job_rows.add_job(self.store, dict(
+                job_id=job_id, run_id=ctx.run_id, stages=",".join(stages), status="running", pid=proc.pid,
+                job_dir=str(job_dir), config_yaml=config_yaml, who=who, message=None, started_at=utcnow()))
         except BaseException:
             kill_process_tree(identity, grace_s=1.0)  # no row records it, so nothing else would stop it
             raise
@@ -294,7 +149,7 @@ class JobManager:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # log lines reach log.txt as they are written
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "arte_core.jobs_child", str(job_dir)],
+                [sys.executable, "-m", CHILD_MODULE, str(job_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,  # its own process group: stop() kills the whole tree
             )
@@ -318,7 +173,7 @@ class JobManager:
         with self._lock:
             if self.store.read_only:
                 return finished
-            for row in self.store.rows("SELECT * FROM jobs WHERE status = 'running'"):
+            for row in job_rows.running_jobs(self.store):
                 if not self.is_alive(row):
                     self._finalise(row)
                     finished.append(row["job_id"])
@@ -364,8 +219,7 @@ class JobManager:
             message = message or f"ingested {sum(counts.values())} rows"
         except Exception as exc:  # a job file that cannot be read must not break the studio's refresh
             status, message = "failed", f"{message + '; ' if message else ''}could not ingest {paths['db']}: {exc}"
-        self.store.execute("UPDATE jobs SET status = ?, message = ?, finished_at = ? WHERE job_id = ?",
-                           [status, message, utcnow(), row["job_id"]])
+        job_rows.finish_job(self.store, row["job_id"], status, message)
         self._release_lock(row["job_id"])
         self._popen.pop(row["job_id"], None)
 

@@ -1,0 +1,209 @@
+"""The Runs tab's handlers: the launch form's config, launching, stopping and relaunching jobs, and the
+progress and history views, as plain functions over a JobManager (no Gradio)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import yaml
+
+from arte_core.config import PAIR_SIGNALS, PAIR_STYLES, RunConfig, config_from_dict, demo_config_path, load_config
+from arte_core.errors import ArteError
+from arte_core.jobs import JobManager
+from arte_core.stages.registry import STAGES
+from arte_core.store import Store, catalog
+from arte_core.studio.common import table_ready
+
+STAGE_CHOICES = ["all", *STAGES]  # 'all' = what `arte run` runs; one stage alone, optional ones included
+# The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
+# stays the one source of truth of what is launched.
+KEY_FIELDS = [
+    ("task", "Task"),
+    ("teacher", "Teacher"),
+    ("student", "Student"),
+    ("elicit.n_questions", "Draft questions"),
+    ("align.learning_rate", "DPO learning rate"),
+    ("pairs.signal", "Pair signal"),
+    ("pairs.style", "Pair style"),
+]
+# Key fields picked from a list rather than typed.
+FIELD_CHOICES = {"pairs.signal": list(PAIR_SIGNALS), "pairs.style": list(PAIR_STYLES)}
+READ_ONLY_REASON = ("Launching and stopping runs is disabled: this studio is read-only (started with "
+                    "--read-only or ARTE_READ_ONLY). Start it without them to run jobs.")
+HISTORY_COLUMNS = ["job", "run", "stages", "status", "who", "started", "finished", "message"]
+STATUS_COLOURS = {"running": "#1e88e5", "done": "#2e7d32", "failed": "#c62828", "stopped": "#ef6c00"}
+
+
+# -- config form --------------------------------------------------------------------------------
+
+
+def default_config(runs_dir: str) -> RunConfig:
+    """The demo config as the starting point of the launch form, writing into the studio's runs folder."""
+    path = demo_config_path()
+    config = load_config(path) if path.is_file() else RunConfig()
+    config.runs_dir = runs_dir
+    return config
+
+
+def parse_config(yaml_text: str) -> RunConfig:
+    """The form's YAML as a RunConfig; ArteError names what is wrong."""
+    try:
+        data = yaml.safe_load(yaml_text or "")
+    except yaml.YAMLError as exc:
+        raise ArteError(f"the config is not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ArteError(f"the config must be a YAML mapping of fields, got {type(data).__name__}.")
+    return config_from_dict(data or {})
+
+
+def field_value(config: RunConfig, path: str) -> Any:
+    """A config value by its dotted path, e.g. 'pairs.signal'."""
+    obj = config
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def field_values(yaml_text: str) -> list[Any]:
+    """The key fields' values in the YAML (ArteError when it does not parse)."""
+    config = parse_config(yaml_text)
+    return [field_value(config, path) for path, _ in KEY_FIELDS]
+
+
+def apply_fields(yaml_text: str, *values: Any) -> str:
+    """The YAML with the key fields set to `values` (in KEY_FIELDS order), checked as a config."""
+    data = parse_config(yaml_text).to_dict()
+    for (path, _), value in zip(KEY_FIELDS, values):
+        if value is None or value == "":
+            continue
+        section = data
+        *parents, name = path.split(".")
+        for part in parents:
+            section = section[part]
+        section[name] = value
+    return config_from_dict(data).to_yaml()  # validates the new values too
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+
+def job_owner(authenticated: str | None, typed: str | None = None) -> str:
+    """Who a job is recorded for: the signed-in user, else the typed name, else 'studio'."""
+    return authenticated or (typed or "").strip() or "studio"
+
+
+def _refuse_if_read_only(read_only: bool) -> None:
+    if read_only:
+        raise ArteError(READ_ONLY_REASON)
+
+
+def launch_job(jobs: JobManager, read_only: bool, yaml_text: str, stage: str, who: str = "studio") -> dict:
+    """Parse the form and launch; returns the new jobs row. ArteError (nothing launched) on any problem."""
+    _refuse_if_read_only(read_only)
+    config = parse_config(yaml_text)
+    return jobs.launch(config, [stage or "all"], who=who or "studio")
+
+
+def shown_job(jobs: JobManager, job_id: str | None) -> str | None:
+    """The job the tab follows: the one picked, else the running one, else the newest."""
+    if job_id:
+        return job_id
+    active = jobs.active()
+    if active:
+        return active["job_id"]
+    history = jobs.jobs()
+    return history[0]["job_id"] if history else None
+
+
+def stop_job(jobs: JobManager, read_only: bool, job_id: str | None, who: str = "studio") -> dict:
+    """Stop the picked job when it runs, else the running one."""
+    _refuse_if_read_only(read_only)
+    jobs.refresh()
+    target = job_id if job_id and jobs.job(job_id)["status"] == "running" else None
+    target = target or (jobs.active() or {}).get("job_id")
+    if not target:
+        raise ArteError("no job is running; nothing to stop.")
+    return jobs.stop(target, who=who or "studio")
+
+
+def relaunch_job(jobs: JobManager, read_only: bool, job_id: str | None, who: str = "studio") -> dict:
+    """Launch the picked (else newest) job again with its config and stages; it resumes what is stored."""
+    _refuse_if_read_only(read_only)
+    target = shown_job(jobs, job_id)
+    if not target:
+        raise ArteError("no job to relaunch yet; launch one first.")
+    return jobs.relaunch(target, who=who or "studio")
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+
+def history_table(jobs: JobManager) -> pd.DataFrame:
+    """Every job, newest first, as the history table shows it."""
+    jobs.refresh()
+    rows = [[r["job_id"], r["run_id"], r["stages"], r["status"], r["who"], _when(r["started_at"]),
+             _when(r["finished_at"]), r["message"] or ""] for r in jobs.jobs()]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def progress_html(progress: dict | None) -> str:
+    """Status, current stage and a progress bar for one job."""
+    if progress is None:
+        return "<p>No job yet: fill in the config and press <b>Launch</b>.</p>"
+    esc = html.escape
+    colour = STATUS_COLOURS.get(progress["status"], "#555")
+    stage = progress["bar_stage"] or progress["stage"] or "starting"
+    count = f"{progress['done']}/{progress['total']}" if progress["total"] else ""
+    message = f"<div>{esc(progress['message'])}</div>" if progress["message"] else ""
+    return (
+        f"<div id='runs-progress' data-status='{esc(progress['status'])}'>"
+        f"<div><b>{esc(progress['job_id'])}</b> · run <code>{esc(progress['run_id'])}</code> · "
+        f"<span style='color:{colour};font-weight:600'>{esc(progress['status'])}</span> · "
+        f"{_duration(progress['elapsed_s'])} · stages {esc(', '.join(progress['stages']))}</div>"
+        f"<div>{esc(stage)} {esc(count)}</div>"
+        f"<div style='background:#e0e0e0;border-radius:4px;height:14px;width:100%'>"
+        f"<div style='background:{colour};height:14px;border-radius:4px;width:{100 * progress['fraction']:.1f}%'>"
+        f"</div></div>{message}</div>"
+    )
+
+
+def loss_figure(progress: dict | None) -> go.Figure:
+    """The training loss of the job's latest training stage (empty until one logs a loss)."""
+    fig = go.Figure()
+    points = (progress or {}).get("loss") or []
+    if points:
+        steps, losses = zip(*points)
+        fig.add_trace(go.Scatter(x=list(steps), y=list(losses), mode="lines+markers", name="loss"))
+    title = f"loss · {progress['loss_stage']}" if points else "loss (appears when DPO or SFT trains)"
+    fig.update_layout(title=title, xaxis=dict(title="step", tickformat="d"), yaxis_title="loss", height=300,
+                      margin=dict(l=40, r=10, t=40, b=40))
+    return fig
+
+
+def progress_view(jobs: JobManager, job_id: str | None) -> tuple[str, str, go.Figure]:
+    """(status HTML, log tail, loss figure) of the shown job, after finalising jobs that ended."""
+    jobs.refresh()
+    target = shown_job(jobs, job_id)
+    try:
+        progress = jobs.progress(target) if target else None
+    except ArteError as exc:
+        return f"<p>{html.escape(str(exc))}</p>", "", loss_figure(None)
+    log = "\n".join(progress["log_tail"]) if progress else ""
+    return progress_html(progress), log, loss_figure(progress)
+
+
+def runs_table(store: Store) -> pd.DataFrame:
+    """Every run in the store with how far it got (the tab's view without a job manager)."""
+    return table_ready(catalog.list_runs(store))
