@@ -155,3 +155,25 @@ def test_killed_score_run_resumes_without_recomputing(tmp_path, tiny_model_dir):
         assert store.is_done("kill", "score", tiny_model_dir)
     assert len(after) == 24
     assert [r for r in after if r["rationale_id"] in {f["rationale_id"] for f in first}] == first  # untouched
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--score.max_new_tokens", "-5"], "score.max_new_tokens"),
+    (["--pairs.n_question_pairs", "-3"], "pairs.n_question_pairs"),
+    (["--align.learning_rate=-1e-4"], "align.learning_rate"),  # argparse reads a bare -1e-4 as a flag
+    (["--eval.shots", "[0,-3]"], "eval.shots"),
+    (["--signal", "vibes"], "pairs.signal"),
+])
+def test_a_stage_refuses_a_bad_field_before_touching_the_store(flags, field, tmp_path, db, capsys):
+    before = table_counts(db)
+    code, err = run_cli(capsys, "score", "--config", str(config_file(tmp_path)), "--db", str(db), *flags)
+    assert code == 2 and err.startswith("arte: error: ") and err.count("\n") == 1
+    assert f"config field '{field}'" in err
+    assert table_counts(db) == before
+
+
+def test_a_bad_field_in_the_config_file_names_the_file_and_the_field(tmp_path, db, capsys):
+    bad = config_file(tmp_path, score={"max_new_tokens": -5})
+    code, err = run_cli(capsys, "score", "--config", str(bad), "--db", str(db))
+    assert code == 2 and str(bad) in err
+    assert "config field 'score.max_new_tokens' is -5; it must be at least 1." in err
