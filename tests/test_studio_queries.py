@@ -1,4 +1,5 @@
-"""The studio's SQL (arte_core.store: catalog, drafts, decisions, analysis) on a hand-populated DuckDB store: literal expected rows."""
+"""The studio's SQL (arte_core.store: catalog, drafts, decisions, analysis) on a hand-populated DuckDB
+store: literal expected rows."""
 
 import pandas as pd
 import pytest

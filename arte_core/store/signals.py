@@ -60,5 +60,6 @@ def signal_comparison(store: Store, run_id: str, student: str) -> dict:
     middle = (len(rows) + 1) / 2
     disagreements = [row for row, a, i in zip(rows, average_ranks(accuracies), average_ranks(helpfulness))
                      if (a - middle) * (i - middle) < 0]
-    return dict(rows=rows, spearman=spearman(accuracies, helpfulness, min_points=2), n=len(rows), disagreements=disagreements)
+    return dict(rows=rows, spearman=spearman(accuracies, helpfulness, min_points=2), n=len(rows),
+                disagreements=disagreements)
 

@@ -19,7 +19,8 @@ DRAFT_SORT_CHOICES = tuple(draft_queries.DRAFT_SORTS)
 
 def draft_filter(technique: Any = None, min_score: Any = None, max_score: Any = None, min_words: Any = None,
                  max_words: Any = None, agrees: Any = None, solver: Any = None, search: Any = None,
-                 sort: Any = "score", direction: Any = "desc", page: Any = 1, origin: str = "draft") -> draft_queries.DraftFilter:
+                 sort: Any = "score", direction: Any = "desc", page: Any = 1,
+                 origin: str = "draft") -> draft_queries.DraftFilter:
     """A DraftFilter from form values, with each value checked and named on error."""
     if origin not in ("draft", "arte"):
         raise ArteError(f"data origin must be 'draft' or 'arte', got {origin!r}.")

@@ -12,7 +12,8 @@ import pandas as pd
 from arte_core.errors import ArteError
 from arte_core.stats import cohen_kappa
 from arte_core.store import Store, catalog, decisions
-from arte_core.studio.common import NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run, table_ready
+from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
+                                     table_ready)
 
 PAIR_SORT_CHOICES = tuple(decisions.PAIR_SORTS)
 PAIR_KINDS = ("all", "question", "rationale")
@@ -24,6 +25,7 @@ DEFAULT_CONTESTED_MARGIN = 0.1
 def pair_filter(kind: Any = "all", contested: Any = False, max_margin: Any = DEFAULT_CONTESTED_MARGIN,
                 state: Any = "all", search: Any = None, sort: Any = "margin", direction: Any = "asc",
                 page: Any = 1) -> decisions.PairFilter:
+    """A PairFilter from form values; 'contested' keeps the pairs whose margin is at most `max_margin`."""
     margin = optional_number(max_margin, "contested margin") if contested else None
     if contested and margin is None:
         raise ArteError("'contested only' needs a margin: type the largest margin that counts as contested.")
