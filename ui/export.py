@@ -1,13 +1,8 @@
 """The Export tab: download pairs (with human overrides applied), SFT data and scored drafts as
 JSONL, Parquet or a `datasets` folder; push them to the Hub; export the whole store as Parquet."""
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
-from arte_core.store.transfer import export_parquet
 from arte_core.studio import export
 from ui.common import StudioContext, guarded
 
@@ -43,16 +38,11 @@ def _wire_files(ctx: StudioContext, formats, pairs, sft, drafts, store_button, m
     pairs.click(guarded(exporter("pairs")), inputs, [files, message], api_name="export_pairs")
     sft.click(guarded(exporter("sft")), inputs, [files, message], api_name="export_sft")
     drafts.click(guarded(exporter("drafts")), inputs, [files, message], api_name="export_drafts")
-    store_button.click(guarded(lambda run_id: _export_store(ctx, run_id)), [ctx.run], [files, message],
-                       api_name="export_store")
+    def whole_store(run_id):
+        result = export.export_store(ctx.store, run_id)
+        return result["files"], result["message"]
 
-
-def _export_store(ctx: StudioContext, run_id):
-    """Every table of the chosen run as Parquet files (arte_core.store.transfer), zipped for download."""
-    folder = Path(tempfile.mkdtemp(prefix="arte-store-")) / "store"
-    export_parquet(ctx.store, folder, [run_id] if run_id else None)
-    archive = shutil.make_archive(str(folder), "zip", root_dir=folder)
-    return [archive], f"Exported run {run_id or '(all runs)'} as Parquet tables: {Path(archive).name}."
+    store_button.click(guarded(whole_store), [ctx.run], [files, message], api_name="export_store")
 
 
 def _hub_section(ctx: StudioContext) -> None:

@@ -1,6 +1,6 @@
 """The Runs tab's wiring: launch, follow, stop and relaunch studio jobs through the handlers in
 arte_core.studio.runs. Everything shown is read from stored state (the jobs table and the job folder)
-on a 2-second gr.Timer, so a browser reload loses nothing.
+on a gr.Timer (PROGRESS_POLL_S), so a browser reload loses nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
 from arte_core.studio import runs as h
 from ui.common import selected_row_id
+
+PROGRESS_POLL_S = 2  # how often the tab rereads the shown job's progress and the history
 
 
 def _who(request: gr.Request | None, typed: str | None = None) -> str:
@@ -97,7 +99,7 @@ def _view(jobs: JobManager, read_only: bool) -> dict:
                            max_height=360, elem_id="runs-history")
     relaunch = gr.Button("Relaunch the shown job (same config and stages)", interactive=not read_only,
                          elem_id="runs-relaunch")
-    timer = gr.Timer(2)
+    timer = gr.Timer(PROGRESS_POLL_S)
     return dict(job_id=job_id, follow=follow, progress=progress, log=log, loss=loss, history=history,
                 relaunch=relaunch, timer=timer)
 

@@ -179,3 +179,15 @@ def push_export(store: Store, what: Any, run_id: Any, student: Any, repo_id: Any
     if what not in frames:
         raise ArteError(f"cannot push {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
     return push_to_hub(frames[what](), str(repo_id or "").strip())
+
+
+def export_store(store: Store, run_id: Any = None, folder: str | Path | None = None) -> dict:
+    """Every table of the chosen run (all runs when none is chosen) as Parquet files, zipped for download;
+    returns the files and a message."""
+    from arte_core.store.transfer import export_parquet
+
+    tables = Path(folder or tempfile.mkdtemp(prefix="arte-store-")) / "store"
+    export_parquet(store, tables, [run_id] if run_id else None)
+    archive = shutil.make_archive(str(tables), "zip", root_dir=tables)
+    message = f"Exported run {run_id or '(all runs)'} as Parquet tables: {Path(archive).name}."
+    return dict(files=[archive], message=message)
