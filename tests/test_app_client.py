@@ -1,6 +1,7 @@
 """The real studio app, served in-process on a copy of the fixture store, driven through gradio_client."""
 
 import base64
+import contextlib
 import importlib.util
 import json
 from pathlib import Path
@@ -36,24 +37,38 @@ def fixture_file(tmp_path_factory):
     return build_fixture_file(tmp_path_factory.mktemp("studio-app"))
 
 
+@contextlib.contextmanager
+def serve(fixture_file, folder: Path, read_only: bool = False):
+    """(store, client) of the app served on a fresh copy of the fixture store in `folder`."""
+    store = Store(copy_fixture_store(fixture_file, folder / "store.duckdb"))
+    demo, client = launch(store, read_only=read_only, runs_dir=folder / "runs")
+    try:
+        yield store, client
+    finally:
+        demo.close()
+        store.close()
+
+
+# Tests pass in any order: the tests that only read share one app (`served`), and each test that records
+# decisions gets an app on its own copy of the store (`served_fresh`, about 2 s to launch), so no test
+# sees another's decisions. The shared app's teardown checks that no test wrote to it.
 @pytest.fixture(scope="module")
 def served(fixture_file, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("served")
-    store = Store(copy_fixture_store(fixture_file, folder / "store.duckdb"))
-    demo, client = launch(store, read_only=False, runs_dir=folder / "runs")
-    yield store, client
-    demo.close()
-    store.close()
+    with serve(fixture_file, tmp_path_factory.mktemp("served")) as (store, client):
+        yield store, client
+        assert store.scalar("SELECT count(*) FROM pair_decisions") == 0, "a test wrote to the shared app"
+
+
+@pytest.fixture
+def served_fresh(fixture_file, tmp_path):
+    with serve(fixture_file, tmp_path) as served_app:
+        yield served_app
 
 
 @pytest.fixture(scope="module")
 def served_read_only(fixture_file, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("served-ro")
-    store = Store(copy_fixture_store(fixture_file, folder / "store.duckdb"))
-    demo, client = launch(store, read_only=True, runs_dir=folder / "runs")
-    yield store, client
-    demo.close()
-    store.close()
+    with serve(fixture_file, tmp_path_factory.mktemp("served-ro"), read_only=True) as served_app:
+        yield served_app
 
 
 def drafts_query(client: Client, page: int = 1, **overrides):
@@ -119,8 +134,8 @@ def test_drafts_detail(served):
     assert column(items, "correct").count("✓ right") == 9
 
 
-def test_pairs_query_decide_conflict_undo_and_trail(served):
-    store, client = served
+def test_pairs_query_decide_conflict_undo_and_trail(served_fresh):
+    store, client = served_fresh
     table, info, agreement, page = pairs_query(client, contested=True)
     assert column(table, "pair_id") == ["pr-2"] and info.startswith("Pairs 1–1 of 1")
     before = {p["pair_id"]: p for p in store.training_pairs(RUN, STUDENT)}["pr-4"]
@@ -189,8 +204,8 @@ def test_runs_history(served):
     assert "headers" in history and isinstance(history["data"], list)
 
 
-def test_bulk_decision_on_the_filtered_pairs(served):
-    store, client = served
+def test_bulk_decision_on_the_filtered_pairs(served_fresh):
+    store, client = served_fresh
     filters = {**PAIR_DEFAULTS, "kind": "question"}
     status, *_ = client.predict(RUN, STUDENT, *filters.values(), "exclude", "question pairs are off-task", "carol",
                                 "", False, api_name="/pairs_decide_bulk")
