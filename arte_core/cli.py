@@ -49,7 +49,7 @@ def _config_parser(help_text: str) -> ArgumentParser:
     parser.add_argument("--events", help="append JSON-lines progress events to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_class_arguments(RunConfig, nested_key=None)
-    specs = {spec.path: spec for spec in field_specs()}
+    specs = {spec.path: spec for spec in field_specs(RunConfig)}
     for action in parser._actions:  # help text and constraints from the fields; the old flag spellings
         spec = specs.get(action.dest)
         if spec is None:

@@ -14,7 +14,7 @@ from arte_core.config import (LR_SCHEDULERS, MOVED_FIELDS, OPTIMIZERS, RunConfig
                               demo_config_path, field_choices, field_specs, load_config, validate)
 from arte_core.errors import ArteError
 
-SPECS = field_specs()
+SPECS = field_specs(RunConfig)
 NUMERIC = [s for s in SPECS if s.is_number]
 CHOICES = [s for s in SPECS if s.constraint.choices is not None]
 
