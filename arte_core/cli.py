@@ -128,12 +128,13 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from arte_core.pipeline import run_status
     from arte_core.store import Store
 
     if not Path(args.db).exists():
         raise ArteError(f"no store at {args.db}; run `arte run --db {args.db}` first.")
     with Store(args.db, read_only=True) as store:
-        status = store.status(args.run_name)
+        status = run_status(store, args.run_name)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
@@ -145,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from arte_core.pipeline import run_stages
+    from arte_core.pipeline import run_stages, run_status
     from arte_core.progress import Reporter
     from arte_core.store import Store
 
@@ -156,7 +157,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
         if reporter is None and args.quiet:
             reporter = Reporter(None, show_bar=False)
         ctx = run_stages(config, store, stages, reporter)
-        counts = store.status(ctx.run_id)[ctx.run_id]
+        counts = run_status(store, ctx.run_id)[ctx.run_id]
         evaluations = store.evaluations(ctx.run_id)
     print(f"run {ctx.run_id}: done ({', '.join(stages)}). Store: {args.db}; run folder: {ctx.run_dir}")
     print(json.dumps({k: v for k, v in counts.items() if k != "stages_done"}))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from arte_core.config import EvalConfig, RunConfig, ScoreConfig
+from arte_core.stages.elicit import question_id, rationale_id
 from arte_core.store import Store, utcnow
 
 # A child process imports torch and transformers: seconds on an idle machine, more on a busy one.
@@ -112,3 +113,22 @@ def decision_row(decision_id: int, pair_id: str, action: str = "exclude") -> dic
     """A pair_decisions row by 'ann'."""
     return dict(decision_id=decision_id, pair_id=pair_id, action=action, who="ann", why="bad", undoes=None,
                 decided_at=utcnow())
+
+
+def seed_drafts(ctx, questions: list[tuple[str, str]]) -> None:
+    """Hand-written draft questions with one short rationale per technique, as elicit would store them."""
+    rows_q, rows_r = [], []
+    for idx, (text, target) in enumerate(questions):
+        qid = question_id(ctx.run_id, "draft", idx)
+        rows_q.append(dict(question_id=qid, run_id=ctx.run_id, origin="draft", idx=idx, input=text, target=target,
+                           solver_target=ctx.task.solve(text), solver_agrees=ctx.task.solve(text) == target,
+                           teacher="hand", call_index=0, created_at=utcnow()))
+        for t_index, technique in enumerate(TECHNIQUES):
+            text_r = f"We evaluate it{' carefully, step by step' * t_index}. So the answer is {target}."
+            rows_r.append(dict(rationale_id=rationale_id(qid, technique), question_id=qid, run_id=ctx.run_id,
+                               origin="draft", technique=technique, prompt="p", text=text_r, answer=target,
+                               answer_parsed=True, matches_target=True, word_count=len(text_r.split()), n_tokens=5,
+                               teacher="hand", temperature=0.7, seed=0, created_at=utcnow()))
+    with ctx.store.transaction():
+        ctx.store.insert("questions", rows_q)
+        ctx.store.insert("rationales", rows_r)

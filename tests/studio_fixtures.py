@@ -278,11 +278,3 @@ def build_fixture_file(folder: str | Path, name: str = "fixture.duckdb") -> Path
     build_fixture_store(path).close()
     return path
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for an app under test)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -114,7 +114,7 @@ def seeded_store(db: Path, config_path: Path, n_questions: int) -> None:
     """A run with hand-written drafts, registered exactly as `arte` would register it."""
     from arte_core.cli import effective_config, build_parser
     from arte_core.context import open_run
-    from test_stages import seed_drafts
+    from helpers import seed_drafts
 
     args = build_parser().parse_args(["score", "--config", str(config_path), "--db", str(db)])
     with Store(db) as store:

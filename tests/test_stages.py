@@ -8,20 +8,20 @@ import json
 
 import pytest
 
-from arte_core.pipeline import run_stage, stage_function
-from arte_core.stages.align import ADAPTER, dpo_records, run_align
-from arte_core.stages.registry import STAGES, producer
 from arte_core.config import RunConfig
 from arte_core.context import open_run
-from arte_core.stages.distill import original_examples
-from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id
 from arte_core.errors import ArteError
 from arte_core.parsing import Deduplicator
-from arte_core.stages.score import score_drafts
+from arte_core.pipeline import run_stage, stage_function
 from arte_core.progress import Reporter
+from arte_core.stages.align import ADAPTER, dpo_records, run_align
+from arte_core.stages.distill import original_examples
+from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id
+from arte_core.stages.registry import STAGES, producer
+from arte_core.stages.score import score_drafts
 from arte_core.store import Store, utcnow
+from helpers import TECHNIQUES, seed_drafts
 
-TECHNIQUES = ["expert_procedure", "common_sense"]
 
 
 def tiny_config(model_dir: str, tmp_path, **overrides) -> RunConfig:
@@ -56,25 +56,6 @@ def ctx(tmp_path, tiny_model_dir):
     context = open_run(tiny_config(tiny_model_dir, tmp_path), store, Reporter(tmp_path / "events.jsonl", show_bar=False))
     yield context
     store.close()
-
-
-def seed_drafts(ctx, questions: list[tuple[str, str]]) -> None:
-    """Hand-written draft questions with one short rationale per technique, as elicit would store them."""
-    rows_q, rows_r = [], []
-    for idx, (text, target) in enumerate(questions):
-        qid = question_id(ctx.run_id, "draft", idx)
-        rows_q.append(dict(question_id=qid, run_id=ctx.run_id, origin="draft", idx=idx, input=text, target=target,
-                           solver_target=ctx.task.solve(text), solver_agrees=ctx.task.solve(text) == target,
-                           teacher="hand", call_index=0, created_at=utcnow()))
-        for t_index, technique in enumerate(TECHNIQUES):
-            text_r = f"We evaluate it{' carefully, step by step' * t_index}. So the answer is {target}."
-            rows_r.append(dict(rationale_id=rationale_id(qid, technique), question_id=qid, run_id=ctx.run_id,
-                               origin="draft", technique=technique, prompt="p", text=text_r, answer=target,
-                               answer_parsed=True, matches_target=True, word_count=len(text_r.split()), n_tokens=5,
-                               teacher="hand", temperature=0.7, seed=0, created_at=utcnow()))
-    with ctx.store.transaction():
-        ctx.store.insert("questions", rows_q)
-        ctx.store.insert("rationales", rows_r)
 
 
 QUESTIONS = [("True and False is", "False"), ("not False or False is", "True"),

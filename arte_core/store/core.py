@@ -387,34 +387,3 @@ class Store:
 
     def evaluations(self, run_id: str) -> list[dict]:
         return self.rows("SELECT * FROM evaluations WHERE run_id = ? ORDER BY shots, variant", [run_id])
-
-    # -- overview -------------------------------------------------------------------------------
-
-    def status(self, run_id: str | None = None) -> dict[str, dict]:
-        """Per run, the row counts of every stage and which stages are done."""
-        runs = [self.run(run_id)] if run_id else self.list_runs()
-        out = {}
-        for run in runs:
-            rid = run["run_id"]
-
-            def count(sql: str) -> int:
-                return int(self.scalar(sql, [rid]) or 0)
-
-            out[rid] = {
-                "task": run["task"],
-                "teacher": run["teacher"],
-                "student": run["student"],
-                "questions": count("SELECT count(*) FROM questions WHERE run_id = ? AND origin = 'draft'"),
-                "rationales": count("SELECT count(*) FROM rationales WHERE run_id = ? AND origin = 'draft'"),
-                "scored_drafts": count("SELECT count(*) FROM icl_scores WHERE run_id = ?"),
-                "scored_items": count("SELECT count(*) FROM icl_items i JOIN icl_scores s USING (rationale_id, student) WHERE s.run_id = ?"),
-                "pairs": count("SELECT count(*) FROM pairs WHERE run_id = ?"),
-                "adapters": count("SELECT count(*) FROM artifacts WHERE run_id = ? AND kind = 'adapter'"),
-                "models": count("SELECT count(*) FROM artifacts WHERE run_id = ? AND kind = 'model'"),
-                "regenerated_questions": count("SELECT count(*) FROM questions WHERE run_id = ? AND origin = 'arte'"),
-                "regenerated_examples": count("SELECT count(*) FROM sft_examples WHERE run_id = ? AND dataset = 'arte'"),
-                "evaluation_rows": count("SELECT count(*) FROM evaluations WHERE run_id = ?"),
-                "stages_done": [r["stage"] + (f":{r['scope']}" if r["scope"] else "") for r in self.rows(
-                    "SELECT stage, scope FROM stage_status WHERE run_id = ? ORDER BY finished_at", [rid])],
-            }
-        return out
