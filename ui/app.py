@@ -5,12 +5,13 @@ launches it. Every listener has a stable api_name, so each tab can also be drive
 The handlers live in arte_core.studio (one module per tab); this package only wires widgets to them.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from arte_core.store import Store
 from arte_core.studio import common
 from arte_core.studio import runs as runs_handlers
 from ui.analysis import build_analysis_tab
@@ -20,6 +21,9 @@ from ui.export import build_export_tab
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
 from ui.signals import build_signals_tab
+
+if TYPE_CHECKING:  # the UI reaches the store through the handlers; the type is for reading only
+    from arte_core.store import Store
 
 TITLE = "ARTE Studio"
 READ_ONLY_NOTICE = ("**Read-only studio.** Browsing, filtering, plots and file exports work; recording decisions, "

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
 from arte_core.errors import ArteError
-from arte_core.store import Store
 from arte_core.studio import common as studio_common
+
+if TYPE_CHECKING:  # the UI reaches the store through the handlers; the type is for reading only
+    from arte_core.store import Store
 
 
 @dataclass
