@@ -315,3 +315,24 @@ def test_stage_subcommands_come_from_the_registry(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in STAGES) and "elicit → score" in run_help()
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    from arte_core.jobs import JobManager
+    from arte_core.store import Store
+
+    folder = tmp_path_factory.mktemp("runs-form")
+    store = Store(folder / "studio.duckdb")
+    yield JobManager(store, folder / "runs")
+    store.close()
+
+
+@pytest.mark.parametrize("path, value", BAD, ids=[f"{p}={v}" for p, v in BAD])
+def test_out_of_range_value_is_refused_from_the_runs_form_and_nothing_launches(path, value, jobs):
+    from arte_core.studio.runs import launch_job
+
+    form = yaml.safe_dump(_nested(path, value))  # the YAML box of the Runs tab
+    with pytest.raises(ArteError, match=rf"config field '{path}'"):
+        launch_job(jobs, False, form, "pairs", who="tester")
+    assert jobs.jobs() == []
