@@ -10,6 +10,7 @@ status 2; the store is left as it was.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ DEFAULT_DB = "arte.duckdb"
 # Spellings from before every field was a flag; they stay as aliases of the fields' own flags.
 FLAG_ALIASES = {"task_dir": "--task-dir", "run_name": "--run-name", "runs_dir": "--runs-dir",
                 "pairs.signal": "--signal", "pairs.style": "--pair-style"}
-SECTIONS = tuple(f.name for f in __import__("dataclasses").fields(RunConfig))
+SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
