@@ -35,9 +35,11 @@ import torch
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, resolve_model_path
-from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator, common_prefix_len, key_value_width
+from arte_core.models.fast import MIN_ROWS_IN_FLIGHT, FastICLGenerator
 from arte_core.models.hf import HFGenerator
 from arte_core.models.packed import pack_weight, packed_linear
+from arte_core.models.prefix_groups import common_prefix_len
+from arte_core.models.row_slots import key_value_width
 from arte_core.stages.score import PROMPTS_PER_CALL
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks import Task, load_task

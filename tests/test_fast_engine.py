@@ -11,9 +11,11 @@ from transformers import LlamaConfig
 
 from arte_core.errors import ArteError
 from arte_core.models import SamplingParams, fast as fast_module, load_generator
-from arte_core.models.fast import (EngineCounts, FastICLGenerator, RowSlots, kv_bytes_per_token, rows_within_memory,
-                                   shared_prefix_groups)
+from arte_core.models.fast import EngineCounts, FastICLGenerator
 from arte_core.models.hf import HFGenerator
+from arte_core.models.prefix_groups import shared_prefix_groups
+from arte_core.models.row_slots import RowSlots, kv_bytes_per_token, rows_within_memory
+from arte_core.models.shared_prefix_attention import AttentionNotDispatched
 from arte_core.prompts import STUDENT_STOP, icl_prompt
 from arte_core.tasks.builtin import BUILTIN_TASKS
 
@@ -272,7 +274,7 @@ def test_a_model_that_bypasses_our_attention_gets_the_batched_paths_answers(
     fast = FastICLGenerator(fast.model, fast.tokenizer, "tiny")
 
     def bypassed(*args, **kwargs):
-        raise fast_module.AttentionNotDispatched("found on the first forward pass")
+        raise AttentionNotDispatched("found on the first forward pass")
 
     monkeypatch.setattr(fast, "_forward", bypassed)
     if method == "generate":

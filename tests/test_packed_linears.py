@@ -89,6 +89,9 @@ def test_each_generate_call_packs_the_weights_it_finds(tiny_model_dir):
     after = [g.text for g in fast.generate(prompts, params)]
     assert after != before  # the change matters to the answers
     assert after == [plain.generate([p], params, batch_size=1)[0].text for p in prompts]
+    # the HFGenerator fallback packs per call too, so only the fast path answering both calls shows
+    # that the engine's own calls repack
+    assert (fast.counts.fast_prompts, fast.counts.fallback_prompts) == (2 * len(prompts), 0)
 
 
 def test_hf_generate_computes_on_packed_weights_with_transformers_answers(tiny_model_dir):
