@@ -4,6 +4,8 @@ import base64
 import contextlib
 import importlib.util
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +158,22 @@ def test_pairs_query_decide_conflict_undo_and_trail(served_fresh):
     assert column(table, "pair_id") == ["pr-4"] and "1 swapped" in agreement
 
 
+def test_decide_and_undo_refuse_impossible_ids_and_store_nothing(served_fresh):
+    """Before: a decision with a latest-seen id of 7 on an undecided pair was stored, then the call failed
+    (a retry stored it twice); undo of 1.5 was rounded by the number box and undid decision 2."""
+    store, client = served_fresh
+    for seen in (7, -1):
+        with pytest.raises(Exception, match="latest decision id you saw"):
+            decide(client, "pr-0", "accept", "", "bob", seen)
+    assert store.scalar("SELECT count(*) FROM pair_decisions") == 0
+    decide(client, "pr-0", "accept", "", "bob", 0)
+    decide(client, "pr-1", "accept", "", "bob", 0)
+    for bad_id in (1.5, -1):
+        with pytest.raises(Exception, match="decision id to undo"):
+            client.predict(bad_id, "", "bob", "pr-1", False, False, RUN, api_name="/pairs_undo")
+    assert [r["action"] for r in store.rows("SELECT action FROM pair_decisions")] == ["accept", "accept"]
+
+
 def test_analysis_plots(served):
     _, client = served
     summary, length, technique, questions, teacher_answer, origin, evaluation, table = client.predict(
@@ -196,6 +214,22 @@ def test_export_pairs_gives_files(served):
         rows = [json.loads(line) for line in fh]
     assert {"prompt", "chosen", "rejected", "pair_id", "decision"} <= set(rows[0])
     assert "Exported" in message
+
+
+def test_old_export_folders_are_removed_and_downloads_still_work(served, tmp_path, monkeypatch):
+    """Before: every export left an arte-export-* folder in the temp directory for good."""
+    from arte_core.studio import export
+
+    _, client = served
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the handler runs in this process
+    client.predict(RUN, STUDENT, ["jsonl"], api_name="/export_sft")
+    (first,) = tmp_path.glob("arte-export-*")
+    long_ago = time.time() - export.EXPORT_FOLDER_LIFETIME_S - 60
+    os.utime(first, (long_ago, long_ago))
+    files, message = client.predict(RUN, STUDENT, ["jsonl"], api_name="/export_sft")
+    assert not first.exists() and len(list(tmp_path.glob("arte-export-*"))) == 1
+    with open(files[0], encoding="utf-8") as fh:  # Gradio serves its own copy of the file
+        assert len(fh.readlines()) == 6 and "6 SFT examples" in message
 
 
 def test_runs_history(served):

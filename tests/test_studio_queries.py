@@ -286,7 +286,8 @@ def test_rescoring_a_draft_shows_at_once(store):
     assert ids(drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(page_size=1))) == [top]
     with store.transaction():
         store.execute("DELETE FROM icl_scores WHERE rationale_id = ? AND student = ?", [rationale_id(5, 3), STUDENT])
-        store.execute("INSERT INTO icl_scores VALUES (?, ?, ?, 1.0, 10, 10, 0, 'completion', now())",
+        store.execute("INSERT INTO icl_scores (rationale_id, student, run_id, accuracy, n_items, n_correct, "
+                      "n_unparsed, icl_format, created_at) VALUES (?, ?, ?, 1.0, 10, 10, 0, 'completion', now())",
                       [rationale_id(5, 3), STUDENT, RUN])
     page = drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(page_size=1))
     assert ids(page) == [rationale_id(5, 3)] and page["rows"]["accuracy"].tolist() == [1.0]

@@ -68,7 +68,8 @@ def _panel_widgets(ctx: StudioContext) -> dict:
                          elem_id="pairs-why", interactive=writable)
     with gr.Row():
         decide = gr.Button("Record decision", variant="primary", interactive=writable, elem_id="pairs-decide")
-        expected_last = gr.Number(0, label="Latest decision id you saw (conflict check)", precision=0,
+        # No `precision` on id boxes: Gradio would round 1.5 to 2, another decision's id; the handler refuses it.
+        expected_last = gr.Number(0, label="Latest decision id you saw (conflict check)",
                                   interactive=False, elem_id="pairs-expected-last")
     status = gr.Markdown(elem_id="pairs-status")
     with gr.Accordion("Bulk decision and undo", open=False):
@@ -78,7 +79,7 @@ def _panel_widgets(ctx: StudioContext) -> dict:
             bulk = gr.Button("Apply to ALL pairs matching the filter (uses the reason above)", interactive=writable,
                              variant="stop", elem_id="pairs-bulk")
         with gr.Row():
-            undo_id = gr.Number(None, label="Decision id to undo", precision=0, interactive=writable)
+            undo_id = gr.Number(None, label="Decision id to undo", interactive=writable)
             undo = gr.Button("Undo that decision", interactive=writable, elem_id="pairs-undo")
     gr.Markdown("### Audit trail")
     with gr.Row():

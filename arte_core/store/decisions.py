@@ -10,6 +10,7 @@ all apply it.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,7 @@ def pair(store: Store, pair_id: str) -> dict:
     """One pair with its effective decision and the id of its latest decision of any kind."""
     found = store.rows(f"{PAIRS_FROM} WHERE p.pair_id = ?", [pair_id])
     if not found:
-        raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+        raise ArteError(f"no pair with id {pair_id[:80]!r}; pick a row in the pairs table.")
     return found[0]
 
 
@@ -173,20 +174,29 @@ def _clean_who(who: str | None) -> str:
 def add_decision(store: Store, pair_id: str, action: str, who: str, why: str = "",
                  expected_last: int | None = None) -> dict:
     """Append one decision. `expected_last` is the latest decision id the user saw on the pair
-    (0 = none); when someone decided since, `conflict` is set: both decisions stay in the trail and
-    this later one wins."""
+    (0 = none, None = no check); when someone decided since, `conflict` is set: both decisions stay
+    in the trail and this later one wins. An `expected_last` that is neither 0 nor a decision of
+    this pair is refused and nothing is stored: the user saw some other state, so recording would
+    be a guess."""
     if action not in DECISION_ACTIONS:
         raise ArteError(f"unknown action {action!r}; choose one of {', '.join(DECISION_ACTIONS)}.")
     why = (why or "").strip()
     if action == "note" and not why:
         raise ArteError("a note needs text: write it in the reason box.")
+    if expected_last is not None:
+        expected_last = _whole_id(expected_last, "the latest decision id seen", minimum=0)
     _check_writable(store)
     with store.transaction():
         if not store.scalar("SELECT count(*) FROM pairs WHERE pair_id = ?", [pair_id]):
-            raise ArteError(f"no pair with id {pair_id!r}; pick a row in the pairs table.")
+            raise ArteError(f"no pair with id {pair_id[:80]!r}; pick a row in the pairs table.")
         previous = _last_decision(store, pair_id)
         last_id = previous["decision_id"] if previous else 0
-        conflict = expected_last is not None and int(expected_last) != last_id
+        if expected_last and not store.scalar(
+                "SELECT count(*) FROM pair_decisions WHERE decision_id = ? AND pair_id = ?", [expected_last, pair_id]):
+            latest = f"its latest is {last_id}" if last_id else "it has none yet"
+            raise ArteError(f"the latest decision id you saw, {expected_last}, is not a decision on pair {pair_id} "
+                            f"({latest}); reopen the pair to see its decisions and decide again. Nothing was recorded.")
+        conflict = expected_last is not None and expected_last != last_id
         row = dict(decision_id=_next_decision_id(store), pair_id=pair_id, action=action, who=_clean_who(who),
                    why=why, undoes=None, decided_at=utcnow())
         store.insert("pair_decisions", [row])
@@ -203,20 +213,28 @@ def add_decisions(store: Store, pair_ids: list[str], action: str, who: str, why:
 
 def undo(store: Store, decision_id: int, who: str, why: str = "") -> dict:
     """Append an 'undo' of one earlier decision; the pair falls back to its previous live decision."""
+    decision_id = _whole_id(decision_id, "the decision id to undo", minimum=1)
     _check_writable(store)
     with store.transaction():
-        found = store.rows("SELECT * FROM pair_decisions WHERE decision_id = ?", [int(decision_id)])
+        found = store.rows("SELECT * FROM pair_decisions WHERE decision_id = ?", [decision_id])
         if not found:
             raise ArteError(f"no decision with id {decision_id}; pick one from the trail.")
         target = found[0]
         if target["action"] == "undo":
             raise ArteError(f"decision {decision_id} is itself an undo; decide the pair again instead.")
-        if store.scalar("SELECT count(*) FROM pair_decisions WHERE undoes = ?", [int(decision_id)]):
+        if store.scalar("SELECT count(*) FROM pair_decisions WHERE undoes = ?", [decision_id]):
             raise ArteError(f"decision {decision_id} was already undone.")
         row = dict(decision_id=_next_decision_id(store), pair_id=target["pair_id"], action="undo",
-                   who=_clean_who(who), why=(why or "").strip(), undoes=int(decision_id), decided_at=utcnow())
+                   who=_clean_who(who), why=(why or "").strip(), undoes=decision_id, decided_at=utcnow())
         store.insert("pair_decisions", [row])
     return row
+
+
+def _whole_id(value: Any, what: str, minimum: int) -> int:
+    """A decision id as an int; 1.5 or True is refused, never truncated into another decision's id."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ArteError(f"{what} must be a whole number of at least {minimum}, got {value!r}.")
+    return int(value)
 
 
 def decision_trail(store: Store, pair_id: str | None = None, run_id: str | None = None) -> pd.DataFrame:

@@ -9,6 +9,7 @@ Gradio in arte_core.studio, so the same functions serve the UI, tests and notebo
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import pandas as pd
@@ -19,20 +20,73 @@ from arte_core.store import Store, catalog
 PAGE_SIZE = 25
 YES_NO_ANY = ("any", "yes", "no")
 TEXT_PREVIEW = 160
+# Far beyond any real table, small enough that its OFFSET fits DuckDB's integers.
+MAX_PAGE = 10**9
 NO_RUN = ("No run selected: the store has no runs yet. Launch one in the **Runs** tab (or `arte run`), "
           "then press ↻ Reload runs.")
 
 
-def optional_number(value: Any, name: str) -> float | None:
-    """A number typed into a box, or None when the box is empty."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+def optional_number(value: Any, name: str, minimum: float | None = None,
+                    maximum: float | None = None) -> float | None:
+    """A finite number typed into a box, within [minimum, maximum] when given; None when the box is empty."""
+    if _empty(value):
         return None
-    if isinstance(value, float) and math.isnan(value):
+    try:  # True is not a number a person typed; "1e309" and "nan" parse, but are not numbers either
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ArteError(f"{name} must be a number, got {_shown(value)}; clear the box to drop this filter.")
+    _check_range(number, name, minimum, maximum)
+    return number
+
+
+def whole_number(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+    """A whole number (an id, a count) typed into a box; None when the box is empty.
+
+    A number box sends floats, so 2.0 is 2; but 1.5 is refused, never rounded or truncated to
+    another id.
+    """
+    if _empty(value):
         return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ArteError(f"{name} must be a number, got {value!r}; clear the box to drop this filter.") from None
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+        else _parse_whole(value)
+    if number is None:
+        raise ArteError(f"{name} must be a whole number, got {_shown(value)}.")
+    _check_range(number, name, minimum, maximum)
+    return number
+
+
+def _parse_whole(value: Any) -> int | None:
+    """A float or text that is a whole number ("7", "7.0", 7.0) as an int; anything else None."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _shown(value: Any) -> str:
+    """A typed value as an error message quotes it: bounded, since a browser can send anything."""
+    return preview(repr(value), 40)
+
+
+def _check_range(number: float, name: str, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and number < minimum:
+        raise ArteError(f"{name} must be at least {minimum}, got {_shown(number)}.")
+    if maximum is not None and number > maximum:
+        raise ArteError(f"{name} must be at most {maximum}, got {_shown(number)}.")
 
 
 def yes_no(value: Any, name: str) -> bool | None:
@@ -42,12 +96,14 @@ def yes_no(value: Any, name: str) -> bool | None:
         return True
     if value in ("no", False):
         return False
-    raise ArteError(f"{name} must be one of {', '.join(YES_NO_ANY)}, got {value!r}.")
+    raise ArteError(f"{name} must be one of {', '.join(YES_NO_ANY)}, got {_shown(value)}.")
 
 
 def page_number(value: Any) -> int:
-    number = optional_number(value, "page")
-    return max(1, int(number)) if number is not None else 1
+    """The page a box asks for: empty = 1; below 1 (the previous-page button on page 1) = 1; beyond
+    MAX_PAGE = MAX_PAGE, which the views turn into their last page. Not a whole number: refused."""
+    number = whole_number(value, "page")
+    return 1 if number is None else min(MAX_PAGE, max(1, number))
 
 
 def require(value: Any, what: str) -> str:
@@ -59,6 +115,20 @@ def require(value: Any, what: str) -> str:
 def require_run(store: Store, run_id: Any) -> str:
     """A run id that exists in the store (the error lists the runs that do)."""
     return str(store.run(require(run_id, "a run"))["run_id"])
+
+
+def require_student(store: Store, run_id: str, student: Any, what: str = "drafts") -> str:
+    """A student the run has data for: its own student or one with scores ('drafts'), or one with 'pairs'.
+    A name that matches nothing is refused (naming those that exist), never shown as empty results."""
+    student = require(student, "a student")
+    if what == "pairs":
+        known, label = catalog.pair_students(store, run_id), "pairs"
+    else:
+        known, label = catalog.list_students(store, run_id), "draft scores"
+    if student not in known:
+        have = f"students with {label}: {', '.join(known)}" if known else f"this run has no {label} yet"
+        raise ArteError(f"no {label} for student {_shown(student)} in run {run_id}; {have}.")
+    return student
 
 
 def preview(text: Any, limit: int = TEXT_PREVIEW) -> str:

@@ -12,7 +12,7 @@ from arte_core.store import Store, analysis, catalog
 from arte_core.store import drafts as draft_queries
 from arte_core.studio import plots
 from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
-                                     table_ready, yes_no)
+                                     table_ready, whole_number, yes_no)
 
 DRAFT_SORT_CHOICES = tuple(draft_queries.DRAFT_SORTS)
 
@@ -24,11 +24,13 @@ def draft_filter(technique: Any = None, min_score: Any = None, max_score: Any = 
     """A DraftFilter from form values, with each value checked and named on error."""
     if origin not in ("draft", "arte"):
         raise ArteError(f"data origin must be 'draft' or 'arte', got {origin!r}.")
-    words = [optional_number(min_words, "min words"), optional_number(max_words, "max words")]
     return draft_queries.DraftFilter(
         technique=None if technique in (None, "", "all") else str(technique),
-        min_score=optional_number(min_score, "min score"), max_score=optional_number(max_score, "max score"),
-        min_words=None if words[0] is None else int(words[0]), max_words=None if words[1] is None else int(words[1]),
+        # Scores are accuracies, so a bound outside [0, 1] is a typo, not a filter that matches nothing.
+        min_score=optional_number(min_score, "min score", 0, 1),
+        max_score=optional_number(max_score, "max score", 0, 1),
+        min_words=whole_number(min_words, "min words", minimum=0),
+        max_words=whole_number(max_words, "max words", minimum=0),
         matches_target=yes_no(agrees, "teacher answer matches target"), solver_agrees=yes_no(solver, "solver agrees"),
         search=(str(search) if search else None), origin=origin, sort=str(sort or "score"),
         direction=str(direction or "desc"), page=page_number(page), page_size=PAGE_SIZE)

@@ -9,10 +9,13 @@ needs HF_TOKEN. The Export tab's handlers (`export_files`, `push_export`) sit at
 
 from __future__ import annotations
 
+import hashlib
+import html
 import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,10 +27,15 @@ from datasets import Dataset
 from arte_core.errors import ArteError
 from arte_core.store import Store
 from arte_core.store import exports
-from arte_core.studio.common import require, require_run
+from arte_core.studio.common import require, require_run, require_student
 
 FORMATS = ("jsonl", "parquet", "hf")
 EXPORT_KINDS = ("pairs", "sft", "drafts")
+SAFE_NAME_LENGTH = 60  # two names and a prefix stay far below the usual 255-byte limit of a file name
+EXPORT_FOLDER_PREFIX = "arte-export-"
+# An export folder only has to outlive its request: Gradio copies the returned files into its own
+# cache as soon as the handler returns. Ten minutes leaves ample room for a slow copy.
+EXPORT_FOLDER_LIFETIME_S = 600
 
 
 def pair_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
@@ -59,8 +67,18 @@ def draft_records(store: Store, run_id: str, student: str) -> pd.DataFrame:
 
 
 def safe_name(text: str) -> str:
-    """A file-name-safe version of a run or student name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "export"
+    """A file-name-safe version of a run or student name, at most SAFE_NAME_LENGTH characters.
+
+    A name that is already safe and short stays as it is; any other (spaces, other scripts, 5,000
+    characters) keeps its safe start plus a short hash of the whole name, so two such names never
+    share a file name and every name fits the file system.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")
+    if cleaned == text and len(text) <= SAFE_NAME_LENGTH:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    start = cleaned[:SAFE_NAME_LENGTH - len(digest) - 1].rstrip("_.")
+    return f"{start}-{digest}" if start else digest
 
 
 def write_dataset(frame: pd.DataFrame, folder: str | Path, name: str,
@@ -148,23 +166,27 @@ def push_to_hub(frame: pd.DataFrame, repo_id: str, private: bool = True) -> str:
 
 def export_files(store: Store, what: Any, run_id: Any, student: Any, formats: Any = None,
                  folder: str | Path | None = None) -> dict:
-    """Write one export (pairs, sft or drafts) in the chosen formats; returns the files and a message."""
+    """Write one export (pairs, sft or drafts) in the chosen formats; returns the files and a message.
+    Without `folder` the files go to a fresh temporary folder, removed by a later export (new_export_folder)."""
     run_id = require_run(store, run_id)
     what = require(what, "what to export")
+    if what not in EXPORT_KINDS:
+        raise ArteError(f"cannot export {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
+    if what in ("pairs", "drafts"):
+        student = require_student(store, run_id, student, what)
     formats = tuple(formats or FORMATS)
-    folder = Path(folder or tempfile.mkdtemp(prefix="arte-export-"))
+    folder = Path(folder) if folder else new_export_folder()
     if what == "pairs":
-        files = export_pairs(store, run_id, require(student, "a student"), folder, formats)
+        files = export_pairs(store, run_id, student, folder, formats)
         frame = pair_records(store, run_id, student)
         detail = f"{len(frame)} training pairs ({int(frame['swapped_by_human'].sum())} swapped by people; excluded pairs left out)"
     elif what == "sft":
         files = export_sft(store, run_id, folder, None, formats)
         detail = f"{len(sft_records(store, run_id))} SFT examples"
-    elif what == "drafts":
-        files = export_drafts(store, run_id, require(student, "a student"), folder, formats)
-        detail = f"{len(draft_records(store, run_id, student))} drafts with scores"
     else:
-        raise ArteError(f"cannot export {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
+        files = export_drafts(store, run_id, student, folder, formats)
+        frame = draft_records(store, run_id, student)
+        detail = f"{len(frame)} drafts ({int(frame['accuracy'].notna().sum())} scored for {html.escape(student)})"
     return dict(files=[str(f) for f in files], message=f"Exported {detail}: {', '.join(Path(f).name for f in files)}.")
 
 
@@ -172,9 +194,9 @@ def push_export(store: Store, what: Any, run_id: Any, student: Any, repo_id: Any
     """Push one export (pairs, sft or drafts) to the Hub as `repo_id`; returns what happened, in words."""
     run_id, what = require_run(store, run_id), require(what, "what to export")
     frames = {
-        "pairs": lambda: pair_records(store, run_id, require(student, "a student")),
+        "pairs": lambda: pair_records(store, run_id, require_student(store, run_id, student, "pairs")),
         "sft": lambda: sft_records(store, run_id),
-        "drafts": lambda: draft_records(store, run_id, require(student, "a student")),
+        "drafts": lambda: draft_records(store, run_id, require_student(store, run_id, student, "drafts")),
     }
     if what not in frames:
         raise ArteError(f"cannot push {what!r}; choose one of {', '.join(EXPORT_KINDS)}.")
@@ -186,8 +208,26 @@ def export_store(store: Store, run_id: Any = None, folder: str | Path | None = N
     returns the files and a message."""
     from arte_core.store.transfer import export_parquet
 
-    tables = Path(folder or tempfile.mkdtemp(prefix="arte-store-")) / "store"
-    export_parquet(store, tables, [run_id] if run_id else None)
+    run_ids = [require_run(store, run_id)] if run_id else None
+    tables = Path(folder or new_export_folder()) / "store"
+    export_parquet(store, tables, run_ids)
     archive = shutil.make_archive(str(tables), "zip", root_dir=tables)
     message = f"Exported run {run_id or '(all runs)'} as Parquet tables: {Path(archive).name}."
     return dict(files=[archive], message=message)
+
+
+def new_export_folder() -> Path:
+    """A fresh temporary folder for one export; export folders older than EXPORT_FOLDER_LIFETIME_S
+    (this process's or another studio's on this machine) are removed first, so they do not pile up."""
+    remove_old_export_folders()
+    return Path(tempfile.mkdtemp(prefix=EXPORT_FOLDER_PREFIX))
+
+
+def remove_old_export_folders(lifetime_s: float = EXPORT_FOLDER_LIFETIME_S) -> None:
+    cutoff = time.time() - lifetime_s
+    for folder in Path(tempfile.gettempdir()).glob(f"{EXPORT_FOLDER_PREFIX}*"):
+        try:
+            if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # removed meanwhile by another studio: nothing left to do
+            pass

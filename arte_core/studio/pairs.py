@@ -13,7 +13,7 @@ from arte_core.errors import ArteError
 from arte_core.stats import cohen_kappa
 from arte_core.store import Store, catalog, decisions
 from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
-                                     table_ready)
+                                     table_ready, whole_number)
 
 PAIR_SORT_CHOICES = tuple(decisions.PAIR_SORTS)
 PAIR_KINDS = ("all", "question", "rationale")
@@ -26,7 +26,7 @@ def pair_filter(kind: Any = "all", contested: Any = False, max_margin: Any = DEF
                 state: Any = "all", search: Any = None, sort: Any = "margin", direction: Any = "asc",
                 page: Any = 1) -> decisions.PairFilter:
     """A PairFilter from form values; 'contested' keeps the pairs whose margin is at most `max_margin`."""
-    margin = optional_number(max_margin, "contested margin") if contested else None
+    margin = optional_number(max_margin, "contested margin", minimum=0) if contested else None
     if contested and margin is None:
         raise ArteError("'contested only' needs a margin: type the largest margin that counts as contested.")
     return decisions.PairFilter(kind=None if kind in (None, "", "all") else str(kind), max_margin=margin,
@@ -127,17 +127,25 @@ def action_choices(blind_unrevealed: bool, swapped: bool) -> list[tuple[str, str
 
 
 def decide(store: Store, pair_id: Any, action: Any, who: str, why: Any, expected_last: Any = None) -> dict:
-    """Record one decision; the message warns when someone else decided the pair since it was opened."""
+    """Record one decision; the message warns when someone else decided the pair since it was opened.
+
+    `expected_last` is the latest decision id the panel showed: 0 = no decision yet, empty = no check.
+    A value that is not 0 or a decision of this pair is refused before anything is stored.
+    """
     pair_id = require(pair_id, "a pair (click a row of the table)")
     action = require(action, "a decision (accept, swap, exclude or note)")
-    expected = optional_number(expected_last, "expected last decision")
-    result = decisions.add_decision(store, pair_id, action, who, str(why or ""), None if expected is None else int(expected))
+    try:
+        expected = whole_number(expected_last, "the latest decision id you saw", minimum=0)
+    except ArteError as exc:
+        raise ArteError(f"{exc} 0 means no decision yet; reopen the pair and decide again. Nothing was recorded.") \
+            from None
+    result = decisions.add_decision(store, pair_id, action, who, str(why or ""), expected)
     decision = result["decision"]
     message = f"Recorded decision {decision['decision_id']}: **{action}** on {pair_id} by {html.escape(decision['who'])}."
     warning = None
     if result["conflict"]:
         prev = result["previous"]
-        warning = (f"{prev['who']} recorded '{prev['action']}' (decision {prev['decision_id']}) on this pair after you "
+        warning = (f"{html.escape(str(prev['who']))} recorded '{prev['action']}' (decision {prev['decision_id']}) on this pair after you "
                    f"opened it. Both decisions are kept in the trail; yours is the latest and wins. Check the trail.")
     return dict(decision=decision, conflict=result["conflict"], message=message, warning=warning)
 
@@ -152,11 +160,12 @@ def decide_bulk(store: Store, run_id: Any, student: Any, flt: decisions.PairFilt
 
 
 def undo_decision(store: Store, decision_id: Any, who: str, why: Any = "") -> dict:
-    number = optional_number(decision_id, "decision id")
+    """Undo one decision, named by its whole id from the trail (1.5 is refused, never rounded to another id)."""
+    number = whole_number(decision_id, "the decision id to undo", minimum=1)
     if number is None:
         raise ArteError("type the id of the decision to undo (see the trail).")
-    row = decisions.undo(store, int(number), who, str(why or ""))
-    return dict(decision=row, message=f"Decision {int(number)} undone (undo recorded as {row['decision_id']}).")
+    row = decisions.undo(store, number, who, str(why or ""))
+    return dict(decision=row, message=f"Decision {number} undone (undo recorded as {row['decision_id']}).")
 
 
 def trail_view(store: Store, pair_id: Any, run_id: Any, whole_run: bool = False) -> pd.DataFrame:
