@@ -132,7 +132,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from arte_core.pipeline import run_status
     from arte_core.store import Store
 
-    if not Path(args.db).exists():
+    if not os.path.exists(args.db):  # False, not OSError, for a path the system cannot hold
         raise ArteError(f"no store at {args.db}; run `arte run --db {args.db}` first.")
     with Store(args.db, read_only=True) as store:
         status = run_status(store, args.run_name)

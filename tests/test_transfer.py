@@ -1,6 +1,8 @@
 """Moving a run's rows to a job file and back, and Parquet export/import, on real DuckDB files."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ from helpers import decision_row, populate_drafts
 
 from arte_core.errors import ArteError
 from arte_core.store import SCHEMA_VERSION, TABLES, Store, drafts, utcnow
+from arte_core.store.schema import MIGRATIONS
 from arte_core.store.transfer import export_parquet, export_run, import_parquet, ingest
 
 
@@ -176,6 +179,48 @@ def test_ingest_reads_what_a_killed_writer_committed(project, tmp_path):
     assert project.is_done("run-a", "distill")
 
 
+def backup_without_wal(path, tmp_path) -> Store:
+    """What a backup or a download gets: the .duckdb file alone, without the .wal beside it."""
+    copy = tmp_path / "backup" / "copy.duckdb"
+    copy.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, copy)
+    return Store(copy, read_only=True)
+
+
+def every_row(store: Store) -> dict[str, list[tuple]]:
+    return {table: all_rows(store, table) for table in TABLES}
+
+
+@pytest.mark.parametrize("situation", ["only handle", "second handle in the process", "after a killed writer"])
+def test_a_closed_store_file_alone_holds_every_committed_row(situation, tmp_path):
+    """DuckDB keeps recent commits in the .wal until a checkpoint; it checkpoints on close only when
+    no other connection in the process shares the database. A closed store must not need its .wal."""
+    path = tmp_path / "project.duckdb"
+    if situation == "after a killed writer":  # the killed run's commits are in the .wal only
+        script = ("import os, sys; from arte_core.store import Store; s = Store(sys.argv[1]); "
+                  "s.ensure_run('killed', 't', 'builtin', 'x', 'y', 'fp', ''); os._exit(9)")
+        subprocess.run([sys.executable, "-c", script, str(path)], timeout=60)
+    other = Store(path) if situation == "second handle in the process" else None
+    store = Store(path)
+    populate_run(store, "run-a", 100)
+    expected = every_row(store)
+    store.close()
+    with backup_without_wal(path, tmp_path) as copy:
+        assert every_row(copy) == expected
+    if other is not None:
+        other.close()
+
+
+def test_an_ingest_reaches_the_file_while_the_studio_holds_the_store(project, tmp_path):
+    """The studio holds its store open for days; a backup taken after a job was ingested holds the job."""
+    job_path = tmp_path / "job.duckdb"
+    export_run(project, "run-a", job_path)
+    simulate_child(job_path, decision_base=500)
+    ingest(project, job_path)
+    with backup_without_wal(project.path, tmp_path) as copy:
+        assert every_row(copy) == every_row(project)
+
+
 def test_parquet_round_trip_of_one_run(project, tmp_path):
     folder = tmp_path / "export"
     counts = export_parquet(project, folder, ["run-a"])
@@ -227,12 +272,23 @@ def test_export_from_a_read_only_store(project, tmp_path):
         assert export_parquet(ro, tmp_path / "pq")["runs"] == 2
 
 
+def downgrade(store: Store, version: int) -> None:
+    """What a store written by an older ARTE Studio looks like: without the columns that MIGRATIONS
+    added after `version` (schema 1: no pairs.style; 2: no answer readings or balanced scores)."""
+    added = [re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt).groups()
+             for v in range(version + 1, SCHEMA_VERSION + 1) for stmt in MIGRATIONS[v]]
+    for table, column in added:
+        indexes = [r["sql"] for r in store.rows("SELECT sql FROM duckdb_indexes() WHERE table_name = ?", [table])]
+        for sql in indexes:  # DuckDB drops no column of a table with an index
+            store.execute("DROP INDEX " + re.search(r"INDEX (\w+)", sql).group(1))
+        store.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for sql in indexes:
+            store.execute(sql)
+    store.execute("UPDATE schema_version SET version = ?", [version])
+
+
 def downgrade_to_schema_1(store: Store) -> None:
-    """What a store written before pair styles looks like: no pairs.style column, schema version 1."""
-    store.execute("DROP INDEX pairs_run")  # DuckDB drops no column under an index
-    store.execute("ALTER TABLE pairs DROP COLUMN style")
-    store.execute("CREATE INDEX pairs_run ON pairs(run_id, student, kind)")
-    store.execute("UPDATE schema_version SET version = 1")
+    downgrade(store, 1)
 
 
 def test_a_schema_1_store_is_upgraded_in_place_when_opened_for_writing(project):
@@ -248,6 +304,30 @@ def test_a_schema_1_store_is_upgraded_in_place_when_opened_for_writing(project):
         assert all_rows(upgraded, "pair_decisions") == decisions
     with Store(path, read_only=True) as reopened:
         assert len(reopened.pairs("run-b")) == 2
+
+
+def test_a_schema_2_store_keeps_its_scores_and_gets_null_readings_when_upgraded_in_place(project):
+    """Scores written before answers were read strictly keep their numbers; the new columns are NULL
+    (nothing recomputes them behind the user's back) and new rows fill them."""
+    path = project.path
+    downgrade(project, 2)
+    scores = project.rows("SELECT rationale_id, accuracy, n_correct FROM icl_scores ORDER BY ALL")
+    project.close()
+    with pytest.raises(ArteError, match="older store schema 2 .* open it once read-write"):
+        Store(path, read_only=True)
+    with Store(path) as upgraded:
+        assert upgraded.scalar("SELECT max(version) FROM schema_version") == 3
+        assert upgraded.rows("SELECT rationale_id, accuracy, n_correct FROM icl_scores ORDER BY ALL") == scores
+        assert upgraded.scalar("SELECT count(*) FROM icl_scores WHERE balanced_accuracy IS NOT NULL OR "
+                               "label_copy_rate IS NOT NULL OR n_truncated IS NOT NULL OR n_lenient IS NOT NULL") == 0
+        assert upgraded.scalar("SELECT count(*) FROM icl_items WHERE parse_mode IS NOT NULL OR truncated IS NOT NULL") == 0
+        assert upgraded.rows("SELECT n_truncated FROM evaluations") == [{"n_truncated": None}] * 2
+        assert upgraded.rows("SELECT parse_mode, truncated FROM eval_items") == [{"parse_mode": None, "truncated": None}] * 2
+        upgraded.add_evaluation(dict(run_id="run-a", variant="arte", shots=0, accuracy=0.0, n_items=1, n_correct=0,
+                                     n_unparsed=1, model="m", created_at=utcnow(), n_truncated=1),
+                                [dict(run_id="run-a", variant="arte", shots=0, item_index=0, output="cut", answer=None,
+                                      correct=False, parse_mode="none", truncated=True)])
+        assert upgraded.evaluation("run-a", "arte", 0)["n_truncated"] == 1
 
 
 def test_a_schema_1_export_and_job_file_are_read_with_the_new_columns_defaulted(project, tmp_path):

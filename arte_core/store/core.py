@@ -7,6 +7,7 @@ the whole unit (a generation call with its questions, a draft with all of its IC
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from contextlib import contextmanager
@@ -18,7 +19,9 @@ import duckdb
 import pyarrow as pa
 
 from arte_core.errors import ArteError
-from arte_core.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements, table_columns
+from arte_core.store.opening import (check_version, connect, create_or_upgrade_schema, holds_rows,
+                                     refuse_a_foreign_database, remove_store_files)
+from arte_core.store.schema import TABLES, table_columns
 
 
 # The tables whose texts the studio searches (facts.py keeps a lower-cased copy of them).
@@ -46,60 +49,60 @@ class Store:
         # writes texts must go through `execute` or `insert`.
         self.text_write_count = 0
         self._scratch = False
+        # A store this object created is removed again when the command that opened it fails before
+        # writing a row (see __exit__): a failed command leaves no empty store behind.
+        self._created_here = not read_only and not os.path.lexists(self.path)  # False, not OSError, on a bad path
+        self.con = connect(self.path, read_only)
+        self._closed = False
         try:
             if not read_only:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            raise ArteError(
-                f"cannot open the store {self.path}: {exc}. Another process may hold it open for "
-                "writing (the studio or a CLI run); stop it or use another --db."
-            ) from None
-        if not read_only:
-            self._create_schema()
-        self._check_version()
+                refuse_a_foreign_database(self.con, self.path)
+                create_or_upgrade_schema(self)
+            check_version(self.con, self.path)
+        except BaseException:
+            self._close_after_failure(checkpoint=False)  # nothing of ours to save; a foreign file stays untouched
+            raise
+
+    def _close_after_failure(self, checkpoint: bool) -> None:
+        """Close; delete the file (and its .wal) if this object created it and no row reached it."""
+        remove = self._created_here and not holds_rows(self.con)
+        if remove or not checkpoint:
+            self.con.close()
+            self._closed = True
+        else:
+            self.close()
+        if remove:
+            remove_store_files(self.path)
 
     def close(self) -> None:
+        """Close the store with every committed row in the file itself, not only in its `.wal`: a
+        copy of the file alone (a backup, a download) is then complete. DuckDB checkpoints on close
+        only when no other connection in the process shares the database, so checkpoint here."""
+        if self._closed:
+            return  # closing twice was always harmless; a checkpoint on a closed connection is not
+        if not self.read_only:
+            self.checkpoint()
         self.con.close()
+        self._closed = True
+
+    def checkpoint(self) -> None:
+        """Write the write-ahead log into the database file (cheap when little changed)."""
+        with self._lock:
+            try:
+                self.con.execute("CHECKPOINT")
+            except duckdb.TransactionException:
+                pass  # another connection's transaction is open: the rows are safe in the .wal, which DuckDB replays
 
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self._close_after_failure(checkpoint=True)  # a failed command leaves no empty store it created
+        else:
+            self.close()
 
     # -- connection helpers -------------------------------------------------------------------
-
-    def _create_schema(self) -> None:
-        with self.transaction():
-            for stmt in create_statements():
-                self.con.execute(stmt)
-            version = self.con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
-            if version is None:
-                self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
-            elif version < SCHEMA_VERSION:
-                self._migrate(version)
-
-    def _migrate(self, version: int) -> None:
-        """Upgrade a store written by an older ARTE Studio, inside the caller's transaction."""
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            for stmt in MIGRATIONS.get(target, []):
-                self.con.execute(stmt)
-        self.con.execute("DELETE FROM schema_version")
-        self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
-
-    def _check_version(self) -> None:
-        try:
-            row = self.con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
-        except duckdb.CatalogException:
-            raise ArteError(f"{self.path} is not an ARTE Studio store (no schema_version table).") from None
-        if row[0] is not None and row[0] > SCHEMA_VERSION:
-            raise ArteError(f"{self.path} was written by a newer ARTE Studio (schema {row[0]}); upgrade arte-studio.")
-        if row[0] is not None and row[0] < SCHEMA_VERSION:  # only a read-only store gets here unmigrated
-            raise ArteError(f"{self.path} has the older store schema {row[0]} (this ARTE Studio uses "
-                            f"{SCHEMA_VERSION}); open it once read-write to upgrade it in place: start the studio "
-                            f"on it without --read-only (`python app.py --db {self.path}`) or run any stage "
-                            f"on it, while no other process holds it.")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -305,10 +308,12 @@ class Store:
             "SELECT rationale_id FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, student])}
 
     def draft_scores(self, run_id: str, student: str) -> list[dict]:
-        """Every draft rationale with its question and its ICL score for one student."""
+        """Every draft rationale with its question and its ICL scores for one student (the columns
+        added in schema 3 are NULL for drafts scored before it)."""
         return self.rows(
             "SELECT r.rationale_id, r.question_id, r.technique, r.prompt, r.text, r.answer, r.matches_target, "
-            "r.word_count, q.input AS question, q.target, q.idx AS question_idx, s.accuracy "
+            "r.word_count, q.input AS question, q.target, q.idx AS question_idx, s.accuracy, s.balanced_accuracy, "
+            "s.label_copy_rate, s.n_items, s.n_unparsed, s.n_truncated, s.n_lenient "
             "FROM rationales r JOIN questions q USING (question_id) "
             "JOIN icl_scores s ON s.rationale_id = r.rationale_id AND s.student = ? "
             "WHERE r.run_id = ? AND r.origin = 'draft' ORDER BY q.idx, r.technique",

@@ -148,6 +148,7 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
             store.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")  # Store counts text writes
             counts[table] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+    store.checkpoint()  # the studio holds its store open for days: the merged rows go in the file, not only the .wal
     return counts
 
 

@@ -8,6 +8,7 @@ then exemplars `Q: …` / `A: Let's think step by step. … So the answer is X.`
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def load_bbh_task(task_dir: str | Path, name: str) -> Task:
     if not prompt_path.is_file():
         raise ArteError(f"task '{name}' has no cot-prompt: expected {prompt_path}.")
     examples = _read_examples(json_path)
-    description, exemplars = parse_cot_prompt(prompt_path.read_text(encoding="utf-8"), prompt_path)
+    description, exemplars = parse_cot_prompt(read_text(prompt_path), prompt_path)
     fmt = AnswerFormat.infer([e.target for e in examples])
     return Task(
         name=name,
@@ -51,21 +52,69 @@ def load_bbh_task(task_dir: str | Path, name: str) -> Task:
     )
 
 
-def _read_examples(path: Path) -> list[Example]:
+def read_text(path: Path) -> str:
+    """A task file's text. UTF-8, with or without the byte-order mark some Windows editors write."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ArteError(f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); re-save it "
+                        "as UTF-8 (in most editors: Save As, encoding UTF-8).") from None
+    except OSError as exc:
+        raise ArteError(f"cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def _read_examples(path: Path) -> list[Example]:
+    text = read_text(path)
+    if not text.strip():
+        raise ArteError(f"{path} is empty; it must be a JSON object with a list of examples under 'examples'.")
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ArteError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ArteError(f"{path} is not JSON this loader can read: {exc}.") from None
+    except RecursionError:
+        raise ArteError(f"{path} nests JSON too deeply to read; a task file is an object with a flat list "
+                        "of examples under 'examples'.") from None
     if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
         raise ArteError(f"{path} must be a JSON object with a list under 'examples'.")
-    examples = []
-    for i, row in enumerate(data["examples"]):
-        if not isinstance(row, dict) or not isinstance(row.get("input"), str) or "target" not in row:
-            raise ArteError(f"{path}: examples[{i}] needs a string 'input' and a 'target'.")
-        examples.append(Example(input=row["input"].strip(), target=str(row["target"]).strip()))
+    examples = [Example(input=_field_text(path, i, row, "input", numbers_as_text=False),
+                        target=_field_text(path, i, row, "target")) for i, row in enumerate(data["examples"])]
     if not examples:
         raise ArteError(f"{path} has no examples; a task needs labelled examples for its preference and test splits.")
     return examples
+
+
+_JSON_TYPE_NAMES = {type(None): "null", list: "a list", dict: "an object", bool: "a boolean", float: "a number",
+                    int: "a number"}
+
+
+def _field_text(path: Path, index: int, row: object, key: str, numbers_as_text: bool = True) -> str:
+    """An example's `input` or `target` as stripped text, or an ArteError naming the file, the
+    example and the fix. A target may be a JSON number or boolean (read as its text: 3, True);
+    null, lists, objects and empty text are refused rather than read as 'None' or '[...]'."""
+    where = f"{path}: examples[{index}]"
+    fix = f"give every example a non-empty text '{key}', or remove examples[{index}]"
+    if not isinstance(row, dict):
+        raise ArteError(f"{where} is {_JSON_TYPE_NAMES.get(type(row), type(row).__name__)}, not an object with "
+                        f"'input' and 'target'; {fix}.")
+    if key not in row:
+        raise ArteError(f"{where} has no '{key}'; {fix}.")
+    value = row[key]
+    if numbers_as_text and isinstance(value, (int, float)) and math.isfinite(value):  # bool is an int: True
+        value = str(value)
+    if not isinstance(value, str):
+        raise ArteError(f"{where}: '{key}' is {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}"
+                        f"{f' ({value!r})' if isinstance(value, (int, float)) else ''}, not text; {fix}.")
+    value = value.strip()
+    if not value:
+        raise ArteError(f"{where}: '{key}' is empty; {fix}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON can spell a lone surrogate (\ud800) that no text file can hold
+        raise ArteError(f"{where}: '{key}' holds an unpaired surrogate ({value[exc.start]!r} at character "
+                        f"{exc.start}), which is not valid Unicode text; {fix}.") from None
+    return value
 
 
 def parse_cot_prompt(text: str, path: Path | str = "<cot-prompt>") -> tuple[str, list[Exemplar]]:
