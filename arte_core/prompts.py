@@ -7,8 +7,10 @@ plain completion text in the BBH "Q: … A: Let's think step by step." style unl
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from arte_core.tasks import Exemplar, Task
 
@@ -102,6 +104,20 @@ def few_shot_prompt(task: Task, question: str, exemplars: list[Exemplar]) -> str
     parts += [demo_block(e.input, e.rationale, e.answer) for e in exemplars]
     parts.append(question_stub(question))
     return "\n\n".join(parts)
+
+
+# A student's chain may run longer than the seed exemplars' (it pads, restates, hesitates); an answer
+# cut off by the cap is unparsed, so the derived budget errs long.
+BUDGET_HEADROOM = 1.5
+
+
+def answer_budget(task: Task, count_tokens: Callable[[str], int]) -> int:
+    """Tokens one student answer may take: the longest worked answer of the task's seed exemplars (the
+    text after "A: Let's think step by step.", its "So the answer is X." and the blank line that ends
+    it), in the student's tokens, × BUDGET_HEADROOM."""
+    longest = max(count_tokens(demo_block(e.input, e.rationale, e.answer)[len(question_stub(e.input)):] + "\n\n")
+                  for e in task.exemplars)
+    return math.ceil(longest * BUDGET_HEADROOM)
 
 
 # A student answer ends at a blank line (blocks are separated by one), at the next question or

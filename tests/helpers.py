@@ -94,9 +94,10 @@ def populate_drafts(store: Store, run_id: str, student: str, n_questions: int = 
             n_correct = min(n_items, q + t)
             scores.append(dict(rationale_id=rid, student=student, run_id=run_id, accuracy=n_correct / n_items,
                                n_items=n_items, n_correct=n_correct, n_unparsed=0, icl_format="completion",
-                               created_at=now))
+                               created_at=now, balanced_accuracy=n_correct / n_items,
+                               label_copy_rate=float(q % 2 == 0), n_truncated=0, n_lenient=0))
             items += [dict(rationale_id=rid, student=student, item_index=i, output=f"out {i}", answer="True",
-                           correct=i < n_correct) for i in range(n_items)]
+                           correct=i < n_correct, parse_mode="strict", truncated=False) for i in range(n_items)]
     call = dict(run_id=run_id, origin="draft", call_index=0, model="teacher-a", prompt="p", output="o",
                 temperature=1.0, seed=0, n_parsed=n_questions, n_unparsed=0, n_duplicates=0,
                 n_kept=n_questions, created_at=now)

@@ -4,7 +4,7 @@ import pytest
 
 from arte_core.parsing import Deduplicator, parse_question_blocks, parse_rationale_answer, strip_answer, word_count
 from arte_core.tasks.answers import AnswerFormat as F
-from arte_core.tasks.answers import extract_answer, infer_labels, normalise
+from arte_core.tasks.answers import Reading, extract_answer, infer_labels, normalise, read_answer
 
 
 @pytest.mark.parametrize("fmt, text, expected", [
@@ -22,6 +22,42 @@ from arte_core.tasks.answers import extract_answer, infer_labels, normalise
 ])
 def test_extract_answer(fmt, text, expected):
     assert extract_answer(fmt, text) == expected
+
+
+@pytest.mark.parametrize("fmt, text, expected", [
+    (F.BOOLEAN, "not True = False. So the answer is False.", Reading("False", "strict", False)),
+    (F.BOOLEAN, "<ans>true</ans>", Reading("True", "strict", False)),
+    (F.BOOLEAN, "We get <ans>False", Reading("False", "strict", False)),  # its </ans> was the stop string
+    (F.BOOLEAN, "The answer is: **True**", Reading("True", "strict", False)),
+    (F.CHOICE, "So the answer is B.", Reading("(B)", "strict", False)),
+    (F.BOOLEAN, "not True = False, then False or True = True.", Reading("True", "lenient", False)),
+    (F.INTEGER, "the total is 1,204 apples", Reading("1204", "lenient", False)),
+    (F.BOOLEAN, "I cannot tell.", Reading(None, "none", False)),
+])
+def test_a_reading_says_whether_it_was_strict_or_lenient(fmt, text, expected):
+    assert read_answer(fmt, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "So the answer is not True.",
+    "The result isn't True",
+    "Then Z = not True",
+    "So the answer is True. Wait, the answer is not True.",  # the last statement decides
+    "(A) fails, and it is not (C)",
+])
+def test_a_negated_answer_is_not_read_as_its_opposite_nor_as_itself(text):
+    fmt = F.CHOICE if "(C)" in text else F.BOOLEAN
+    assert read_answer(fmt, text) == Reading(None, "none", False)
+
+
+def test_an_output_cut_off_by_the_token_cap_is_read_only_from_a_stated_answer():
+    chain = 'First the bracket: ( False and True ) = False.\nApply "not": not False = True, so'
+    assert read_answer(F.BOOLEAN, chain, finished=True) == Reading("True", "lenient", False)
+    assert read_answer(F.BOOLEAN, chain, finished=False) == Reading(None, "none", True)  # never its last word
+    stated = "not False = True. So the answer is True.\nApply"
+    assert read_answer(F.BOOLEAN, stated, finished=False) == Reading("True", "strict", True)
+    restating = "So the answer is True.\nApply: So the answer is"  # cut off while stating another answer
+    assert read_answer(F.BOOLEAN, restating, finished=False) == Reading(None, "none", True)
 
 
 def test_label_set_limits_text_answers():

@@ -176,4 +176,4 @@ def test_a_bad_field_in_the_config_file_names_the_file_and_the_field(tmp_path, d
     bad = config_file(tmp_path, score={"max_new_tokens": -5})
     code, err = run_cli(capsys, "score", "--config", str(bad), "--db", str(db))
     assert code == 2 and str(bad) in err
-    assert "config field 'score.max_new_tokens' is -5; it must be at least 1." in err
+    assert "config field 'score.max_new_tokens' is -5; it must be at least 0." in err

@@ -159,7 +159,7 @@ def test_text_fields_and_run_names():
 def test_values_set_in_code_are_checked_too():
     config = RunConfig()
     config.score.max_new_tokens = -5
-    with pytest.raises(ArteError, match=r"^config field 'score.max_new_tokens' is -5; it must be at least 1\.$"):
+    with pytest.raises(ArteError, match=r"^config field 'score.max_new_tokens' is -5; it must be at least 0\.$"):
         validate(config)
     config = RunConfig()
     config.align.save_steps = 2.5

@@ -164,7 +164,8 @@ def test_a_killed_score_keeps_every_draft_whose_answers_were_all_in(ctx, engine,
 
 def set_scores(ctx, accuracies: dict[str, float]) -> None:
     rows = [dict(rationale_id=rid, student=ctx.config.student, run_id=ctx.run_id, accuracy=acc, n_items=4,
-                 n_correct=round(acc * 4), n_unparsed=0, icl_format="completion", created_at=utcnow())
+                 n_correct=round(acc * 4), n_unparsed=0, icl_format="completion", created_at=utcnow(),
+                 balanced_accuracy=acc)
             for rid, acc in accuracies.items()]
     ctx.store.insert("icl_scores", rows)
 

@@ -27,6 +27,7 @@ PAIR_SIGNALS = ("icl", "influence", "both")
 PAIR_STYLES = ("arte", "montessori")
 PAIR_NEUTRALS = ("auto", "median")
 INFLUENCE_MODES = ("lora", "full")
+PAIR_SCORES = ("balanced_accuracy", "accuracy")
 INFLUENCE_OPTIMIZERS = ("adamw", "sgd")
 INFLUENCE_DEVICES = ("auto", "cpu", "cuda")
 # transformers' schedules that need no extra arguments, and optimizers that need no extra packages.
@@ -60,6 +61,9 @@ EPOCHS = dict(minimum=0.0, exclusive_minimum=True)
 RATIO = dict(minimum=0.0, maximum=1.0, exclusive_maximum=True)  # [0, 1)
 TOKENS = dict(minimum=1)
 TRAIN_LENGTH = dict(minimum=2)  # at least a prompt token and a completion token
+# A student's answer budget: 0 derives it from the task (prompts.answer_budget); the seed rationales
+# show how long a worked answer is, and a fixed number either cuts chains off or wastes decoding.
+ANSWER_TOKENS = dict(minimum=0)
 
 
 @dataclass
@@ -84,7 +88,7 @@ class ScoreConfig:
     """Step 2: each (question, rationale) draft is the student's one demo; its accuracy is its score."""
 
     n_pref: int = option(40, "Preference questions from the task's validation pool (the paper keeps 40).", **POSITIVE_INT)
-    max_new_tokens: int = option(160, "Token limit of one student answer.", **TOKENS)
+    max_new_tokens: int = option(0, "Token limit of one student answer (0 = from the task: its longest seed rationale with its answer, in the student's tokens, × 1.5). An answer that hits the limit is read only if it already stated its answer.", **ANSWER_TOKENS)
     icl_format: str = option("completion", "'completion' (plain Q:/A: text the student continues) or 'chat' (the demo and question in the chat template). Ours: small students follow the completion format far more often.", choices=PROMPT_FORMATS)
     engine: str = option("fast", "'fast' (shared-prefix KV reuse, refilled batches), 'batched' (padded generate) or 'plain' (one prompt at a time).", choices=ENGINES)
     dtype: str = option("float32", "Student weights for scoring: 'float32' or 'bfloat16'.", choices=DTYPES)
@@ -103,6 +107,7 @@ class PairConfig:
     neutral: str = option("auto", "Montessori style: the score that splits helpful from harmful drafts. 'auto' = 0 for influence (the paper's rule) and the median draft for 'icl' and 'both'; 'median' = the median draft for every signal (use it when nearly every draft lowers the reference loss).", choices=PAIR_NEUTRALS)
     step_by_step_prompt: str = option("Let's think step by step.", "The plain prompt that replaces the technique prompt in rationale pairs.", check=_text, check_text="not empty")
 
+    score: str = option("balanced_accuracy", "ICL score the 'icl' and 'both' signals rank drafts on: 'balanced_accuracy' (the mean recall per label over the labels of the preference set, ours: a student that repeats the demo's own answer scores 0.5 on a two-label task, whatever the labels' shares) or 'accuracy' (the share correct, the paper). Tasks with open answers (integers, free text) always rank on accuracy.", choices=PAIR_SCORES)
 
 @dataclass
 class AlignConfig:
@@ -157,7 +162,7 @@ class EvalConfig:
 
     n_test: int = option(200, "Test questions (disjoint from the preference split).", **POSITIVE_INT)
     shots: list[int] = option([0, 3], "Numbers of chain-of-thought exemplars in the prompt (up to the task's exemplars).", minimum=0, non_empty=True, check=_distinct, check_text="each once")
-    max_new_tokens: int = option(160, "Token limit of one answer.", **TOKENS)
+    max_new_tokens: int = option(0, "Token limit of one answer (0 = from the task: its longest seed rationale with its answer, in the student's tokens, × 1.5). An answer that hits the limit is read only if it already stated its answer.", **ANSWER_TOKENS)
     icl_format: str = option("completion", "'completion' (plain Q:/A: text the student continues) or 'chat' (the prompt in the chat template).", choices=PROMPT_FORMATS)
     engine: str = option("fast", "'fast' (shared-prefix KV reuse, refilled batches), 'batched' (padded generate) or 'plain' (one prompt at a time).", choices=ENGINES)
     dtype: str = option("float32", "Student weights for evaluation: 'float32' or 'bfloat16'.", choices=DTYPES)

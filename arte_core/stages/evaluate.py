@@ -1,7 +1,9 @@
 """Evaluation: zero-shot and k-shot accuracy on the test split for the untrained student, the
 student fine-tuned on original-teacher data and the student fine-tuned on ARTE data.
 
-Resumable: one (variant, shots) cell commits with its items; stored cells are not recomputed.
+Answers are read as in scoring (arte_core/tasks/answers.py): each item keeps how it was read and
+whether it hit the token cap. Resumable: one (variant, shots) cell commits with its items; stored
+cells are not recomputed.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from arte_core.context import RunContext
 from arte_core.models import SamplingParams
 from arte_core.prompts import STUDENT_STOP, few_shot_prompt
+from arte_core.stages.score import student_max_new_tokens
 from arte_core.store import utcnow
+from arte_core.tasks.answers import read_answer
 
 VARIANTS = ("untrained", "original", "arte")
 
@@ -43,18 +47,20 @@ def evaluate_variant(ctx: RunContext, variant: str, shots: int, generator) -> di
     prompts = [few_shot_prompt(task, item["input"], exemplars) for item in items]
     if cfg.icl_format == "chat":
         prompts = [generator.chat_prompt(p) for p in prompts]
-    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, stop=STUDENT_STOP)
+    params = SamplingParams(max_new_tokens=student_max_new_tokens(cfg.max_new_tokens, task, generator),
+                            temperature=0.0, stop=STUDENT_STOP)
     with ctx.reporter.bar(f"eval {variant} {shots}-shot", len(items)) as bar:
         outputs = generator.generate(prompts, params, batch_size=cfg.batch_size, progress=bar.update)
     rows = []
     for item, out in zip(items, outputs):
-        answer = task.extract(out.text)
+        reading = read_answer(task.answer_format, out.text, task.labels, finished=out.stopped)
         rows.append(dict(run_id=ctx.run_id, variant=variant, shots=shots, item_index=item["item_index"],
-                         output=out.text, answer=answer, correct=task.is_correct(answer, item["target"])))
+                         output=out.text, answer=reading.answer, correct=task.is_correct(reading.answer, item["target"]),
+                         parse_mode=reading.parse_mode, truncated=reading.truncated))
     n_correct = sum(r["correct"] for r in rows)
     summary = dict(run_id=ctx.run_id, variant=variant, shots=shots, accuracy=n_correct / len(rows),
                    n_items=len(rows), n_correct=n_correct, n_unparsed=sum(r["answer"] is None for r in rows),
-                   model=generator.name, created_at=utcnow())
+                   model=generator.name, created_at=utcnow(), n_truncated=sum(r["truncated"] for r in rows))
     ctx.store.add_evaluation(summary, rows)
     return summary
 

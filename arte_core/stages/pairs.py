@@ -1,9 +1,11 @@
 """Step 3: build preference pairs from draft scores.
 
 A draft's score comes from one preference signal (`pairs.signal`): 'icl' = the student's one-shot
-accuracy with the draft as its demo (ARTE), 'influence' = minus the draft's local data influence
+score with the draft as its demo (ARTE), 'influence' = minus the draft's local data influence
 (Montessori-Instruct), 'both' = the mean of the draft's percentile ranks under the two (drafts that
-have both only). A question's score is the mean of its rationales' scores.
+have both only). The one-shot score is `pairs.score`: balanced accuracy by default on label tasks (a
+draft that only makes the student repeat its own answer earns chance, not the share of that label),
+accuracy on open-answer tasks. A question's score is the mean of its rationales' scores.
 
 Two pairing styles (`pairs.style`):
 - 'arte': question pairs chosen from the top quantile of question scores and rejected from the
@@ -31,6 +33,7 @@ from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
 from arte_core.stats import percentile_ranks
 from arte_core.store import signals, utcnow
+from arte_core.tasks.answers import is_label_task
 
 
 
@@ -101,12 +104,13 @@ def helpful_harmful_pairs(groups: dict[str, dict[str, float]], neutral: float, m
     return pairs
 
 
-def combined_scores(icl_rows: list[dict], influence_rows: list[dict]) -> list[dict]:
-    """Drafts scored by both signals, `score` = the mean of their percentile ranks by accuracy and by
-    −influence, so each signal weighs the same whatever its scale. Drafts missing a signal are left out."""
+def combined_scores(icl_rows: list[dict], influence_rows: list[dict], key: str = "accuracy") -> list[dict]:
+    """Drafts scored by both signals, `score` = the mean of their percentile ranks by the ICL score `key`
+    and by −influence, so each signal weighs the same whatever its scale. Drafts missing a signal are
+    left out."""
     influence = {r["rationale_id"]: r["influence"] for r in influence_rows}
     rows = [dict(r, influence=influence[r["rationale_id"]]) for r in icl_rows if r["rationale_id"] in influence]
-    by_accuracy = percentile_ranks([r["accuracy"] for r in rows])
+    by_accuracy = percentile_ranks([r[key] for r in rows])
     by_influence = percentile_ranks([-r["influence"] for r in rows])
     for row, a, b in zip(rows, by_accuracy, by_influence):
         row["score"] = (a + b) / 2
@@ -120,13 +124,34 @@ def pair_id(run_id: str, student: str, signal: str, kind: str, pair: ScoredPair,
     return "p-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+def icl_score_column(ctx: RunContext) -> str:
+    """The icl_scores column drafts rank on: `pairs.score`, but accuracy where answers are open (an
+    integer or free-text task has no label set to balance over)."""
+    if ctx.config.pairs.score == "balanced_accuracy" and is_label_task(ctx.task.answer_format, ctx.task.labels):
+        return "balanced_accuracy"
+    return "accuracy"
+
+
 def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]:
     """Draft rows with a `score` column from the chosen preference signal (higher = preferred)."""
     influence = signals.influence_rows(ctx.store, ctx.run_id, student) if signal != "icl" else []
     if signal == "influence":
         return [dict(row, score=-row["influence"]) for row in influence]
-    rows = [dict(row, score=row["accuracy"]) for row in ctx.store.draft_scores(ctx.run_id, student)]
-    return combined_scores(rows, influence) if signal == "both" else rows
+    column = icl_score_column(ctx)
+    drafts = ctx.store.draft_scores(ctx.run_id, student)
+    _check_scored_with(ctx, student, drafts, column)
+    rows = [dict(row, score=row[column]) for row in drafts]
+    return combined_scores(rows, influence, key="score") if signal == "both" else rows
+
+
+def _check_scored_with(ctx: RunContext, student: str, drafts: list[dict], column: str) -> None:
+    """Refuse drafts scored before the store kept `column`: an upgraded store keeps their old scores
+    (NULL in the new columns) until the user rescores them, and ranking a mix would compare two rules."""
+    old = sum(row[column] is None for row in drafts)
+    if old:
+        raise ArteError(f"{old} of {len(drafts)} drafts of student '{student}' in run '{ctx.run_id}' have no {column}: "
+                        "they were scored by an older ARTE Studio (schema 2 or before). Rank them on raw accuracy, "
+                        "as pairs were built then, with pairs.score: accuracy (--pairs.score accuracy).")
 
 
 def _missing_scores_error(ctx: RunContext, student: str, signal: str) -> ArteError:

@@ -48,7 +48,10 @@ class Stage:
 
 
 def _pair_settings(config: RunConfig) -> dict:
-    return {"signal": config.pairs.signal, "style": config.pairs.style, "neutral": config.pairs.neutral}
+    settings = {"signal": config.pairs.signal, "style": config.pairs.style, "neutral": config.pairs.neutral}
+    if config.pairs.signal != "influence":  # the ICL score ranks the 'icl' and 'both' signals' drafts
+        settings["score"] = config.pairs.score
+    return settings
 
 
 DRAFT_QUESTIONS, DRAFT_RATIONALES = Rows("questions", origin="draft"), Rows("rationales", origin="draft")

@@ -26,7 +26,7 @@ FACT_COLUMNS = (
     "run_id", "student", "rationale_id", "question_id", "question_idx", "origin", "technique", "word_count",
     "matches_target", "solver_agrees", "accuracy", "n_items", "n_unparsed", "influence", "question_score",
     "question_n_scored", "first_of_question", "items_first_rowid", "items_last_rowid", "rationale_rowid",
-    "question_rowid", "sample_key",
+    "question_rowid", "sample_key", "balanced_accuracy", "label_copy_rate", "n_truncated", "n_lenient",
 )
 
 # Plots sample drafts by `sample_key` (a hash of the id in [0, SAMPLE_KEYS)): deterministic and a plain
@@ -39,7 +39,8 @@ _CREATE = (
         origin VARCHAR, technique VARCHAR, word_count INTEGER, matches_target BOOLEAN, solver_agrees BOOLEAN,
         accuracy DOUBLE, n_items INTEGER, n_unparsed INTEGER, influence DOUBLE, question_score DOUBLE,
         question_n_scored INTEGER, first_of_question BOOLEAN, items_first_rowid BIGINT, items_last_rowid BIGINT,
-        rationale_rowid BIGINT, question_rowid BIGINT, sample_key INTEGER)""",
+        rationale_rowid BIGINT, question_rowid BIGINT, sample_key INTEGER, balanced_accuracy DOUBLE,
+        label_copy_rate DOUBLE, n_truncated INTEGER, n_lenient INTEGER)""",
     "CREATE TEMP TABLE IF NOT EXISTS draft_facts_state (run_id VARCHAR, student VARCHAR, signature VARCHAR)",
 )
 
@@ -55,7 +56,9 @@ SELECT concat_ws('|',
         FROM questions WHERE run_id = $1),
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(word_count), count(*) FILTER (matches_target))
         FROM rationales WHERE run_id = $1),
-    (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(round(accuracy * 1e9)::HUGEINT), sum(n_items), sum(n_unparsed))
+    (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(round(accuracy * 1e9)::HUGEINT), sum(n_items), sum(n_unparsed),
+                      sum(round(balanced_accuracy * 1e9)::HUGEINT), sum(round(label_copy_rate * 1e9)::HUGEINT),
+                      sum(n_truncated), sum(n_lenient))
         FROM icl_scores WHERE run_id = $1 AND student = $2),
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(round(influence * 1e12)::HUGEINT))
         FROM influence_scores WHERE run_id = $1 AND student = $2)
@@ -64,7 +67,8 @@ SELECT concat_ws('|',
 
 _BUILD = f"""
 INSERT INTO {FACTS} ({", ".join(FACT_COLUMNS)})
-WITH s AS (SELECT rationale_id, accuracy, n_items, n_unparsed FROM icl_scores WHERE run_id = $1 AND student = $2),
+WITH s AS (SELECT rationale_id, accuracy, n_items, n_unparsed, balanced_accuracy, label_copy_rate, n_truncated, n_lenient
+           FROM icl_scores WHERE run_id = $1 AND student = $2),
 inf AS (SELECT rationale_id, influence FROM influence_scores WHERE run_id = $1 AND student = $2),
 items AS (
     SELECT i.rationale_id, min(i.rowid) AS first_rowid, max(i.rowid) AS last_rowid
@@ -74,7 +78,8 @@ SELECT $1, $2, r.rationale_id, r.question_id, q.idx, r.origin, r.technique, r.wo
        q.solver_agrees, s.accuracy, s.n_items, s.n_unparsed, inf.influence,
        avg(s.accuracy) OVER question, count(s.accuracy) OVER question,
        row_number() OVER (question ORDER BY r.rationale_id) = 1, items.first_rowid, items.last_rowid,
-       r.rowid, q.rowid, (hash(r.rationale_id) % {SAMPLE_KEYS})::INTEGER
+       r.rowid, q.rowid, (hash(r.rationale_id) % {SAMPLE_KEYS})::INTEGER, s.balanced_accuracy, s.label_copy_rate,
+       s.n_truncated, s.n_lenient
 FROM rationales r JOIN questions q USING (question_id)
 LEFT JOIN s USING (rationale_id) LEFT JOIN inf USING (rationale_id) LEFT JOIN items USING (rationale_id)
 WHERE r.run_id = $1

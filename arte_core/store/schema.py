@@ -1,12 +1,23 @@
 """The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Statements that bring a store of the previous version up to each version (`Store` runs them when it
 # opens a store read-write). New columns go at the end of their table, so an upgraded table and a
 # new one have the same column order.
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE pairs ADD COLUMN style VARCHAR DEFAULT 'arte'"],
+    # How each answer was read, and chance-corrected scores. Rows scored before keep NULL: their answers
+    # were read by the old parser and nothing recomputes them unless the user rescores.
+    3: ["ALTER TABLE icl_scores ADD COLUMN balanced_accuracy DOUBLE",
+        "ALTER TABLE icl_scores ADD COLUMN label_copy_rate DOUBLE",
+        "ALTER TABLE icl_scores ADD COLUMN n_truncated INTEGER",
+        "ALTER TABLE icl_scores ADD COLUMN n_lenient INTEGER",
+        "ALTER TABLE icl_items ADD COLUMN parse_mode VARCHAR",
+        "ALTER TABLE icl_items ADD COLUMN truncated BOOLEAN",
+        "ALTER TABLE evaluations ADD COLUMN n_truncated INTEGER",
+        "ALTER TABLE eval_items ADD COLUMN parse_mode VARCHAR",
+        "ALTER TABLE eval_items ADD COLUMN truncated BOOLEAN"],
 }
 
 TABLES: dict[str, str] = {
@@ -100,8 +111,14 @@ TABLES: dict[str, str] = {
         n_unparsed INTEGER NOT NULL,
         icl_format VARCHAR NOT NULL,
         created_at TIMESTAMP NOT NULL,
+        balanced_accuracy DOUBLE,
+        label_copy_rate DOUBLE,
+        n_truncated INTEGER,
+        n_lenient INTEGER,
         PRIMARY KEY (rationale_id, student)
     """,
+    # parse_mode: 'strict' (the task's explicit answer form), 'lenient' (the last answer word of a
+    # finished output) or 'none'; truncated: the output hit its token cap (arte_core/tasks/answers.py).
     "icl_items": """
         rationale_id VARCHAR NOT NULL,
         student VARCHAR NOT NULL,
@@ -109,6 +126,8 @@ TABLES: dict[str, str] = {
         output VARCHAR NOT NULL,
         answer VARCHAR,
         correct BOOLEAN NOT NULL,
+        parse_mode VARCHAR,
+        truncated BOOLEAN,
         PRIMARY KEY (rationale_id, student, item_index)
     """,
     # Montessori-Instruct's local data influence of one draft on one student: the change of the mean
@@ -192,6 +211,7 @@ TABLES: dict[str, str] = {
         n_unparsed INTEGER NOT NULL,
         model VARCHAR NOT NULL,
         created_at TIMESTAMP NOT NULL,
+        n_truncated INTEGER,
         PRIMARY KEY (run_id, variant, shots)
     """,
     # Runs launched from the studio: each executes in a child process with its own job store,
@@ -217,6 +237,8 @@ TABLES: dict[str, str] = {
         output VARCHAR NOT NULL,
         answer VARCHAR,
         correct BOOLEAN NOT NULL,
+        parse_mode VARCHAR,
+        truncated BOOLEAN,
         PRIMARY KEY (run_id, variant, shots, item_index)
     """,
 }
