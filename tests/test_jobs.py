@@ -1,5 +1,7 @@
 """Studio jobs as real child processes on real DuckDB files: done, failed, stopped, after a restart."""
 
+import os
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -156,6 +158,32 @@ def test_stop_kills_the_process_tree_and_frees_the_lock(manager, store, config, 
         manager.stop(job["job_id"])
 
 
+@pytest.mark.parametrize("studio", ["same", "restarted"])
+def test_a_job_killed_from_outside_says_so_and_points_to_its_log(manager, store, config, tmp_path, studio):
+    """A kill the studio did not do (kill -9, the OOM killer) leaves no exit.json: the message says the
+    job was killed from outside and where its log is, never the progress bar the log happened to end on.
+    The studio that launched it knows the signal; one restarted since knows only that it vanished."""
+    config.elicit.n_questions = 5000  # far more than the test waits for
+    config.elicit.question_max_new_tokens = 32
+    job = manager.launch(config, ["elicit"])
+    paths = job_paths(job["job_dir"])
+    wait_until(lambda: any(e.get("stage") == "draft questions" for e in read_events(paths["events"])),
+               what="the child to load the teacher and start generating")
+    os.killpg(job["pid"], signal.SIGKILL)  # someone else's kill: not manager.stop
+    watcher = manager if studio == "same" else JobManager(store, tmp_path / "runs")  # no Popen: pid and files only
+    wait_until(lambda: watcher.refresh(), what="the studio to notice the job ended")
+    failed = watcher.job(job["job_id"])
+    assert failed["status"] == "failed"
+    assert "killed from outside" in failed["message"]
+    assert ("by signal SIGKILL" in failed["message"]) == (studio == "same")
+    assert str(paths["log"]) in failed["message"]
+    assert "could not ingest" not in failed["message"]  # it waited for the dying child to let go of its store
+    last_log_line = paths["log"].read_text().splitlines()[-1].rsplit("\r", 1)[-1]
+    assert "it/s" in last_log_line or "%|" in last_log_line  # the log does end on a progress bar
+    assert "%|" not in failed["message"] and "it/s" not in failed["message"]
+    assert not watcher.lock_path.exists()
+
+
 def test_kill_process_tree_reaches_grandchildren():
     script = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
@@ -197,6 +225,22 @@ def test_last_error_line_prefers_the_cli_error(tmp_path):
     assert last_error_line(log) == "arte: error: bad thing"
     log.write_text("Traceback (most recent call last):\n  File x\nValueError: boom\n[job] exit code 1\n")
     assert last_error_line(log) == "ValueError: boom"
+    # a failure that printed no error line: point to the log, not to the progress bar it ended on
+    log.write_text("Loading weights: 100%|██████████| 21/21 [00:00<00:00, 23664.80it/s]\n[job] exit code 1\n")
+    message = last_error_line(log)
+    assert str(log) in message and "Loading weights" not in message and "exit code" not in message
+
+
+def test_a_vanished_job_is_reported_as_killed_from_outside(tmp_path):
+    """Also after a restart, when no signal is known: the job died without writing exit.json."""
+    from arte_core.jobs import killed_from_outside_message
+
+    log = tmp_path / "log.txt"
+    log.write_text("Loading weights: 100%|██████████| 21/21 [00:00<00:00, 23664.80it/s]\n")
+    for returncode, said in ((None, "killed from outside"), (-signal.SIGTERM, "SIGTERM"), (-signal.SIGKILL, "SIGKILL")):
+        message = killed_from_outside_message(log, returncode)
+        assert "killed from outside" in message and said in message and str(log) in message
+        assert "Loading weights" not in message
 
 
 def test_stage_commands_run_the_whole_loop_as_one_arte_run(tmp_path):

@@ -15,9 +15,11 @@ Modules: `commands` (which stages a job runs, as which `arte` commands), `files`
 """
 
 from arte_core.jobs.commands import normalise_stages, stage_commands
-from arte_core.jobs.files import job_paths, last_error_line, log_tail, read_json, write_json
+from arte_core.jobs.files import (job_paths, killed_from_outside_message, last_error_line, log_tail, read_json,
+                                 write_json)
 from arte_core.jobs.manager import JobManager
 from arte_core.jobs.processes import find_process, kill_process_tree, process_identity
 
-__all__ = ["JobManager", "find_process", "job_paths", "kill_process_tree", "last_error_line", "log_tail",
-           "normalise_stages", "process_identity", "read_json", "stage_commands", "write_json"]
+__all__ = ["JobManager", "find_process", "job_paths", "kill_process_tree", "killed_from_outside_message",
+           "last_error_line", "log_tail", "normalise_stages", "process_identity", "read_json", "stage_commands",
+           "write_json"]

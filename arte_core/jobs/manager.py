@@ -17,7 +17,8 @@ import yaml
 from arte_core.config import RunConfig, config_from_dict
 from arte_core.errors import ArteError
 from arte_core.jobs.commands import normalise_stages
-from arte_core.jobs.files import job_paths, last_error_line, log_tail, read_json, write_json
+from arte_core.jobs.files import (job_paths, killed_from_outside_message, last_error_line, log_tail, read_json,
+                                 write_json)
 from arte_core.jobs.processes import find_process, kill_process_tree, process_identity
 from arte_core.progress import Reporter, read_events
 from arte_core.store import Store, utcnow
@@ -26,6 +27,7 @@ from arte_core.store.transfer import export_run, ingest
 
 LOCK_NAME = "job.lock"
 CHILD_MODULE = "arte_core.jobs.child"
+INGEST_LOCK_WAIT_S = 10.0  # how long a job file may stay locked by a child that is still dying
 
 
 class JobManager:
@@ -163,8 +165,8 @@ class JobManager:
 
     def is_alive(self, row: dict) -> bool:
         proc = self._popen.get(row["job_id"])
-        if proc is not None and proc.poll() is not None:  # poll() also reaps our zombie child
-            return False
+        if proc is not None:  # our own child: waitpid (poll) answers only once all its threads have gone,
+            return proc.poll() is None  # while its leader may already look like a zombie holding job.duckdb
         return find_process(self._identity(row)) is not None
 
     def refresh(self) -> list[str]:
@@ -209,12 +211,13 @@ class JobManager:
         if status is None:
             code = self._exit_code(row)
             status = "done" if code == 0 else "failed"
-            if code is None:
-                message = f"the job process ended without an exit code (killed from outside?); {last_error_line(paths['log'])}"
+            if code is None:  # no exit.json: the child never reached its `finally`
+                proc = self._popen.get(row["job_id"])
+                message = killed_from_outside_message(paths["log"], proc.returncode if proc is not None else None)
             elif code != 0:
                 message = last_error_line(paths["log"])
         try:
-            counts = ingest(self.store, paths["db"])
+            counts = self._ingest(paths["db"])
             write_json(paths["ingested"], counts)
             message = message or f"ingested {sum(counts.values())} rows"
         except Exception as exc:  # a job file that cannot be read must not break the studio's refresh
@@ -222,6 +225,18 @@ class JobManager:
         job_rows.finish_job(self.store, row["job_id"], status, message)
         self._release_lock(row["job_id"])
         self._popen.pop(row["job_id"], None)
+
+    def _ingest(self, job_db: Path) -> dict:
+        """Ingest a job file, waiting a moment while a dying child (not our own, so not waitable) still
+        holds its lock: a killed process's leader looks dead before its last thread has let go."""
+        deadline = time.monotonic() + INGEST_LOCK_WAIT_S
+        while True:
+            try:
+                return ingest(self.store, job_db)
+            except Exception as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     # -- progress -------------------------------------------------------------------------
 
