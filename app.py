@@ -3,8 +3,9 @@
 Environment: ARTE_DB (store file, default `arte.duckdb` here, or `/data/arte.duckdb` on a Space with
 persistent storage), ARTE_RUNS_DIR (run folders, default `runs` beside the store), GRADIO_SERVER_PORT
 or --port (default 7860), GRADIO_SERVER_NAME (default 127.0.0.1), ARTE_AUTH="user:pass[,user2:pass2]"
-for a login, ARTE_READ_ONLY=1 for a public demo. An empty store is filled from `assets/demo/` when
-that folder exists.
+for a login, ARTE_READ_ONLY=1 for a public demo, ARTE_MODELS_DIR (the only folder whose model folders a
+run launched from the studio may load) and ARTE_ALLOW_REMOTE_CODE=1 (let such runs set trust_remote_code).
+An empty store is filled from `assets/demo/` when that folder exists.
 """
 
 import argparse
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from arte_core.errors import ArteError
     from arte_core.jobs import JobManager
     from arte_core.store import Store
-    from ui.app import LAUNCH_KWARGS, build_app
+    from ui.app import build_app, launch_kwargs
 
     db = args.db or default_db_path()
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print("app.py: note: this Space has no persistent storage; decisions are lost when it restarts.")
     demo = build_app(store, JobManager(store, runs_dir), read_only=read_only, runs_dir=runs_dir)
     demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, show_error=True,
-                quiet=True, **LAUNCH_KWARGS)
+                quiet=True, **launch_kwargs())
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     mode = " (read-only)" if read_only else ""
     print(f"ARTE Studio{mode} running on http://{shown_host}:{port} — store {db}", flush=True)

@@ -6,7 +6,7 @@ import os
 import pytest
 from helpers import free_port, make_config, populate_drafts, stop_leftovers, wait_until
 
-from arte_core.config import RunConfig
+from arte_core.config import RunConfig, demo_config_path, load_config
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
 from arte_core.stages.registry import STAGES
@@ -66,6 +66,22 @@ def test_malformed_yaml_launches_nothing(jobs, tmp_path):
     assert not (jobs.runs_dir / "jobs").exists()
 
 
+@pytest.mark.parametrize("form", ["", "  \n", "# nothing but a comment\n"])
+def test_an_empty_form_launches_the_demo_config_like_the_cli(jobs, form):
+    """`arte run` without --config runs the demo config; so does Launch with an empty form, never the
+    built-in full-size defaults (250 questions, n_test 200)."""
+    demo = load_config(demo_config_path())
+    try:
+        row = runs.launch_job(jobs, False, form, "pairs")
+    finally:
+        stop_leftovers(jobs)
+    launched = runs.parse_config(row["config_yaml"])
+    assert (launched.elicit.n_questions, launched.eval.n_test) == (demo.elicit.n_questions, demo.eval.n_test)
+    assert launched.elicit.prompt_format == demo.elicit.prompt_format == "completion"
+    assert row["run_id"] == demo.resolved_run_name  # the demo's run, which `arte run` would continue
+    assert runs.field_values(form) == runs.field_values(demo.to_yaml())  # the form's fields show it too
+
+
 def test_key_fields_rewrite_the_yaml(tmp_path):
     text = config_yaml(tmp_path)
     assert runs.field_values(text)[:3] == ["boolean_expressions", "smollm2-135m-instruct", "smollm2-135m-instruct"]
@@ -121,10 +137,12 @@ def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):
     assert runs.history_table(jobs)["status"].tolist() == ["stopped", "stopped"]
 
 
-def test_an_all_job_from_the_studio_runs_one_arte_run(jobs, tmp_path, tiny_model_dir):
+def test_an_all_job_from_the_studio_runs_one_arte_run(jobs, tmp_path, tiny_model_dir, monkeypatch):
     """The studio's 'all' is `arte run` in one child process, not one process per stage."""
     from arte_core.jobs import job_paths, read_json, stage_commands
     from arte_core.stages.registry import RUN_ORDER
+
+    monkeypatch.setenv("ARTE_MODELS_DIR", os.path.dirname(tiny_model_dir))  # the studio loads local models only from there
 
     assert runs.STAGE_CHOICES == ["all", *STAGES]  # the form's stages come from the registry
     text = make_config(tiny_model_dir, tmp_path).to_yaml()
@@ -181,12 +199,15 @@ def test_read_only_tab_disables_the_buttons(jobs, tmp_path):
     assert "studio is read-only" in runs.READ_ONLY_REASON and "another process" not in runs.READ_ONLY_REASON
 
 
-def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jobs, tmp_path, tiny_model_dir):
+def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jobs, tmp_path, tiny_model_dir,
+                                                                       monkeypatch):
     """The whole path a person takes: pick signal and style, launch `pairs`, a real child job builds them."""
     import gradio as gr
     from gradio_client import Client
 
     from arte_core.context import open_run
+
+    monkeypatch.setenv("ARTE_MODELS_DIR", os.path.dirname(tiny_model_dir))
 
     config = make_config(tiny_model_dir, tmp_path)
     run_id = open_run(config, store).run_id

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from arte_core.studio import common
 from arte_core.studio import runs as runs_handlers
@@ -18,6 +19,7 @@ from ui.analysis import build_analysis_tab
 from ui.common import StudioContext, guarded
 from ui.drafts import build_drafts_tab
 from ui.export import build_export_tab
+from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
 from ui.signals import build_signals_tab
@@ -33,11 +35,18 @@ CSS = """
 .arte-side textarea {font-family: ui-monospace, monospace; font-size: 13px;}
 """
 RUN_POLL_S = 15
-LAUNCH_KWARGS = dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
+
+
+def launch_kwargs() -> dict:
+    """`demo.launch(**launch_kwargs())`: the studio's look, and a login page that shows a visitor who has
+    not logged in nothing of the app (ui/login_guard.py). A fresh dict per launch: Gradio writes into
+    `app_kwargs`."""
+    return dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
+                app_kwargs={"middleware": [Middleware(HideAppFromStrangers)]})
 
 
 def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir: str | Path = "runs") -> gr.Blocks:
-    """The whole studio as a gr.Blocks (launch it with **LAUNCH_KWARGS for the studio's look)."""
+    """The whole studio as a gr.Blocks (launch it with **launch_kwargs())."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         ctx = _top_bar(store, read_only, str(runs_dir))
         with gr.Tabs():

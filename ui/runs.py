@@ -15,6 +15,7 @@ from arte_core.config import RunConfig, field_help
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
 from arte_core.studio import runs as h
+from arte_core.studio.launch_rules import allowed_models_text
 from ui.common import selected_row_id
 
 PROGRESS_POLL_S = 2  # how often the tab rereads the shown job's progress and the history
@@ -51,6 +52,8 @@ def _form(default_config: RunConfig, read_only: bool) -> dict:
                 "or is stopped: a relaunch resumes where it stopped).")
     if read_only:
         gr.Markdown(f"🔒 {h.READ_ONLY_REASON}", elem_id="runs-read-only")
+    else:
+        gr.Markdown(allowed_models_text(), elem_id="runs-allowed-models")
     with gr.Row():
         fields = []
         for path, label in h.KEY_FIELDS:

@@ -16,6 +16,7 @@ from arte_core.jobs import JobManager
 from arte_core.stages.registry import STAGES
 from arte_core.store import Store, catalog
 from arte_core.studio.common import table_ready
+from arte_core.studio.launch_rules import check_launch_allowed
 
 STAGE_CHOICES = ["all", *STAGES]  # 'all' = what `arte run` runs; one stage alone, optional ones included
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
@@ -49,14 +50,18 @@ def default_config(runs_dir: str) -> RunConfig:
 
 
 def parse_config(yaml_text: str) -> RunConfig:
-    """The form's YAML as a RunConfig; ArteError names what is wrong."""
+    """The form's YAML as a RunConfig; ArteError names what is wrong. An empty form (nothing but blanks
+    or comments) is the demo config, as `arte run` without --config is: never the built-in full-size
+    defaults (250 questions, n_test 200), which take hours."""
     try:
         data = yaml.safe_load(yaml_text or "")
     except yaml.YAMLError as exc:
         raise ArteError(f"the config is not valid YAML: {exc}") from None
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        return load_config(demo_config_path())
+    if not isinstance(data, dict):
         raise ArteError(f"the config must be a YAML mapping of fields, got {type(data).__name__}.")
-    return config_from_dict(data or {})
+    return config_from_dict(data)
 
 
 def field_value(config: RunConfig, path: str) -> Any:
@@ -101,9 +106,11 @@ def _refuse_if_read_only(read_only: bool) -> None:
 
 
 def launch_job(jobs: JobManager, read_only: bool, yaml_text: str, stage: str, who: str = "studio") -> dict:
-    """Parse the form and launch; returns the new jobs row. ArteError (nothing launched) on any problem."""
+    """Parse the form and launch; returns the new jobs row. ArteError (nothing launched) on any problem,
+    also for models or model code the server's owner does not allow (launch_rules)."""
     _refuse_if_read_only(read_only)
     config = parse_config(yaml_text)
+    check_launch_allowed(config)
     return jobs.launch(config, [stage or "all"], who=who or "studio")
 
 
@@ -135,6 +142,7 @@ def relaunch_job(jobs: JobManager, read_only: bool, job_id: str | None, who: str
     target = shown_job(jobs, job_id)
     if not target:
         raise ArteError("no job to relaunch yet; launch one first.")
+    check_launch_allowed(parse_config(jobs.job(target)["config_yaml"]))  # the rules may have changed since
     return jobs.relaunch(target, who=who or "studio")
 
 
