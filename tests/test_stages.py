@@ -362,3 +362,22 @@ def test_score_before_elicit_refuses_on_the_command_line_and_marks_nothing(tmp_p
     assert "run `arte elicit` first" in capsys.readouterr().err
     with Store(db, read_only=True) as store:
         assert store.rows("SELECT * FROM stage_status") == []
+
+
+def test_rescore_scores_anew_only_the_drafts_an_older_version_scored(ctx):
+    seed_drafts(ctx, QUESTIONS[:2])
+    run_stage(ctx, "score")
+    student = ctx.config.student
+    old = sorted(ctx.store.scored_rationale_ids(ctx.run_id, student))[:2]
+    kept = ctx.store.rows("SELECT rationale_id, created_at FROM icl_scores WHERE rationale_id NOT IN (?, ?)", old)
+    for rid in old:  # what an upgraded schema-2 store holds: no parse modes, no balanced accuracy
+        ctx.store.execute("UPDATE icl_items SET parse_mode = NULL, truncated = NULL WHERE rationale_id = ?", [rid])
+        ctx.store.execute("UPDATE icl_scores SET balanced_accuracy = NULL WHERE rationale_id = ?", [rid])
+    with pytest.raises(ArteError, match="2 of 4 drafts .* `arte rescore`"):
+        run_stage(ctx, "pairs")
+    assert run_stage(ctx, "rescore") == {"n_dropped": 2, "n_scored_now": 2}
+    assert ctx.store.scalar("SELECT count(*) FROM icl_items WHERE parse_mode IS NULL") == 0
+    assert ctx.store.scalar("SELECT count(*) FROM icl_scores WHERE balanced_accuracy IS NULL") == 0
+    assert ctx.store.rows("SELECT rationale_id, created_at FROM icl_scores WHERE rationale_id NOT IN (?, ?)",
+                          old) == kept  # newer scores are not recomputed
+    assert ctx.store.is_done(ctx.run_id, "rescore", student)

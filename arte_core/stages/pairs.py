@@ -150,8 +150,9 @@ def _check_scored_with(ctx: RunContext, student: str, drafts: list[dict], column
     old = sum(row[column] is None for row in drafts)
     if old:
         raise ArteError(f"{old} of {len(drafts)} drafts of student '{student}' in run '{ctx.run_id}' have no {column}: "
-                        "they were scored by an older ARTE Studio (schema 2 or before). Rank them on raw accuracy, "
-                        "as pairs were built then, with pairs.score: accuracy (--pairs.score accuracy).")
+                        "they were scored by an older ARTE Studio (schema 2 or before). Score them anew with `arte rescore`, "
+                        "or rank them on raw accuracy, as pairs were built then, with pairs.score: accuracy "
+                        "(--pairs.score accuracy).")
 
 
 def _missing_scores_error(ctx: RunContext, student: str, signal: str) -> ArteError:

@@ -303,6 +303,19 @@ class Store:
             self.insert("icl_scores", [score])
             self.insert("icl_items", items)
 
+    def drop_scores_read_before_parse_modes(self, run_id: str, student: str) -> int:
+        """Delete the student's draft scores whose answers were read by an older ARTE Studio (items
+        without a parse mode: schema 2 or before), so that `arte rescore` scores them anew; returns how
+        many drafts lost their score. Newer scores stay."""
+        with self.transaction():
+            old = [r["rationale_id"] for r in self.rows(
+                "SELECT DISTINCT i.rationale_id FROM icl_items i JOIN icl_scores s USING (rationale_id, student) "
+                "WHERE s.run_id = ? AND s.student = ? AND i.parse_mode IS NULL", [run_id, student])]
+            for table in ("icl_items", "icl_scores"):
+                self.execute(f"DELETE FROM {table} WHERE student = ? AND list_contains(?, rationale_id)",
+                             [student, old])
+        return len(old)
+
     def scored_rationale_ids(self, run_id: str, student: str) -> set[str]:
         return {r["rationale_id"] for r in self.rows(
             "SELECT rationale_id FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, student])}
