@@ -67,6 +67,13 @@ def test_a_task_file_that_is_not_utf8_names_the_file_and_the_fix(which, tmp_path
     assert str(bad_file) in err and "UTF-8" in err
 
 
+def test_a_config_file_that_is_not_utf8_names_the_file_and_the_fix(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_bytes("task: boolean_expressions\nrun_name: caf\u00e9\n".encode("latin-1"))
+    err = cli_error(capsys, "config", "--config", str(config))
+    assert f"{config} is not UTF-8 text" in err and "re-save it as UTF-8" in err
+
+
 def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
     """Windows editors save UTF-8 with a BOM; it is still UTF-8 text."""
     bom = b"\xef\xbb\xbf"

@@ -78,7 +78,14 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ArteError(f"config file {path} does not exist.")
-    return config_from_yaml(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is still UTF-8
+    except UnicodeDecodeError as exc:
+        raise ArteError(f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); re-save it "
+                        "as UTF-8 (in most editors: Save As, encoding UTF-8).") from None
+    except OSError as exc:
+        raise ArteError(f"cannot read the config file {path}: {exc.strerror or exc}.") from None
+    return config_from_yaml(text, str(path))
 
 
 def demo_config_path() -> Path:

@@ -117,7 +117,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ArteError(f"config section '{prefix or 'top level'}' must be a mapping, got {data!r}.")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=repr)  # YAML keys may be numbers or null as well as text
     if unknown:
         where = f" in section '{prefix}'" if prefix else ""
         raise ArteError(
