@@ -300,3 +300,94 @@ def test_techniques_are_two_to_five_sentences_each(name, tasks):
         sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text.strip())
         assert 2 <= len(sentences) <= 5, text
         assert text.strip().endswith(".")
+
+
+# --- preference and test splits ------------------------------------------------------------------
+
+
+def _hand_task(targets: list[str], answer_format: AnswerFormat, inputs: list[str] | None = None):
+    from arte_core.tasks import Example, Exemplar, Task
+
+    inputs = inputs or [f"question number {i}" for i in range(len(targets))]
+    return Task(name="hand", description="A task written by a test.", answer_format=answer_format,
+                exemplars=[Exemplar(inputs[0], "It is so.", targets[0])],
+                examples=[Example(i, t) for i, t in zip(inputs, targets)])
+
+
+def _label_counts(task, examples) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for example in examples:
+        label = task.normalise(example.target)
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def _within_one_item(task, examples, labels) -> bool:
+    counts = _label_counts(task, examples)
+    shares = [counts.get(label, 0) for label in labels]
+    return set(counts) <= set(labels) and max(shares) - min(shares) <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("targets, answer_format, labels", [
+    (["Yes"] * 80 + ["No"] * 20, AnswerFormat.YES_NO, ("No", "Yes")),  # skewed 4:1
+    (["True"] * 30 + ["False"] * 90, AnswerFormat.BOOLEAN, ("False", "True")),
+    (["(A)"] * 50 + ["(B)"] * 20 + ["(C)"] * 15, AnswerFormat.CHOICE, ("(A)", "(B)", "(C)")),
+    (["valid"] * 70 + ["invalid"] * 25, AnswerFormat.TEXT, ("invalid", "valid")),  # an inferred label set
+])
+def test_a_stratified_split_balances_the_labels(targets, answer_format, labels, seed):
+    task = _hand_task(targets, answer_format)
+    assert task.split_labels(task.pool()) == labels
+    for n_pref, n_test in [(12, 24), (7, 11), (9, 10)]:
+        pref, test = task.split(n_pref, n_test, seed)
+        assert (len(pref), len(test)) == (n_pref, n_test)
+        assert _within_one_item(task, pref, labels), _label_counts(task, pref)
+        assert _within_one_item(task, test, labels), _label_counts(task, test)
+
+
+@pytest.mark.parametrize("name", ["boolean_expressions", "navigate", "web_of_lies"])
+def test_builtin_two_label_tasks_get_balanced_splits(name, tasks):
+    task = tasks[name]
+    pref, test = task.split(12, 24, 0)
+    assert _label_counts(task, pref) == {label: 6 for label in task.split_labels(task.pool())}
+    assert _label_counts(task, test) == {label: 12 for label in task.split_labels(task.pool())}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_rare_label_is_shared_by_both_splits_and_the_others_fill_them(seed):
+    task = _hand_task(["Yes"] * 60 + ["No"] * 6, AnswerFormat.YES_NO)  # the exemplar takes a Yes
+    pref, test = task.split(12, 24, seed)
+    assert (len(pref), len(test)) == (12, 24)  # the splits keep their sizes
+    # 6 No for 36 items: in proportion to the split sizes, not all in the preference split
+    assert (_label_counts(task, pref)["No"], _label_counts(task, test)["No"]) == (2, 4)
+
+
+def test_open_answer_tasks_keep_a_seeded_random_split():
+    task = _hand_task([str(i * 7) for i in range(60)], AnswerFormat.INTEGER)
+    assert task.split_labels(task.pool()) == ()
+    assert task.split(10, 20, 3) == task.split(10, 20, 3)
+    assert task.split(10, 20, 3) != task.split(10, 20, 4)
+
+
+@pytest.mark.parametrize("answer_format, targets", [(AnswerFormat.YES_NO, ["Yes", "No"]),
+                                                    (AnswerFormat.INTEGER, ["1", "2", "3"])])
+def test_duplicates_never_land_in_both_splits(answer_format, targets):
+    from arte_core.tasks.base import input_key
+
+    distinct = [f"Is question {i} a copy?" for i in range(20)]
+    # every question three times, as in the file and with other case and spacing
+    inputs = distinct + [q.upper() for q in distinct] + [q.replace(" ", "   ") for q in distinct]
+    task = _hand_task([targets[i % len(targets)] for i in range(60)], answer_format, inputs)
+    for seed in range(5):
+        pref, test = task.split(8, 30, seed)
+        keys = [input_key(e.input) for e in pref + test]
+        assert len(keys) == len(set(keys)), "an input is in both splits or twice in one"
+        assert input_key(distinct[0]) not in keys  # the seed exemplar stays out, whatever its spelling
+    assert len(task.pool()) == 19
+
+
+def test_a_split_too_large_for_the_distinct_pool_is_refused():
+    inputs = [f"q{i % 5}" for i in range(40)]  # 40 rows, 5 distinct questions
+    task = _hand_task(["Yes", "No"] * 20, AnswerFormat.YES_NO, inputs)
+    with pytest.raises(ArteError, match="4 usable examples .* lower score.n_pref"):
+        task.split(4, 10, 0)

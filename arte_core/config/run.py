@@ -20,6 +20,7 @@ from arte_core.config.fields import option, section
 # read them from here (or with `field_choices("section.field")`).
 TECHNIQUES = ("expert_procedure", "common_sense", "task_description", "eliminate_options")
 PROMPT_FORMATS = ("completion", "chat")
+QUESTION_SOURCES = ("teacher", "pool")
 ENGINES = ("fast", "batched", "plain")
 DTYPES = ("float32", "bfloat16")
 BACKENDS = ("transformers", "vllm")
@@ -71,11 +72,13 @@ class ElicitConfig:
     """Step 1: the teacher writes draft questions, then one rationale per reasoning technique."""
 
     n_questions: int = option(250, "Draft questions to keep per task (the paper's m).", **POSITIVE_INT)
+    question_source: str = option("teacher", "Where draft questions come from: 'teacher' (the teacher writes them, the paper) or 'pool' (ours: labelled questions of the task's pool left out of the preference and test splits; the teacher writes only rationales, so the rationale half of ARTE works with a teacher that cannot write the task's questions).", choices=QUESTION_SOURCES)
     prompt_format: str = option("chat", "Teacher prompts as 'chat' instructions (instruct teachers, the paper) or a 'completion' pattern to continue (ours: what a very small teacher can follow).", choices=PROMPT_FORMATS)
     questions_per_call: int = option(5, "Questions the generation prompt asks for in one teacher call.", **POSITIVE_INT)
     question_temperature: float = option(1.0, "Sampling temperature for draft questions (0 = greedy).", **TEMPERATURE)
     question_max_new_tokens: int = option(768, "Token limit of one question-generation call.", **TOKENS)
     max_question_calls: int = option(0, "Stop after this many question calls even if short of n_questions (0 = 4 × n_questions / questions_per_call). Ours: bounds a teacher that writes unparsable output.", minimum=0)
+    max_unparsed_calls: int = option(3, "Give up after this many teacher calls in a row that keep no question, while none is kept yet (ours: a teacher that cannot write the task's questions fails in seconds, not minutes). Not part of the run's identity: raise it and rerun to resume.", minimum=1, maximum=1000)
     near_duplicate_threshold: float = option(0.9, "Drop a question whose character-level similarity to a kept one is at least this (ours).", minimum=0.0, exclusive_minimum=True, maximum=1.0)
     techniques: list[str] = option(list(TECHNIQUES), "Reasoning-technique prompts, one rationale each (the paper's n = 4).", choices=TECHNIQUES, non_empty=True, check=_distinct, check_text="each once")
     rationale_temperature: float = option(0.7, "Sampling temperature for draft rationales (ours; 0 = greedy).", **TEMPERATURE)
@@ -186,6 +189,24 @@ class InfluenceConfig:
     device: str = option("auto", "Where the probes run: 'auto' (a CUDA GPU when torch sees one, else the CPU), 'cpu' or 'cuda'.", choices=INFLUENCE_DEVICES)
 
 
+# Elicit fields added after runs were stored: left out of the run's identity at their default, so every
+# stored run keeps its id, and in it otherwise.
+_ADDED_ELICIT_FIELDS = ("question_source",)
+# Elicit fields that never change a finished elicit's drafts, only when a failing teacher gives up.
+_ELICIT_FIELDS_OUTSIDE_IDENTITY = ("max_unparsed_calls",)
+
+
+def _elicit_identity(elicit: ElicitConfig) -> dict:
+    identity = dataclasses.asdict(elicit)
+    for name in _ELICIT_FIELDS_OUTSIDE_IDENTITY:
+        del identity[name]
+    defaults = ElicitConfig()
+    for name in _ADDED_ELICIT_FIELDS:
+        if identity[name] == getattr(defaults, name):
+            del identity[name]
+    return identity
+
+
 @dataclass
 class RunConfig:
     """The whole ARTE loop on one task."""
@@ -219,9 +240,9 @@ class RunConfig:
         split sizes. Students, pair and training settings may differ between calls on one run (a
         second student is scored into the same run); a stage already done is not redone by a
         changed setting — use a new run name for that. Stored run ids depend on this hash: a new
-        `elicit` field changes it."""
+        `elicit` field must leave it alone at its default (see `_elicit_identity`)."""
         identity = {"task": self.task, "task_dir": self.task_dir, "teacher": self.teacher, "seed": self.seed,
-                    "elicit": dataclasses.asdict(self.elicit), "n_pref": self.score.n_pref,
+                    "elicit": _elicit_identity(self.elicit), "n_pref": self.score.n_pref,
                     "n_test": self.eval.n_test}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from arte_core.errors import ArteError
 from arte_core.store import Store, analysis, catalog
@@ -71,7 +72,17 @@ def _drafts_info(store: Store, run_id: str, student: str, result: dict, page_siz
     mean = analysis.mean_accuracy(store, run_id, student)
     mean = float("nan") if mean is None else mean
     return (f"Drafts {first}–{last} of {total} · page {page} of {result['pages']} · "
-            f"scores of **{html.escape(student)}**; {plots.noise_note(mean, n_pref)}")
+            f"scores of **{html.escape(student)}**; {plots.noise_note(mean, n_pref)}"
+            + _question_source_note(store, run_id))
+
+
+def _question_source_note(store: Store, run_id: str) -> str:
+    """Says so when the run's draft questions come from the task's pool, not from the teacher."""
+    config = yaml.safe_load(store.run(run_id)["config_yaml"]) or {}
+    if (config.get("elicit") or {}).get("question_source") != "pool":
+        return ""
+    return (" · questions drawn from the task's labelled pool (elicit.question_source: pool; none is a "
+            "preference or test item); the teacher wrote only the rationales")
 
 
 def draft_detail(store: Store, rationale_id: Any, student: Any) -> dict:

@@ -75,22 +75,91 @@ class Task:
         except Exception:  # a teacher-written question may be anything; the solver must not crash a run
             return None
 
-    def split(self, n_pref: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
-        """A seeded, disjoint (preference, test) split of the labelled pool.
+    def pool(self) -> list[Example]:
+        """The labelled examples that may enter a split or a draft: duplicates (by normalised input) kept
+        once, the first time, and seed exemplar questions left out, so a demo never leaks its own answer."""
+        seen = {input_key(e.input) for e in self.exemplars}
+        pool = []
+        for example in self.examples:
+            key = input_key(example.input)
+            if key not in seen:
+                seen.add(key)
+                pool.append(example)
+        return pool
 
-        Seed exemplar questions are kept out of both, so a demo never leaks its own answer.
+    def split_labels(self, pool: list[Example]) -> tuple[str, ...]:
+        """The closed answer set the splits are stratified over, or () for open answers.
+
+        A TEXT task's inferred labels, True/False, Yes/No, or the choice letters the pool uses. A pool
+        with a target outside that set (a stray in public data) is not stratified.
         """
-        seed_inputs = {e.input.strip() for e in self.exemplars}
-        pool = [e for e in self.examples if e.input.strip() not in seed_inputs]
+        if self.labels:
+            labels = self.labels
+        elif self.answer_format is AnswerFormat.BOOLEAN:
+            labels = ("False", "True")
+        elif self.answer_format is AnswerFormat.YES_NO:
+            labels = ("No", "Yes")
+        elif self.answer_format is AnswerFormat.CHOICE:
+            labels = tuple(sorted({self.normalise(e.target) for e in pool} - {None}))
+        else:
+            return ()
+        return labels if all(self.normalise(e.target) in labels for e in pool) else ()
+
+    def split(self, n_pref: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+        """A seeded, disjoint (preference, test) split of the deduplicated pool (see `pool`).
+
+        With a label set (`split_labels`) each split is stratified: labels are drawn in turns, so every
+        label gets an equal share within one item. A label too rare for equal shares in both splits is
+        shared between them in proportion to their sizes, and the turns go on over the other labels:
+        the splits keep their sizes rather than shrinking. Open-answer tasks get a seeded random split.
+        A run stores its split once (`Store.save_split`); this never re-splits a stored run.
+        """
+        pool = self.pool()
         if n_pref < 1:
             raise ArteError(f"n_pref must be at least 1 (got {n_pref}).")
         if len(pool) < n_pref + 1:
             raise ArteError(
-                f"task '{self.name}' has {len(pool)} usable examples, too few for a preference "
-                f"split of {n_pref} plus a test split; lower score.n_pref or add examples ({self.source})."
+                f"task '{self.name}' has {len(pool)} usable examples (distinct, seed exemplars left out), too few "
+                f"for a preference split of {n_pref} plus a test split; lower score.n_pref or add examples "
+                f"({self.source})."
             )
-        order = list(range(len(pool)))
-        random.Random(seed).shuffle(order)
-        pref = [pool[i] for i in order[:n_pref]]
-        rest = [pool[i] for i in order[n_pref:]]
-        return pref, rest[:n_test]
+        rng = random.Random(seed)
+        labels = self.split_labels(pool)
+        if not labels:
+            order = list(range(len(pool)))
+            rng.shuffle(order)
+            pref = [pool[i] for i in order[:n_pref]]
+            rest = [pool[i] for i in order[n_pref:]]
+            return pref, rest[:n_test]
+        by_label: dict[str, list[Example]] = {label: [] for label in labels}
+        for example in pool:
+            by_label[self.normalise(example.target)].append(example)
+        for examples in by_label.values():
+            rng.shuffle(examples)
+        turn_order = list(labels)
+        rng.shuffle(turn_order)  # which labels get the one extra item when the size does not divide
+        total = n_pref + n_test
+        # A rare label's share of the test split, kept out of the preference draw.
+        reserved = {label: examples[:len(examples) * n_test // total] if len(examples) * len(labels) < total else []
+                    for label, examples in by_label.items()}
+        for label, kept_back in reserved.items():
+            del by_label[label][:len(kept_back)]
+        pref = _take_in_turns(by_label, turn_order, n_pref)
+        for label, kept_back in reserved.items():
+            by_label[label] += kept_back
+        return pref, _take_in_turns(by_label, turn_order, n_test)
+
+
+def input_key(text: str) -> str:
+    """An input as compared for duplicates: case and runs of whitespace ignored."""
+    return " ".join(text.split()).lower()
+
+
+def _take_in_turns(by_label: dict[str, list[Example]], turn_order: list[str], n: int) -> list[Example]:
+    """Up to `n` examples, one label at a time in `turn_order`, removed from `by_label`."""
+    taken: list[Example] = []
+    while len(taken) < n and any(by_label.values()):
+        for label in turn_order:
+            if by_label[label] and len(taken) < n:
+                taken.append(by_label[label].pop())
+    return taken
