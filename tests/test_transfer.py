@@ -36,6 +36,9 @@ def populate_run(store: Store, run_id: str, decision_base: int) -> None:
         store.insert("influence_scores", [dict(rationale_id=f"{run_id}:draft:q00000:common_sense", student="student-a",
                                                run_id=run_id, loss_before=1.0, loss_after=0.9, influence=-0.1,
                                                mode="sgd", learning_rate=1e-4, n_reference=4, created_at=utcnow())])
+        store.insert("influence_items", [dict(rationale_id=f"{run_id}:draft:q00000:common_sense", student="student-a",
+                                              run_id=run_id, item_index=i, loss_before=1.0, loss_after=0.9)
+                                         for i in range(4)])
         store.replace_pairs(run_id, "student-a", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
         store.insert("pair_decisions", [decision_row(decision_base + 1, f"{run_id}-p1")])
         store.add_artifact(run_id, "teacher_adapter", "adapter", f"/runs/{run_id}/adapter", {"steps": 2},
@@ -275,8 +278,10 @@ def test_export_from_a_read_only_store(project, tmp_path):
 def downgrade(store: Store, version: int) -> None:
     """What a store written by an older ARTE Studio looks like: without the columns that MIGRATIONS
     added after `version` (schema 1: no pairs.style; 2: no answer readings or balanced scores)."""
-    added = [re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt).groups()
-             for v in range(version + 1, SCHEMA_VERSION + 1) for stmt in MIGRATIONS[v]]
+    later = [stmt for v in range(version + 1, SCHEMA_VERSION + 1) for stmt in MIGRATIONS[v]]
+    added = [re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt).groups() for stmt in later if stmt.startswith("ALTER")]
+    for table in [re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", s).group(1) for s in later if s.startswith("CREATE")]:
+        store.execute(f"DROP TABLE {table}")  # a table a later schema added
     for table, column in added:
         indexes = [r["sql"] for r in store.rows("SELECT sql FROM duckdb_indexes() WHERE table_name = ?", [table])]
         for sql in indexes:  # DuckDB drops no column of a table with an index
@@ -316,7 +321,7 @@ def test_a_schema_2_store_keeps_its_scores_and_gets_null_readings_when_upgraded_
     with pytest.raises(ArteError, match="older store schema 2 .* open it once read-write"):
         Store(path, read_only=True)
     with Store(path) as upgraded:
-        assert upgraded.scalar("SELECT max(version) FROM schema_version") == 3
+        assert upgraded.scalar("SELECT max(version) FROM schema_version") == SCHEMA_VERSION
         assert upgraded.rows("SELECT rationale_id, accuracy, n_correct FROM icl_scores ORDER BY ALL") == scores
         assert upgraded.scalar("SELECT count(*) FROM icl_scores WHERE balanced_accuracy IS NOT NULL OR "
                                "label_copy_rate IS NOT NULL OR n_truncated IS NOT NULL OR n_lenient IS NOT NULL") == 0

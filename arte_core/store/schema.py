@@ -1,6 +1,17 @@
 """The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+# influence_items (TABLES), spelled once for the table and its migration.
+INFLUENCE_ITEMS_COLUMNS = """
+        rationale_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        loss_before DOUBLE NOT NULL,
+        loss_after DOUBLE NOT NULL,
+        PRIMARY KEY (rationale_id, student, item_index)
+    """
 
 # Statements that bring a store of the previous version up to each version (`Store` runs them when it
 # opens a store read-write). New columns go at the end of their table, so an upgraded table and a
@@ -18,6 +29,16 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE evaluations ADD COLUMN n_truncated INTEGER",
         "ALTER TABLE eval_items ADD COLUMN parse_mode VARCHAR",
         "ALTER TABLE eval_items ADD COLUMN truncated BOOLEAN"],
+    # Per-reference-item losses of each influence probe, so the influence signal's split-half
+    # reliability can be computed (create_statements makes the table; listed here as the upgrade's record).
+    4: ["CREATE TABLE IF NOT EXISTS influence_items (" + " ".join(INFLUENCE_ITEMS_COLUMNS.split()) + ")",
+        # Each pair's paired exact test on the items both sides answered (stages/pair_evidence.py).
+        # Pairs built before keep NULL: "not tested" until the pairs are rebuilt.
+        "ALTER TABLE pairs ADD COLUMN p_value DOUBLE",
+        "ALTER TABLE pairs ADD COLUMN n_shared INTEGER",
+        "ALTER TABLE pairs ADD COLUMN n_chosen_only INTEGER",
+        "ALTER TABLE pairs ADD COLUMN n_rejected_only INTEGER",
+        "ALTER TABLE pairs ADD COLUMN pair_test VARCHAR"],
 }
 
 TABLES: dict[str, str] = {
@@ -145,6 +166,13 @@ TABLES: dict[str, str] = {
         created_at TIMESTAMP NOT NULL,
         PRIMARY KEY (rationale_id, student)
     """,
+    # One row per draft and reference item of an influence probe: the item's loss before and after
+    # the step (the draft's influence is the mean of loss_after - loss_before over its items).
+    "influence_items": INFLUENCE_ITEMS_COLUMNS,
+    # p_value: the pair's paired exact test on the n_shared items both sides answered; n_chosen_only /
+    # n_rejected_only: the discordant items (only the chosen / only the rejected side right, or for
+    # question pairs the items where its rationales did better); pair_test names the test, or says
+    # why there is none ('none: ...'). NULL everywhere on pairs built before schema 4.
     "pairs": """
         pair_id VARCHAR PRIMARY KEY,
         run_id VARCHAR NOT NULL,
@@ -160,7 +188,12 @@ TABLES: dict[str, str] = {
         rejected_score DOUBLE NOT NULL,
         margin DOUBLE NOT NULL,
         created_at TIMESTAMP NOT NULL,
-        style VARCHAR DEFAULT 'arte'
+        style VARCHAR DEFAULT 'arte',
+        p_value DOUBLE,
+        n_shared INTEGER,
+        n_chosen_only INTEGER,
+        n_rejected_only INTEGER,
+        pair_test VARCHAR
     """,
     # The audit trail of human decisions on pairs: rows are only ever added, never updated.
     "pair_decisions": """

@@ -163,7 +163,10 @@ def ingest(store: Store, path: str | Path) -> dict[str, int]:
     with _attached(store, path, read_only=True) as src:
         version = store.con.execute(f"SELECT max(version) FROM {src}.schema_version").fetchall()[0][0]
         _check_source_version(version, str(path))
-        return _merge(store, {t: f"{src}.{t}" for t in TABLES}, skip=NEVER_INGESTED)
+        # A job file from an older schema lacks the tables added since: it has no rows for them.
+        present = {r[0] for r in store.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [src]).fetchall()}
+        return _merge(store, {t: f"{src}.{t}" for t in TABLES if t in present}, skip=NEVER_INGESTED)
 
 
 # -- Parquet ------------------------------------------------------------------------------------
