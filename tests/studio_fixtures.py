@@ -278,3 +278,41 @@ def build_fixture_file(folder: str | Path, name: str = "fixture.duckdb") -> Path
     build_fixture_store(path).close()
     return path
 
+
+# -- scores as ARTE Studio has kept them since schema 3 ------------------------------------------------
+
+RESCORED_QUESTIONS = range(5)  # question 5's drafts keep their old scores (NULL in the new columns)
+COPYING_DRAFT = (1, 1)  # rescored as answering "True", the demo's own (wrong) answer, on every item
+TRUNCATED_ITEM = ((0, 0), N_PREF - 1)  # (draft, item): the unparsed answer was an output cut off at its cap
+LENIENT_ITEMS = ((0, 1), (0, 1, 2))  # (draft, items) read by the lenient fallback
+
+
+def rescore_fixture(store: Store) -> None:
+    """Give STUDENT's drafts of RESCORED_QUESTIONS the scores and per-item readings a schema-3 score
+    stage stores (parse modes, truncation, balanced accuracy, label-copy rate), as that stage computes
+    them; OTHER_STUDENT and question 5 stay as an older version scored them."""
+    from arte_core.stages.score import balanced_accuracy, label_copy_rate
+
+    targets = ["True" if k % 2 == 0 else "False" for k in range(N_PREF)]
+    with store.transaction():
+        for q in RESCORED_QUESTIONS:
+            for t in range(len(TECHNIQUES)):
+                rid = rationale_id(q, t)
+                items = store.rows("SELECT item_index, answer FROM icl_items WHERE rationale_id = ? AND student = ? "
+                                   "ORDER BY item_index", [rid, STUDENT])
+                answers = ["True"] * N_PREF if (q, t) == COPYING_DRAFT else [i["answer"] for i in items]
+                for k, answer in enumerate(answers):
+                    mode = "none" if answer is None else (
+                        "lenient" if (q, t) == LENIENT_ITEMS[0] and k in LENIENT_ITEMS[1] else "strict")
+                    store.execute("UPDATE icl_items SET answer = ?, correct = ?, parse_mode = ?, truncated = ?, "
+                                  "output = ? WHERE rationale_id = ? AND student = ? AND item_index = ?",
+                                  [answer, answer == targets[k], mode, ((q, t), k) == TRUNCATED_ITEM,
+                                   "So the answer is" if answer is None else f"So the answer is {answer}.",
+                                   rid, STUDENT, k])
+                correct = [a == target for a, target in zip(answers, targets)]
+                store.execute(
+                    "UPDATE icl_scores SET accuracy = ?, n_correct = ?, balanced_accuracy = ?, label_copy_rate = ?, "
+                    "n_truncated = ?, n_lenient = ? WHERE rationale_id = ? AND student = ?",
+                    [sum(correct) / N_PREF, sum(correct), balanced_accuracy(targets, correct),
+                     label_copy_rate(answers, teacher_answer(q, t)), int(rid == rationale_id(*TRUNCATED_ITEM[0])),
+                     len(LENIENT_ITEMS[1]) if (q, t) == LENIENT_ITEMS[0] else 0, rid, STUDENT])

@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 from gradio_client import Client
 from helpers import free_port
-from studio_fixtures import OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, rationale_id
+from studio_fixtures import (COPYING_DRAFT, OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store,
+                             rationale_id, rescore_fixture)
 
 from arte_core.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 DRAFT_DEFAULTS = dict(technique="all", min_score="", max_score="", min_words="", max_words="", agrees="any",
-                      solver="any", search="", sort="score", direction="desc", origin="draft")
+                      solver="any", search="", sort="score", direction="desc", origin="draft", min_balanced="",
+                      max_balanced="", copies_label="any")
 PAIR_DEFAULTS = dict(kind="all", state="all", contested=False, max_margin=0.1, search="", sort="margin",
-                     direction="asc", blind=False)
+                     direction="asc", blind=False, evidence="all", noise_level=0.05)
 
 
 def launch(store: Store, read_only: bool, runs_dir) -> tuple:
@@ -105,7 +107,7 @@ def test_every_tab_has_its_endpoints(served):
     expected = {"/drafts_query", "/drafts_apply", "/drafts_detail", "/drafts_select", "/pairs_query", "/pairs_apply",
                 "/pairs_open", "/pairs_decide", "/pairs_decide_bulk", "/pairs_undo", "/pairs_trail",
                 "/analysis_plots", "/signals_compare", "/export_pairs", "/export_sft", "/export_drafts",
-                "/export_push", "/runs_history", "/studio_load"}
+                "/export_push", "/runs_history", "/studio_load", "/health_view", "/drafts_health", "/pairs_health"}
     assert expected <= endpoints
 
 
@@ -133,7 +135,62 @@ def test_drafts_detail(served):
     meta, question, rationale, prompt, items = client.predict(rationale_id(0, 0), STUDENT, api_name="/drafts_detail")
     assert "**expert_procedure**" in meta and question.startswith("True and not False")
     assert rationale.startswith("Using expert_procedure on question 0")
-    assert column(items, "correct").count("✓ right") == 9
+    assert column(items, "correct").count("yes") == 9
+    assert set(column(items, "parse mode")) == {"—"}  # the fixture's answers were read before parse modes
+
+
+def test_rescored_drafts_show_balanced_accuracy_the_copy_flag_and_parse_modes(served_fresh):
+    store, client = served_fresh
+    rescore_fixture(store)
+    table, info, _ = drafts_query(client, copies_label="yes")
+    assert column(table, "rationale_id") == [rationale_id(*COPYING_DRAFT)]
+    assert (column(table, "label-copy rate"), column(table, "balanced accuracy")) == ([1.0], [0.5])
+    assert "copies demo label: label-copy rate ≥ 0.9 with balanced accuracy within 0.50 ± 0.16" in info
+    _, _, _, _, items = client.predict(rationale_id(0, 0), STUDENT, api_name="/drafts_detail")
+    assert column(items, "parse mode")[-2:] == ["strict", "none"] and column(items, "cut off")[-2:] == ["no", "yes"]
+
+
+def test_the_shipped_demo_shows_old_scores_as_a_dash_with_how_to_rescore(tmp_path):
+    """The demo dataset (assets/demo/, imported into an empty store as app.py does) is all scored by an
+    older version: the new columns read "—" with the note, never 0, and every figure still draws."""
+    app = load_entry_point()
+    with Store(tmp_path / "demo.duckdb") as store:
+        assert "imported the demo dataset" in app.fill_empty_store(store)
+        run, student = store.scalar("SELECT run_id FROM runs"), store.scalar("SELECT DISTINCT student FROM icl_scores")
+        demo, client = launch(store, read_only=True, runs_dir=tmp_path / "runs")
+        try:
+            values = {**DRAFT_DEFAULTS, "sort": "balanced accuracy"}
+            table, info, _ = client.predict(run, student, *values.values(), 1, api_name="/drafts_query")
+            assert "— : scored by an older version; `arte rescore` scores it anew (32 of this student's drafts)" in info
+            for name in ("balanced accuracy", "label-copy rate", "copies demo label", "cut off", "lenient"):
+                assert set(column(table, name)) == {"—"}, name
+            assert set(column(table, "answer ok")) <= {"yes", "no"}
+            first = column(table, "rationale_id")[0]
+            _, _, _, _, items = client.predict(first, student, api_name="/drafts_detail")
+            assert set(column(items, "parse mode")) == {"—"} and set(column(items, "cut off")) == {"—"}
+            *_, label_copy, evaluation_table = client.predict(run, student, api_name="/analysis_plots")
+            assert "32 drafts were scored by an older version" in json.dumps(json.loads(label_copy["plot"]))
+            assert set(column(evaluation_table, "cut off")) == {"—"}
+            assert all("–" in ci for ci in column(evaluation_table, "95% CI"))
+        finally:
+            demo.close()
+
+
+def test_pairs_show_and_filter_their_paired_test(served_fresh):
+    store, client = served_fresh
+    table, info, _, _ = pairs_query(client)  # built before pairs were tested, like the shipped demo: no p, no crash
+    assert set(column(table, "p")) == {"—"} and set(column(table, "evidence")) == {"not tested"}
+    assert "0 significant, 0 within noise, 9 not tested" in info
+    store.execute("UPDATE pairs SET p_value = 0.0703125, n_shared = 10, n_chosen_only = 7, n_rejected_only = 1, "
+                  "pair_test = 'mcnemar_exact' WHERE pair_id = 'pr-4'")
+    table, info, _, _ = pairs_query(client, evidence="within noise")
+    assert column(table, "pair_id") == ["pr-4"] and column(table, "discordant (chosen vs rejected)") == ["7 vs 1 of 10"]
+    table, _, _, _ = pairs_query(client, evidence="significant", noise_level=0.1)
+    assert column(table, "pair_id") == ["pr-4"] and column(table, "p") == ["0.0703"]
+    table, info, _, _ = pairs_query(client, contested=True, max_margin=None)  # empty: the run's noise level
+    assert column(table, "pair_id") == ["pr-2"] and "margin ≤ 0.158" in info
+    header, *_ = client.predict("pr-4", False, False, RUN, api_name="/pairs_open")
+    assert "**p = 0.0703** · within noise at p ≤ 0.05" in header
 
 
 def test_pairs_query_decide_conflict_undo_and_trail(served_fresh):
@@ -176,25 +233,37 @@ def test_decide_and_undo_refuse_impossible_ids_and_store_nothing(served_fresh):
 
 def test_analysis_plots(served):
     _, client = served
-    summary, length, technique, questions, teacher_answer, origin, evaluation, table = client.predict(
+    summary, length, technique, questions, teacher_answer, origin, evaluation, label_copy, table = client.predict(
         RUN, STUDENT, api_name="/analysis_plots")
     assert "24 scored drafts" in summary
     figure = json.loads(length["plot"])
     markers = [t for t in figure["data"] if "markers" in t.get("mode", "")]
     assert sum(array_length(t["x"]) for t in markers) == 24
     assert column(table, "variant") == ["untrained", "original", "arte"] * 2
+    assert column(table, "95% CI")[0] == "0.191–0.438" and column(table, "unparsed rate")[0] == 0.04
+    bars = json.loads(evaluation["plot"])["data"][0]
+    assert bars["text"][0] == "0.300<br>n=50<br>unparsed 4%<br>cut off —"
 
 
 def test_signals_tab_compares_icl_accuracy_with_influence(served):
     store, client = served
-    from arte_core.store.signals import signal_comparison
+    from arte_core.store.signals import signal_comparison, signal_reliability
 
     summary, figure, disagreements = client.predict(RUN, STUDENT, api_name="/signals_compare")
     expected = signal_comparison(store, RUN, STUDENT)
     assert summary.startswith("24 drafts with both signals") and f"{expected['spearman']:.2f}" in summary
+    # the correlation's CI, what unrelated signals would give, and each signal's reliability
+    assert f"95% CI {expected['ci_low']:.2f}…{expected['ci_high']:.2f}" in summary
+    assert f"between {expected['null']['low']:.2f} and {expected['null']['high']:.2f}" in summary
+    icl = signal_reliability(store, RUN, STUDENT, "icl")
+    assert f"split-half reliability {icl['reliability']:.2f} (95% CI {icl['ci_low']:.2f}…{icl['ci_high']:.2f})" in summary
+    assert "influence: no per-item results stored" in summary  # the fixture's influence predates influence_items
     markers = [t for t in json.loads(figure["plot"])["data"] if "markers" in t.get("mode", "")]
     assert sum(array_length(t["x"]) for t in markers) == 24
-    assert sorted(column(disagreements, "rationale_id")) == sorted(r["rationale_id"] for r in expected["disagreements"])
+    # disagreements farthest apart first, as the store ranks them
+    assert column(disagreements, "rationale_id") == [r["rationale_id"] for r in expected["disagreements"]]
+    distances = column(disagreements, "rank_distance")
+    assert distances == sorted(distances, reverse=True) and len(distances) > 1
     summary, figure, _ = client.predict(RUN, OTHER_STUDENT, api_name="/signals_compare")
     assert "No drafts with both signals" in summary
 
@@ -204,11 +273,30 @@ def test_signals_tab_compares_icl_accuracy_with_influence(served):
     assert influence == pytest.approx(stored)
 
 
+def test_health_view_and_the_pointers_above_the_drafts_and_pairs_tables(served):
+    _, client = served
+    summary, table = client.predict(RUN, STUDENT, api_name="/health_view")
+    assert summary.startswith("Signal health of **student-s**'s preferences in run `bool-fixture`: "
+                              "1 bad · 4 warn · 4 ok · 2 n/a.")
+    assert column(table, "check")[:3] == ["label balance of the preference set", "student above chance", "label copying"]
+    assert column(table, "status")[:3] == ["✅ ok", "❌ bad", "⚠️ warn"]
+    # 5 True / 5 False preference items; every draft right on the first items, whatever their label: J ≈ 0.
+    assert column(table, "value")[:2] == ["0.5", "0.0083"] and column(table, "n")[:2] == [10, 240]
+    assert column(table, "95% CI")[1] == "-0.49 … 0.53"
+    assert client.predict(RUN, STUDENT, api_name="/drafts_health") == (
+        "**Signal health:** 1 bad (student above chance); 2 to watch (label copying, truncated answers) — see the "
+        "**Health** tab.")
+    assert client.predict(RUN, STUDENT, api_name="/pairs_health") == (
+        "**Signal health:** 2 to watch (label copying, significant pairs) — see the **Health** tab.")
+
+
 def test_export_pairs_gives_files(served):
     _, client = served
     files, message = client.predict(RUN, STUDENT, ["jsonl", "parquet"], api_name="/export_pairs")
     names = sorted(str(f).rsplit("/", 1)[-1] for f in files)
-    assert names == ["pairs_bool-fixture_student-s.jsonl", "pairs_bool-fixture_student-s.parquet"]
+    assert names == ["health.json", "pairs_bool-fixture_student-s.jsonl", "pairs_bool-fixture_student-s.parquet"]
+    health = json.loads(Path(next(str(f) for f in files if str(f).endswith("health.json"))).read_text(encoding="utf-8"))
+    assert (health["student"], health["lines"][1]["key"], health["lines"][1]["status"]) == (STUDENT, "above_chance", "bad")
     jsonl = next(str(f) for f in files if str(f).endswith(".jsonl"))
     with open(jsonl, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from datasets import load_from_disk
 from studio_fixtures import (
-    OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, rationale_id, rationale_text,
+    COPYING_DRAFT, OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, rationale_id, rationale_text,
+    rescore_fixture,
 )
 
 from arte_core.errors import ArteError
@@ -37,7 +38,7 @@ def test_drafts_view_states_rows_and_noise(store):
     assert "binomial noise sd ≈ 0.158" in view["info"]  # sqrt(0.5 * 0.5 / 10)
     table = view["table"]
     assert list(table.columns)[-1] == "rationale_id"
-    assert {"acc:student-s", "acc:student-b", "score", "influence"} <= set(table.columns)
+    assert {"acc:student-s", "acc:student-b", "accuracy", "balanced accuracy", "influence"} <= set(table.columns)
     assert table.iloc[0]["rationale_id"] == rationale_id(0, 0)
 
 
@@ -70,12 +71,69 @@ def test_quotes_and_sql_in_search_are_literal(store):
 def test_draft_detail(store):
     detail = drafts.draft_detail(store, rationale_id(0, 0), STUDENT)
     assert "**expert_procedure**" in detail["meta"]
-    assert "student-s 0.90 (9/10, unparsed 1)" in detail["meta"] and "student-b 0.10" in detail["meta"]
+    assert "student-s 0.90 (9/10, unparsed 1;" in detail["meta"] and "student-b 0.10" in detail["meta"]
     assert "Influence: student-s +0.0400" in detail["meta"]
     assert detail["rationale"] == rationale_text(0, 0)
-    assert detail["items"]["correct"].tolist().count("✓ right") == 9
+    assert detail["items"]["correct"].tolist().count("yes") == 9
     with pytest.raises(ArteError, match="click a row"):
         drafts.draft_detail(store, "", STUDENT)
+
+
+@pytest.fixture
+def rescored(store):
+    """The fixture store with STUDENT's drafts of questions 0-4 scored as since schema 3 (studio_fixtures)."""
+    rescore_fixture(store)
+    return store
+
+
+def test_old_scores_show_a_dash_and_how_to_rescore_never_zero(rescored):
+    table = drafts.drafts_view(rescored, RUN, OTHER_STUDENT, drafts.draft_filter())["table"]
+    for name in ("balanced accuracy", "label-copy rate", "copies demo label", "cut off", "lenient"):
+        assert set(table[name]) == {"—"}, name
+    info = drafts.drafts_view(rescored, RUN, OTHER_STUDENT, drafts.draft_filter())["info"]
+    assert "— : scored by an older version; `arte rescore` scores it anew (24 of this student's drafts)" in info
+    mine = drafts.drafts_view(rescored, RUN, STUDENT, drafts.draft_filter(sort="balanced accuracy"))
+    assert "(4 of this student's drafts)" in mine["info"]
+    # sorted by balanced accuracy, the four old scores come last (NULLS LAST), each a dash
+    assert mine["table"]["balanced accuracy"].tolist()[-4:] == ["—"] * 4
+    assert sorted(mine["table"]["rationale_id"].tolist()[-4:]) == sorted(rationale_id(5, t) for t in range(4))
+    top = mine["table"].iloc[0]
+    assert (top["balanced accuracy"], top["label-copy rate"], top["cut off"], top["lenient"]) == (0.9, 0.5, 1, 0)
+
+
+def test_a_draft_whose_student_copies_the_demo_label_at_chance_is_flagged(rescored):
+    # COPYING_DRAFT's student answers "True", its demo's (wrong) answer, on all 10 items: copy rate 1.0, and
+    # recall 1 on True, 0 on False: balanced accuracy 0.5 = chance (1/2 labels, noise sd sqrt(0.25/5 · 2)/2 = 0.158)
+    table = drafts.drafts_view(rescored, RUN, STUDENT, drafts.draft_filter())["table"].set_index("rationale_id")
+    copying = table.loc[rationale_id(*COPYING_DRAFT)]
+    assert (copying["label-copy rate"], copying["balanced accuracy"], copying["copies demo label"]) == (1.0, 0.5, "yes")
+    assert set(table["copies demo label"]) == {"yes", "no", "—"}
+    assert set(table["answer ok"]) == {"yes", "no"}  # one boolean style across the table
+    flagged = drafts.drafts_view(rescored, RUN, STUDENT, drafts.draft_filter(copies_label="yes"))["table"]
+    assert flagged["rationale_id"].tolist() == [rationale_id(*COPYING_DRAFT)]
+    # "no" counts the 19 rescored drafts that do not copy, never the 4 that cannot say
+    assert drafts.drafts_view(rescored, RUN, STUDENT, drafts.draft_filter(copies_label="no"))["total"] == 19
+    between = drafts.drafts_view(rescored, RUN, STUDENT, drafts.draft_filter(min_balanced="0.8", max_balanced=0.85))
+    assert sorted(between["table"]["rationale_id"]) == sorted([rationale_id(0, 1), rationale_id(1, 0)])
+    with pytest.raises(ArteError, match="min balanced accuracy must be at most 1"):
+        drafts.draft_filter(min_balanced="80")
+
+
+def test_draft_detail_shows_each_answer_with_its_parse_mode_and_cut_off(rescored):
+    detail = drafts.draft_detail(rescored, rationale_id(0, 0), STUDENT)
+    items = detail["items"]
+    assert list(items.columns) == ["item", "preference question", "target", "student answer", "correct",
+                                   "parse mode", "cut off", "student output"]
+    assert items["parse mode"].tolist() == ["strict"] * 9 + ["none"]
+    assert items["cut off"].tolist() == ["no"] * 9 + ["yes"]
+    assert "student-s 0.90 (9/10, unparsed 1, cut off 1, lenient 0; balanced accuracy 0.90, label-copy rate 0.50)" \
+        in detail["meta"]
+    assert "student-b 0.10 (1/10, unparsed 1; balanced accuracy —, label-copy rate —: scored by an older version; " \
+           "`arte rescore` scores it anew)" in detail["meta"]
+    lenient = drafts.draft_detail(rescored, rationale_id(0, 1), STUDENT)["items"]
+    assert lenient["parse mode"].tolist()[:4] == ["lenient", "lenient", "lenient", "strict"]
+    old = drafts.draft_detail(rescored, rationale_id(0, 0), OTHER_STUDENT)["items"]
+    assert set(old["parse mode"]) == {"—"} and set(old["cut off"]) == {"—"}
 
 
 def test_run_and_student_choices(store):
@@ -97,6 +155,49 @@ def test_pairs_view_hides_scores_in_blind_mode(store):
     assert contested["table"]["pair_id"].tolist() == ["pr-2"]
     empty = pairs.pairs_view(store, RUN, OTHER_STUDENT, pairs.pair_filter())
     assert "Pairs exist for: student-s" in empty["info"]
+
+
+def set_pair_test(store, pair_id: str, p_value: float, n_shared: int, chosen_only: int, rejected_only: int,
+                  test: str = "mcnemar_exact") -> None:
+    store.execute("UPDATE pairs SET p_value = ?, n_shared = ?, n_chosen_only = ?, n_rejected_only = ?, pair_test = ? "
+                  "WHERE pair_id = ?", [p_value, n_shared, chosen_only, rejected_only, test, pair_id])
+
+
+def test_pairs_show_their_paired_test_and_filter_within_noise(store):
+    # The fixture's pairs were built before pairs were tested: like the shipped demo, they show no p.
+    view = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter())
+    assert set(view["table"]["evidence"]) == {"not tested"} and set(view["table"]["p"]) == {"—"}
+    assert set(view["table"]["discordant (chosen vs rejected)"]) == {"—"}
+    assert "paired test at p ≤ 0.05: 0 significant, 0 within noise, 9 not tested" in view["info"]
+    assert "**not tested** (built before pairs were tested; rebuild them" in pairs.pair_panel(store, "pr-0")["header"]
+    set_pair_test(store, "pr-0", 0.03125, 10, 6, 0)  # significant
+    set_pair_test(store, "pr-1", 0.0703125, 10, 7, 1)  # within noise at 0.05, significant at 0.1
+    set_pair_test(store, "pr-2", 0.03125, 10, 0, 6)  # significant, but for the rejected side: within noise
+    set_pair_test(store, "pq-0-3", 0.25, 10, 3, 0, "item_sign_test")
+    shown = {flt: sorted(pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(evidence=flt))["table"]["pair_id"])
+             for flt in ("significant", "within noise", "not tested")}
+    assert shown == {"significant": ["pr-0"], "within noise": ["pq-0-3", "pr-1", "pr-2"],
+                     "not tested": ["pq-0-4", "pq-1-3", "pq-1-4", "pr-3", "pr-4"]}
+    assert sorted(pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(evidence="significant", noise_level="0.1")
+                                   )["table"]["pair_id"]) == ["pr-0", "pr-1"]
+    row = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(sort="p-value"))["table"].iloc[0]
+    assert (row["p"], row["evidence"], row["discordant (chosen vs rejected)"]) == ("0.0312", "significant", "6 vs 0 of 10")
+    header = pairs.pair_panel(store, "pr-1")["header"]
+    assert ("McNemar's exact test on 10 shared preference items: 7 favour the chosen side, 1 the rejected · "
+            "**p = 0.0703** · within noise at p ≤ 0.05") in header
+    blind = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(), blind=True)["table"]
+    assert {"evidence", "p"} <= set(blind.columns) and "discordant (chosen vs rejected)" not in blind.columns
+    with pytest.raises(ArteError, match="noise level"):
+        pairs.pair_filter(noise_level="1.5")
+
+
+def test_the_contested_margin_defaults_to_the_noise_of_a_drafts_score(store):
+    view = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(contested=True))
+    # one binomial sd at p = 1/2 over the fixture's 10 preference items: sqrt(0.25 / 10) = 0.158
+    assert "contested: margin ≤ 0.158, one binomial sd of a draft's accuracy at n_pref = 10" in view["info"]
+    assert view["table"]["pair_id"].tolist() == ["pr-2"]  # margin 0.1; the next smallest are 0.2
+    bulk = pairs.decide_bulk(store, RUN, STUDENT, pairs.pair_filter(contested=True), "exclude", "carol", "noise")
+    assert "on 1 pair(s)" in bulk["message"]
 
 
 def test_blind_panel_maps_sides_and_reveals_after_a_decision(store):
@@ -183,6 +284,41 @@ def test_analysis_figures_have_one_point_per_draft(store):
     assert all(len(t.y) == 2 for t in view["evaluation"].data)
     assert "Spearman ρ" in view["summary"] and "24 scored drafts" in view["summary"]
     assert len(view["evaluation_table"]) == 6
+
+
+def test_evaluation_has_wilson_intervals_and_unparsed_and_cut_off_rates(store):
+    view = analysis.analysis_view(store, RUN, STUDENT)
+    table = view["evaluation_table"]
+    assert list(table.columns) == ["variant", "shots", "accuracy", "95% CI", "correct", "n", "unparsed",
+                                   "unparsed rate", "cut off", "cut-off rate", "model"]
+    # untrained 0-shot: 15/50; Wilson: center (0.3 + z²/100) / (1 + z²/50) = 0.3143,
+    # half width z / (1 + z²/50) · sqrt(0.3·0.7/50 + z²/10000) = 0.1232: 0.1910–0.4375
+    first = table.iloc[0]
+    assert (first["variant"], first["95% CI"], first["unparsed rate"], first["cut off"]) == \
+        ("untrained", "0.191–0.438", 0.04, "—")
+    bars = view["evaluation"].data[0]
+    assert bars.error_y.array[0] == pytest.approx(0.4375 - 0.3, abs=1e-4)
+    assert bars.error_y.arrayminus[0] == pytest.approx(0.3 - 0.1910, abs=1e-4)
+    assert bars.text[0] == "0.300<br>n=50<br>unparsed 4%<br>cut off —"
+    assert "Wilson 95%" in view["evaluation"].layout.title.text and "n = 50" in view["evaluation"].layout.title.text
+    store.execute("UPDATE evaluations SET n_truncated = 5 WHERE variant = 'untrained' AND shots = 0")
+    again = analysis.analysis_view(store, RUN, STUDENT)
+    assert (again["evaluation_table"].iloc[0]["cut off"], again["evaluation_table"].iloc[0]["cut-off rate"]) == (5, 0.1)
+    assert again["evaluation"].data[0].text[0].endswith("cut off 10%")
+
+
+def test_label_copy_figure_plots_rescored_drafts_with_n_and_says_why_old_ones_are_missing(store):
+    old = analysis.analysis_view(store, RUN, STUDENT)["label_copy"]
+    assert plots.marker_point_count(old) == 0
+    assert "24 drafts were scored by an older version" in old.layout.annotations[0].text
+    rescore_fixture(store)
+    view = analysis.analysis_view(store, RUN, STUDENT)
+    figure = view["label_copy"]
+    assert "(n = 20 drafts)" in figure.layout.title.text and "4 scored by an older version" in figure.layout.title.text
+    flagged = [t for t in figure.data if t.name.startswith("copies demo label")]
+    assert [list(t.customdata[:, 0]) for t in flagged] == [[rationale_id(*COPYING_DRAFT)]]
+    assert plots.marker_point_count(figure) == 20
+    assert "1 copy the demo's label" in view["summary"]
 
 
 def test_length_bins_and_noise():

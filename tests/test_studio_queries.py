@@ -4,7 +4,8 @@ store: literal expected rows."""
 import pandas as pd
 import pytest
 from studio_fixtures import (
-    ACCURACY_B, OTHER_RUN, OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store, rationale_id,
+    ACCURACY_B, COPYING_DRAFT, OTHER_RUN, OTHER_STUDENT, RUN, STUDENT, build_fixture_file, copy_fixture_store,
+    rationale_id, rescore_fixture,
 )
 
 from arte_core.errors import ArteError
@@ -129,6 +130,8 @@ def test_sort_and_direction_come_from_whitelists(store):
         drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(direction="desc; DROP TABLE pairs"))
     with pytest.raises(ArteError, match="decision state"):
         decisions.pairs_page(store, RUN, STUDENT, decisions.PairFilter(state="accept' OR '1'='1"))
+    with pytest.raises(ArteError, match="evidence"):
+        decisions.pairs_page(store, RUN, STUDENT, decisions.PairFilter(evidence="significant' OR '1'='1"))
     assert store.scalar("SELECT count(*) FROM pairs") == 9
 
 
@@ -275,6 +278,44 @@ def test_analysis_queries(store):
     assert evaluation[["variant", "shots"]].values.tolist() == [
         ["untrained", 0], ["original", 0], ["arte", 0], ["untrained", 3], ["original", 3], ["arte", 3]]
     assert evaluation.iloc[-1]["accuracy"] == pytest.approx(0.44)
+    # 22/50 with a Wilson 95% interval; the fixture's evaluations predate truncation records (NULL, not 0)
+    assert (round(evaluation.iloc[-1]["ci_low"], 4), round(evaluation.iloc[-1]["ci_high"], 4)) == (0.3116, 0.5769)
+    assert evaluation["unparsed_rate"].tolist() == [0.04] * 6 and evaluation["truncated_rate"].isna().all()
+
+
+def test_chance_of_balanced_accuracy_comes_from_the_preference_labels(store):
+    chance = analysis.label_chance(store, RUN)  # 10 items, 5 True and 5 False
+    assert (chance.n_labels, chance.chance, round(chance.noise, 4)) == (2, 0.5, 0.1581)
+    assert analysis.copies_demo_label(0.9, 0.5 + 0.158, chance) and not analysis.copies_demo_label(0.9, 0.66, chance)
+    assert not analysis.copies_demo_label(0.89, 0.5, chance) and not analysis.copies_demo_label(None, 0.5, chance)
+    no_labels = analysis.label_chance(store, "no-such-run")
+    assert no_labels.n_labels == 0 and not analysis.copies_demo_label(1.0, 0.5, no_labels)
+
+
+def test_new_score_columns_sort_filter_and_stay_null_for_old_scores(store):
+    rescore_fixture(store)
+    rows = drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(sort="label-copy rate", page_size=50))["rows"]
+    assert rows.iloc[0]["rationale_id"] == rationale_id(*COPYING_DRAFT) and rows.iloc[0]["label_copy_rate"] == 1.0
+    assert rows.iloc[0]["copies_label"] == True  # noqa: E712 (a numpy bool)
+    assert rows["label_copy_rate"].isna().sum() == 4 and rows["copies_label"].isna().sum() == 4  # question 5: old
+    cut = drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(sort="cut off", page_size=1))["rows"]
+    assert cut["rationale_id"].tolist() == [rationale_id(0, 0)] and cut["n_truncated"].tolist() == [1]
+    # the flag's edges in SQL: copy rate >= 0.9 and balanced accuracy within 0.5 ± 0.1581
+    for q_t, copy_rate, balanced in (((0, 1), 0.95, 0.65), ((0, 2), 0.95, 0.66), ((0, 3), 0.89, 0.5)):
+        store.execute("UPDATE icl_scores SET label_copy_rate = ?, balanced_accuracy = ? WHERE rationale_id = ? "
+                      "AND student = ?", [copy_rate, balanced, rationale_id(*q_t), STUDENT])
+    flagged = drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(copies_label=True, sort="question", direction="asc"))
+    assert ids(flagged) == [rationale_id(0, 1), rationale_id(*COPYING_DRAFT)]
+    low = drafts.drafts_page(store, RUN, STUDENT, drafts.DraftFilter(max_balanced=0.1))
+    assert ids(low) == [rationale_id(4, 1)]
+    old = drafts.drafts_page(store, RUN, OTHER_STUDENT, drafts.DraftFilter(page_size=50))["rows"]
+    assert old[["balanced_accuracy", "label_copy_rate", "n_truncated", "n_lenient"]].isna().all().all()
+    points, n = analysis.copy_rate_vs_balanced(store, RUN, STUDENT)
+    assert n == 20 and len(points) == 20 and analysis.old_score_count(store, RUN, STUDENT) == 4
+    assert analysis.copy_rate_vs_balanced(store, RUN, OTHER_STUDENT)[1] == 0
+    assert analysis.old_score_count(store, RUN, OTHER_STUDENT) == 24
+    items = drafts.rationale_detail(store, rationale_id(0, 0), STUDENT)["items"]
+    assert items["parse_mode"].tolist() == ["strict"] * 9 + ["none"] and items["truncated"].tolist() == [False] * 9 + [True]
 
 
 # ---- the facts table behind the drafts page and the plots ----------------------------------------

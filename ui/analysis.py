@@ -5,14 +5,15 @@ import gradio as gr
 from arte_core.studio import analysis
 from ui.common import StudioContext, guarded
 
-FIGURES = ("length", "technique", "questions", "teacher_answer", "origin", "evaluation")
+FIGURES = ("length", "technique", "questions", "teacher_answer", "origin", "evaluation", "label_copy")
 
 
 def build_analysis_tab(ctx: StudioContext, tab: gr.Tab) -> None:
     gr.Markdown("What the paper found, checked on this run: rationale length has no linear relation to one-shot "
                 "accuracy (moderate lengths did best), a small student prefers one consistent technique, and "
                 "question quality matters more than rationale quality. Score differences below the binomial "
-                "noise level are not evidence.")
+                "noise level are not evidence. A draft whose student repeats the demo's label (label-copy rate "
+                "≥ 0.9) at chance-level balanced accuracy measures the label, not the rationale.")
     refresh = gr.Button("Refresh plots", elem_id="analysis-refresh")
     summary = gr.Markdown(elem_id="analysis-summary")
     plots = {}
@@ -25,6 +26,9 @@ def build_analysis_tab(ctx: StudioContext, tab: gr.Tab) -> None:
     with gr.Row():
         plots["origin"] = gr.Plot(show_label=False, label="Draft vs regenerated data", elem_id="plot-origin")
         plots["evaluation"] = gr.Plot(show_label=False, label="Evaluation", elem_id="plot-evaluation")
+    with gr.Row():
+        plots["label_copy"] = gr.Plot(show_label=False, label="Label-copy rate vs balanced accuracy",
+                                      elem_id="plot-label-copy")
     table = gr.Dataframe(label="Evaluation table", interactive=False, elem_id="analysis-evaluation")
 
     def analyse(run_id, student):

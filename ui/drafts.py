@@ -5,19 +5,25 @@ import pandas as pd
 
 from arte_core.studio import common, drafts
 from ui.common import StudioContext, guarded, page_listeners, selected_row_id
+from ui.health import health_pointer
 
-ITEM_COLUMNS = ["item", "preference question", "target", "student_answer", "correct", "student_output"]
+ITEM_COLUMNS = ["item", "preference question", "target", "student answer", "correct", "parse mode", "cut off",
+                "student output"]
 
 
 def build_drafts_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
     gr.Markdown("Every draft rationale with its one-shot score for the chosen student and every other scored "
-                "student side by side. Click a row to read it in full with the student's answers.")
+                "student side by side. Click a row to read it in full with the student's answers. Balanced "
+                "accuracy is the mean recall per label (chance: 1 / labels); the label-copy rate is the share "
+                "of answers equal to the demo's own; cut off / lenient count answers cut at the token cap / "
+                "read only by the fallback parser.")
     filters = _filter_widgets(ctx)
     with gr.Row():
         apply = gr.Button("Apply filters", variant="primary", elem_id="drafts-apply")
         prev_page = gr.Button("◀ Previous", elem_id="drafts-prev")
         page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="drafts-page")
         next_page = gr.Button("Next ▶", elem_id="drafts-next")
+    health_pointer(ctx, demo, "drafts")
     info = gr.Markdown(elem_id="drafts-info")
     table = gr.Dataframe(label="Drafts", interactive=False, wrap=False, max_height=620, elem_id="drafts-table")
     detail = _detail_widgets()
@@ -39,13 +45,19 @@ def _filter_widgets(ctx: StudioContext) -> dict:
         solver = gr.Radio(list(common.YES_NO_ANY), value="any", label="Solver agrees with target")
         search = gr.Textbox(label="Search question / rationale (literal text)", placeholder="e.g. not True",
                             elem_id="drafts-search")
-        sort = gr.Dropdown(list(drafts.DRAFT_SORT_CHOICES), value="score", label="Sort by")
+        sort = gr.Dropdown(list(drafts.DRAFT_SORT_LABELS), value="score", label="Sort by")
         direction = gr.Radio(["desc", "asc"], value="desc", label="Order")
         origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte")], value="draft", label="Data",
                           elem_id="drafts-origin")
+    with gr.Row():  # after the older filters, so the API's argument order stays as it was
+        min_balanced = gr.Textbox(label="Min balanced accuracy", placeholder="any (0–1)",
+                                  elem_id="drafts-min-balanced")
+        max_balanced = gr.Textbox(label="Max balanced accuracy", placeholder="any (0–1)",
+                                  elem_id="drafts-max-balanced")
+        copies_label = gr.Radio(list(common.YES_NO_ANY), value="any", label="Copies demo label")
     return dict(technique=technique, min_score=min_score, max_score=max_score, min_words=min_words,
                 max_words=max_words, agrees=agrees, solver=solver, search=search, sort=sort, direction=direction,
-                origin=origin)
+                origin=origin, min_balanced=min_balanced, max_balanced=max_balanced, copies_label=copies_label)
 
 
 def _detail_widgets() -> dict:
@@ -73,9 +85,10 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
     filter_inputs = [ctx.run, ctx.student, *filters.values()]
 
     def query(run_id, student, technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
-              direction, origin, page_number):
+              direction, origin, min_balanced, max_balanced, copies_label, page_number):
         flt = drafts.draft_filter(technique, min_score, max_score, min_words, max_words, agrees, solver, search, sort,
-                             direction, page_number, origin or "draft")
+                                  direction, page_number, origin or "draft", min_balanced=min_balanced,
+                                  max_balanced=max_balanced, copies_label=copies_label)
         view = drafts.drafts_view(store, run_id, student, flt)
         return view["table"], view["info"], view["page"]
 

@@ -6,13 +6,66 @@ sample of them when there are more than a plot can draw.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import pandas as pd
 
+from arte_core.stats import balanced_accuracy_noise, wilson_interval
 from arte_core.store.core import Store
 from arte_core.store.facts import FACTS, SAMPLE_KEYS, ensure_draft_facts
 
 # Plots draw at most this many points per trace group; aggregates always use every row.
 MAX_PLOT_POINTS = 20_000
+
+# A draft whose student answers with the demo's own label on at least this share of the items, while
+# scoring within noise of chance, measures the demo's label, not the rationale (issue 15).
+COPY_RATE_FLAG = 0.9
+
+
+@dataclass(frozen=True)
+class LabelChance:
+    """What a balanced accuracy scores by chance on a run's preference items: 1/k for k labels, and the
+    binomial noise sd around it (stats.balanced_accuracy_noise). NaN without labels."""
+
+    n_labels: int
+    chance: float
+    noise: float
+
+    def near_chance(self, balanced_accuracy: float | None) -> bool:
+        if balanced_accuracy is None or math.isnan(self.chance) or pd.isna(balanced_accuracy):
+            return False
+        return abs(float(balanced_accuracy) - self.chance) <= self.noise
+
+
+def label_chance(store: Store, run_id: str) -> LabelChance:
+    """Chance level of balanced accuracy over the run's preference labels (their targets' counts)."""
+    counts = [r["n"] for r in store.rows("SELECT count(*) AS n FROM pref_items WHERE run_id = ? GROUP BY target",
+                                         [run_id])]
+    chance, noise = balanced_accuracy_noise(counts)
+    return LabelChance(len(counts), chance, noise)
+
+
+def copies_demo_label(label_copy_rate: float | None, balanced_accuracy: float | None, chance: LabelChance) -> bool:
+    """The flag: the student mostly repeats the demo's label and scores no better than chance."""
+    return (label_copy_rate is not None and not pd.isna(label_copy_rate)
+            and float(label_copy_rate) >= COPY_RATE_FLAG and chance.near_chance(balanced_accuracy))
+
+
+def copies_label_sql(chance: LabelChance) -> tuple[str, list]:
+    """The same flag as a SQL expression over FACTS (alias f) with its parameters; NULL for drafts scored
+    before label-copy rates existed (or tasks without labels), so it is never a false 'no'."""
+    if math.isnan(chance.chance):
+        return "CAST(NULL AS BOOLEAN)", []
+    return ("(f.label_copy_rate >= ? AND abs(f.balanced_accuracy - ?) <= ?)",
+            [COPY_RATE_FLAG, chance.chance, chance.noise])
+
+
+def old_score_count(store: Store, run_id: str, student: str, origin: str = "draft") -> int:
+    """Drafts scored by an older ARTE Studio (before parse modes: no label-copy rate, no truncation counts)."""
+    ensure_draft_facts(store, run_id, student)
+    return int(store.scalar(f"SELECT count(*) FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = ? "
+                            "AND accuracy IS NOT NULL AND n_lenient IS NULL", [run_id, student, origin]) or 0)
 
 
 def mean_accuracy(store: Store, run_id: str, student: str, origin: str = "draft") -> float | None:
@@ -116,10 +169,33 @@ def origin_scores(store: Store, run_id: str, student: str, max_points: int | Non
     return pd.concat(parts, ignore_index=True).sort_values(["origin", "rationale_id"], ignore_index=True)
 
 
+def copy_rate_vs_balanced(store: Store, run_id: str, student: str,
+                          max_points: int | None = MAX_PLOT_POINTS) -> tuple[pd.DataFrame, int]:
+    """(points, n): label-copy rate and balanced accuracy of the drafts that have both (scored since
+    schema 3), every one or a fixed pseudo-random sample of `max_points`; n counts them all."""
+    ensure_draft_facts(store, run_id, student)
+    where = (f"FROM {FACTS} WHERE run_id = ? AND student = ? AND origin = 'draft' "
+             "AND label_copy_rate IS NOT NULL AND balanced_accuracy IS NOT NULL")
+    params = [run_id, student]
+    n = int(store.scalar(f"SELECT count(*) {where}", params) or 0)
+    select = f"SELECT rationale_id, technique, label_copy_rate, balanced_accuracy, accuracy, sample_key {where}"
+    frame = _sampled(store, select, params, n, max_points)
+    return frame.sort_values("rationale_id", ignore_index=True), n
+
+
 def evaluation_table(store: Store, run_id: str) -> pd.DataFrame:
-    return store.df(
-        "SELECT variant, shots, accuracy, n_correct, n_items, n_unparsed, model FROM evaluations "
+    """Each evaluation with its Wilson 95% interval and unparsed and truncated rates (truncation is NULL
+    for evaluations run before schema 3, which did not record it)."""
+    frame = store.df(
+        "SELECT variant, shots, accuracy, n_correct, n_items, n_unparsed, n_truncated, model FROM evaluations "
         "WHERE run_id = ? ORDER BY shots, CASE variant WHEN 'untrained' THEN 0 WHEN 'original' THEN 1 "
         "WHEN 'arte' THEN 2 ELSE 3 END, variant",
         [run_id],
     )
+    intervals = [wilson_interval(c, n) for c, n in zip(frame["n_correct"], frame["n_items"])]
+    frame["ci_low"] = [low for low, _ in intervals]
+    frame["ci_high"] = [high for _, high in intervals]
+    items = frame["n_items"].where(frame["n_items"] > 0)
+    frame["unparsed_rate"] = frame["n_unparsed"] / items
+    frame["truncated_rate"] = frame["n_truncated"].astype(float) / items
+    return frame

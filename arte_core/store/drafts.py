@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from arte_core.errors import ArteError
+from arte_core.store.analysis import copies_label_sql, label_chance
 from arte_core.store.catalog import scored_students
 from arte_core.store.core import Store
 from arte_core.store.facts import FACTS, HITS, ensure_draft_facts, item_rowid_range, search_hits
@@ -20,6 +21,9 @@ from arte_core.store.paging import order_by, page_bounds, page_count
 
 DRAFT_SORTS = {
     "score": "f.accuracy",
+    "balanced accuracy": "f.balanced_accuracy",
+    "label-copy rate": "f.label_copy_rate",
+    "cut off": "f.n_truncated",
     "length": "f.word_count",
     "technique": "f.technique",
     "question": "f.question_idx",
@@ -39,6 +43,9 @@ class DraftFilter:
     max_words: int | None = None
     matches_target: bool | None = None
     solver_agrees: bool | None = None
+    min_balanced: float | None = None
+    max_balanced: float | None = None
+    copies_label: bool | None = None
     search: str | None = None
     origin: str = "draft"
     sort: str = "score"
@@ -63,11 +70,17 @@ def _draft_rows(store: Store, run_id: str, student: str, f: DraftFilter) -> tupl
         (f.max_words, "f.word_count <= ?"),
         (f.matches_target, "f.matches_target = ?"),
         (f.solver_agrees, "f.solver_agrees = ?"),
+        (f.min_balanced, "f.balanced_accuracy >= ?"),
+        (f.max_balanced, "f.balanced_accuracy <= ?"),
     ]
     for value, clause in optional:
         if value is not None and value != "":
             clauses.append(clause)
             params.append(value)
+    if f.copies_label is not None:  # drafts scored before the rate existed match neither yes nor no
+        flag, flag_params = copies_label_sql(label_chance(store, run_id))
+        clauses.append(f"({flag}) = ?")
+        params += flag_params + [f.copies_label]
     return f"FROM {FACTS} f{joins} WHERE " + " AND ".join(clauses), join_params + params
 
 
@@ -78,11 +91,13 @@ def drafts_page(store: Store, run_id: str, student: str, f: DraftFilter) -> dict
     limit, offset = page_bounds(f.page, f.page_size)
     order = order_by(DRAFT_SORTS, f.sort, f.direction, "f.question_idx, f.technique, f.rationale_id")
     total = int(store.scalar(f"SELECT count(*) {source}", params) or 0)
+    flag, flag_params = copies_label_sql(label_chance(store, run_id))
     page = store.df(
         "SELECT f.rationale_id, f.question_id, f.question_idx, f.technique, f.word_count, f.matches_target, "
-        "  f.solver_agrees, f.accuracy, f.n_items, f.n_unparsed, f.question_score, f.influence "
-        f"{source} ORDER BY {order} LIMIT ? OFFSET ?",
-        params + [limit, offset],
+        "  f.solver_agrees, f.accuracy, f.balanced_accuracy, f.label_copy_rate, "
+        f"  {flag} AS copies_label, f.n_items, f.n_unparsed, f.n_truncated, f.n_lenient, f.question_score, "
+        f"  f.influence {source} ORDER BY {order} LIMIT ? OFFSET ?",
+        flag_params + params + [limit, offset],
     )
     rows = _with_texts(store, page)
     rows = _with_student_columns(store, run_id, student, rows)
@@ -104,8 +119,11 @@ def _with_texts(store: Store, page: pd.DataFrame) -> pd.DataFrame:
     return rows[_PAGE_COLUMNS]
 
 
+# balanced_accuracy .. n_lenient are NULL for drafts scored before schema 3 (and balanced_accuracy for
+# tasks without labels); n_lenient is set on every newer score, so it tells the two apart.
 _PAGE_COLUMNS = ["rationale_id", "question_idx", "question", "target", "technique", "word_count", "teacher_answer",
-                 "matches_target", "solver_agrees", "accuracy", "n_items", "n_unparsed", "question_score", "influence"]
+                 "matches_target", "solver_agrees", "accuracy", "balanced_accuracy", "label_copy_rate",
+                 "copies_label", "n_items", "n_unparsed", "n_truncated", "n_lenient", "question_score", "influence"]
 
 
 def _with_student_columns(store: Store, run_id: str, student: str, rows: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +153,8 @@ def rationale_detail(store: Store, rationale_id: str, student: str) -> dict:
         raise ArteError(f"no draft with id {rationale_id!r}; pick a row in the drafts table.")
     rationale = found[0]
     scores = store.df(
-        "SELECT student, accuracy, n_items, n_correct, n_unparsed, icl_format FROM icl_scores "
+        "SELECT student, accuracy, balanced_accuracy, label_copy_rate, n_items, n_correct, n_unparsed, n_truncated, "
+        "  n_lenient, icl_format FROM icl_scores "
         "WHERE rationale_id = ? ORDER BY student", [rationale_id])
     items = _item_answers(store, rationale["run_id"], rationale_id, student)
     influence = store.rows("SELECT student, influence, loss_before, loss_after FROM influence_scores "
@@ -146,7 +165,7 @@ def rationale_detail(store: Store, rationale_id: str, student: str) -> dict:
 def _item_answers(store: Store, run_id: str, rationale_id: str, student: str) -> pd.DataFrame:
     """The student's answer to each preference question with this draft as its demo."""
     select = ("SELECT i.item_index, p.input AS preference_question, p.target, i.answer AS student_answer, i.correct, "
-              "  i.output AS student_output "
+              "  i.parse_mode, i.truncated, i.output AS student_output "
               "FROM icl_items i LEFT JOIN pref_items p ON p.run_id = ? AND p.item_index = i.item_index "
               "WHERE i.rationale_id = ? AND i.student = ?")
     params = [run_id, rationale_id, student]

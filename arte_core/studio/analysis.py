@@ -19,7 +19,7 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
     if not run_id:
         blank = plots.empty_figure("No run yet.")
         return dict(length=blank, technique=blank, questions=blank, teacher_answer=blank, origin=blank,
-                    evaluation=blank, evaluation_table=pd.DataFrame(), summary=NO_RUN)
+                    evaluation=blank, label_copy=blank, evaluation_table=pd.DataFrame(), summary=NO_RUN)
     run_id, student = require_run(store, run_id), require(student, "a student")
     n_pref = catalog.n_pref_items(store, run_id, student)
     lengths = analysis.length_accuracy(store, run_id, student)
@@ -28,6 +28,7 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
     techniques = analysis.accuracy_by_technique(store, run_id, student)
     questions = analysis.question_scores(store, run_id, student)
     evaluation = analysis.evaluation_table(store, run_id)
+    copies, n_copies = analysis.copy_rate_vs_balanced(store, run_id, student)
     return dict(
         length=plots.length_accuracy_figure(lengths, n_pref, **totals),
         technique=plots.technique_figure(techniques, n_pref),
@@ -35,8 +36,11 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
         teacher_answer=plots.teacher_answer_figure(analysis.teacher_answer_accuracy(store, run_id, student)),
         origin=plots.origin_figure(analysis.origin_scores(store, run_id, student)),
         evaluation=plots.evaluation_figure(evaluation),
-        evaluation_table=table_ready(evaluation),
-        summary=_analysis_summary(lengths, totals, techniques, questions, n_pref),
+        label_copy=plots.copy_rate_figure(copies, n_copies, analysis.label_chance(store, run_id),
+                                          analysis.old_score_count(store, run_id, student)),
+        evaluation_table=table_ready(_evaluation_columns(evaluation)),
+        summary=_analysis_summary(lengths, totals, techniques, questions, n_pref)
+        + _label_copy_line(copies, n_copies, analysis.label_chance(store, run_id)),
     )
 
 
@@ -64,3 +68,35 @@ def _analysis_summary(lengths: pd.DataFrame, totals: dict, techniques: pd.DataFr
            " — question differences are within noise."),
     ]
     return "\n".join(lines)
+
+
+def _label_copy_line(copies: pd.DataFrame, n: int, chance: analysis.LabelChance) -> str:
+    """How many drafts score by repeating the demo's label (on the plotted ones when sampled)."""
+    if copies.empty:
+        return ""
+    flagged = sum(analysis.copies_demo_label(c, b, chance)
+                  for c, b in zip(copies["label_copy_rate"], copies["balanced_accuracy"]))
+    sampled = f" (of the {len(copies):,} plotted)" if n > len(copies) else ""
+    return (f"\n- Label copying: mean label-copy rate {copies['label_copy_rate'].mean():.2f} over {n:,} drafts; "
+            f"{flagged}{sampled} copy the demo's label at chance-level balanced accuracy "
+            f"({chance.chance:.2f} ± {chance.noise:.2f}).")
+
+
+OLD = "—"  # the Drafts tab's mark for what an older version did not record
+
+
+def _evaluation_columns(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation table with readable headers: accuracy with its Wilson 95% interval, n, and the
+    unparsed and cut-off counts and rates (OLD where the evaluation predates truncation records)."""
+    if evaluation.empty:
+        return evaluation
+    shown = evaluation.copy()
+    shown["95% CI"] = [f"{low:.3f}–{high:.3f}" for low, high in zip(shown["ci_low"], shown["ci_high"])]
+    old = shown["n_truncated"].isna()
+    for name in ("n_truncated", "truncated_rate"):
+        shown[name] = shown[name].astype(object).where(~old, OLD)
+    shown = shown.rename(columns={"n_correct": "correct", "n_items": "n", "n_unparsed": "unparsed",
+                                  "unparsed_rate": "unparsed rate", "n_truncated": "cut off",
+                                  "truncated_rate": "cut-off rate"})
+    return shown[["variant", "shots", "accuracy", "95% CI", "correct", "n", "unparsed", "unparsed rate", "cut off",
+                  "cut-off rate", "model"]]

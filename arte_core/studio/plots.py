@@ -13,7 +13,8 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from arte_core.stats import Z95, binomial_sd, ci_half_width
+from arte_core.stats import binomial_sd, ci_half_width
+from arte_core.store.analysis import COPY_RATE_FLAG, copies_demo_label
 
 BIN_WORDS = 25  # the paper reports length effects in 25-word bins (50–75, 75–100 words)
 VARIANT_ORDER = ("untrained", "original", "arte")
@@ -158,42 +159,90 @@ def origin_figure(df: pd.DataFrame) -> go.Figure:
 
 
 def evaluation_figure(df: pd.DataFrame) -> go.Figure:
-    """Test accuracy of the untrained, original-teacher-trained and ARTE-trained student, per shot count."""
+    """Test accuracy of the untrained, original-teacher-trained and ARTE-trained student, per shot count,
+    with Wilson 95% intervals (`ci_low`, `ci_high` of the store's evaluation_table) and, in each bar, its
+    n and unparsed and cut-off rates ("—" where an older version did not record truncation)."""
     if df.empty:
         return empty_figure("No evaluation yet: run the 'evaluate' stage.")
     fig = go.Figure()
     for i, variant in enumerate(sorted(df["variant"].unique(), key=_variant_rank)):
         part = df[df["variant"] == variant].sort_values("shots")
-        errors = [Z95 * binomial_sd(a, n) for a, n in zip(part["accuracy"], part["n_items"])]
         fig.add_trace(go.Bar(x=[f"{s}-shot" for s in part["shots"]], y=part["accuracy"], name=variant,
                              marker_color=PALETTE[i % len(PALETTE)],
-                             error_y=dict(type="data", array=errors, visible=True),
-                             text=[f"{a:.3f}" for a in part["accuracy"]], textposition="inside"))
-    n = int(df["n_items"].max())
-    return _layout(fig, "Student test accuracy", f"error bars: binomial 95% over {n} test items",
+                             error_y=dict(type="data", array=part["ci_high"] - part["accuracy"],
+                                          arrayminus=part["accuracy"] - part["ci_low"], visible=True),
+                             text=[_evaluation_label(row) for row in part.itertuples()], textposition="inside",
+                             insidetextanchor="start", textangle=0))
+    sizes = sorted({int(n) for n in df["n_items"]})
+    n = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return _layout(fig, "Student test accuracy",
+                   f"error bars: Wilson 95% interval · n = {n} test items · in each bar: n, unparsed and cut-off "
+                   "rates (cut off —: evaluated by an older version, which did not record it)",
                    barmode="group", yaxis_title="accuracy", yaxis_range=[0, 1.1])
+
+
+def _evaluation_label(row) -> str:
+    cut_off = "—" if pd.isna(row.truncated_rate) else f"{row.truncated_rate:.0%}"
+    return f"{row.accuracy:.3f}<br>n={row.n_items}<br>unparsed {row.unparsed_rate:.0%}<br>cut off {cut_off}"
+
+
+def copy_rate_figure(df: pd.DataFrame, n: int, chance, n_old: int = 0) -> go.Figure:
+    """Label-copy rate vs balanced accuracy per draft: drafts at the right, inside the chance band, score
+    by repeating the demo's label (flagged in red). `chance` is the store's LabelChance; `n` counts every
+    draft with both numbers (the points may be a sample); `n_old` those an older version scored."""
+    if df.empty:
+        reason = (f"{n_old} drafts were scored by an older version, which kept no label-copy rate; "
+                  "`arte rescore` scores them anew." if n_old else "No draft has a label-copy rate and a "
+                  "balanced accuracy (tasks without labels have none).")
+        return empty_figure(reason)
+    flagged = pd.Series([copies_demo_label(copy_rate, balanced, chance)
+                         for copy_rate, balanced in zip(df["label_copy_rate"], df["balanced_accuracy"])],
+                        index=df.index, dtype=bool)
+    fig = go.Figure()
+    for mask, name, color in ((~flagged, "drafts", PALETTE[0]), (flagged, "copies demo label", PALETTE[3])):
+        part = df[mask]
+        if not part.empty:
+            fig.add_trace(go.Scatter(x=part["label_copy_rate"], y=part["balanced_accuracy"], mode="markers",
+                                     name=f"{name} ({len(part):,})", marker=dict(size=8, color=color, opacity=0.7),
+                                     customdata=part[["rationale_id"]],
+                                     hovertemplate="copies %{x:.2f}, balanced accuracy %{y:.2f}<br>%{customdata[0]}"))
+    fig.add_hrect(y0=max(0.0, chance.chance - chance.noise), y1=min(1.0, chance.chance + chance.noise),
+                  fillcolor="#E45756", opacity=0.07, line_width=0, annotation_font_size=10,
+                  annotation_text=f"chance {chance.chance:.2f} ± binomial noise sd {chance.noise:.2f}",
+                  annotation_position="top left")
+    fig.add_vline(x=COPY_RATE_FLAG, line_dash="dash", line_color="#666", annotation_text=f"copy rate {COPY_RATE_FLAG}")
+    sample = f" (points: a random {len(df):,})" if n > len(df) else ""
+    old = f" · {n_old} scored by an older version not shown (`arte rescore`)" if n_old else ""
+    return _layout(fig, f"Label-copy rate vs balanced accuracy (n = {n:,} drafts){sample}",
+                   f"red: copies the demo's label on ≥ {COPY_RATE_FLAG:.0%} of items at chance level{old}",
+                   xaxis_title="label-copy rate (answers equal to the demo's own)",
+                   yaxis_title="balanced accuracy", xaxis_range=[-0.05, 1.05], yaxis_range=[-0.05, 1.05])
 
 
 def _variant_rank(variant: str) -> tuple:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
-def signals_figure(rows: pd.DataFrame, disagreements: set[str] | None = None) -> go.Figure:
-    """ICL accuracy vs local data influence per draft; disagreeing drafts highlighted."""
+def signals_figure(rows: pd.DataFrame, disagreements: set[str] | None = None, score_name: str = "accuracy",
+                   correlation: str = "") -> go.Figure:
+    """ICL score (`icl_score`, else `accuracy`) vs local data influence per draft; disagreeing drafts
+    highlighted; the subtitle carries n and `correlation` (the rank correlation with its CI)."""
     if rows.empty:
         return empty_figure("No draft has both an ICL score and an influence score for this student.")
+    x = "icl_score" if "icl_score" in rows else "accuracy"
     flagged = rows["rationale_id"].isin(disagreements or set())
     fig = go.Figure()
     for mask, name, color in ((~flagged, "signals agree", PALETTE[0]), (flagged, "signals disagree", PALETTE[3])):
         part = rows[mask]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(x=part["accuracy"], y=part["influence"], mode="markers", name=name,
+        fig.add_trace(go.Scatter(x=part[x], y=part["influence"], mode="markers", name=name,
                                  marker=dict(size=9, color=color, opacity=0.8), customdata=part[["rationale_id"]],
-                                 hovertemplate="accuracy %{x:.2f}, influence %{y:.4f}<br>%{customdata[0]}"))
-    return _layout(fig, "One-shot ICL accuracy vs local data influence",
-                   "influence < 0: one step on the draft lowered the reference loss (the student prefers it)",
-                   xaxis_title="one-shot accuracy", yaxis_title="influence (Δ reference loss)")
+                                 hovertemplate=f"{score_name} %{{x:.2f}}, influence %{{y:.4f}}<br>%{{customdata[0]}}"))
+    return _layout(fig, f"One-shot ICL {score_name} vs local data influence",
+                   f"n = {len(rows)} drafts{' · ' + correlation if correlation else ''} · influence < 0: one step "
+                   "on the draft lowered the reference loss (the student prefers it)",
+                   xaxis_title=f"one-shot {score_name}", yaxis_title="influence (Δ reference loss)")
 
 
 def marker_point_count(fig: go.Figure) -> int:
