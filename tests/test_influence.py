@@ -216,6 +216,14 @@ def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tin
     assert all(r["influence"] == pytest.approx(r["loss_after"] - r["loss_before"]) for r in rows)
     assert len({r["loss_before"] for r in rows}) == 1 and all(r["n_reference"] == 4 for r in rows)
     assert ctx.store.is_done(ctx.run_id, "influence", tiny_model_dir)
+    # every probe stores each reference item's losses; their means are the draft's stored losses
+    items = ctx.store.rows("SELECT * FROM influence_items ORDER BY rationale_id, item_index")
+    assert len(items) == 4 * 4 and {i["item_index"] for i in items} == {p["item_index"] for p in ctx.pref_items}
+    for row in rows:
+        mine = [i for i in items if i["rationale_id"] == row["rationale_id"]]
+        assert sum(i["loss_before"] for i in mine) / 4 == pytest.approx(row["loss_before"], abs=1e-12)
+        assert sum(i["loss_after"] for i in mine) / 4 == pytest.approx(row["loss_after"], abs=1e-12)
+    assert len({i["loss_after"] for i in items}) > 4  # items differ: the losses are per item, not the mean copied
 
     assert run_stage(ctx, "influence") is None  # done: nothing recomputed, nothing written
     assert ctx.store.scalar("SELECT count(*) FROM influence_scores") == 4
@@ -224,7 +232,9 @@ def test_run_influence_scores_every_draft_once_and_resumes_exactly(tmp_path, tin
     lost = rows[1]
     ctx.store.execute("DELETE FROM influence_scores WHERE rationale_id = ?", [lost["rationale_id"]])
     ctx.store.execute("DELETE FROM stage_status WHERE stage = 'influence'")
+    ctx.store.execute("DELETE FROM influence_items WHERE rationale_id = ?", [lost["rationale_id"]])
     assert run_stage(ctx, "influence")["n_probed"] == 1
+    assert ctx.store.scalar("SELECT count(*) FROM influence_items") == 16
     again = {r["rationale_id"]: r for r in influence_rows(ctx.store, ctx.run_id, tiny_model_dir)}
     assert again[lost["rationale_id"]]["influence"] == pytest.approx(lost["influence"], abs=1e-6)
 
@@ -275,13 +285,23 @@ def test_signal_comparison_spearman_and_disagreements(tmp_path):
                                                n_reference=4, created_at=utcnow()) for i, x in zip(ids, influence)])
     result = signal_comparison(store, "r", "s")
     assert result["n"] == 4 and result["spearman"] == pytest.approx(0.8)
+    # Fisher z of .8 with Bonett-Wright's se sqrt((1 + .32) / 1): atanh(.8) = 1.098612 -+ 1.959964 * 1.148913
+    assert (result["ci_low"], result["ci_high"]) == (pytest.approx(math.tanh(1.098612 - 2.251829), abs=1e-5),
+                                                     pytest.approx(math.tanh(1.098612 + 2.251829), abs=1e-5))
+    # 4 drafts: rho = 1 - sum(d^2) / 10 over 24 orders; |rho| >= .8 for the identity and the 3 swaps of
+    # neighbours (rho 1, .8) and their 4 reversals: 8 of 24, so 2000 shuffles give p near 1/3
+    assert result["null"]["p"] == pytest.approx(8 / 24, abs=0.03) and result["null"]["low"] < 0 < result["null"]["high"]
     assert result["disagreements"] == []  # drafts 2 and 3 swap places within the bottom half
-    assert set(result["rows"][0]) == {"rationale_id", "question", "technique", "word_count", "accuracy", "influence"}
+    assert set(result["rows"][0]) == {"rationale_id", "question", "technique", "word_count", "accuracy", "icl_score",
+                                      "influence"}
+    assert result["icl_score_name"] == "accuracy"  # no balanced accuracies stored
 
     store.execute("UPDATE influence_scores SET influence = -influence")  # the opposite preference
     flipped = signal_comparison(store, "r", "s")
     assert flipped["spearman"] == pytest.approx(-0.8)
-    assert {r["rationale_id"] for r in flipped["disagreements"]} == set(ids)
+    # ranks by accuracy 4 3 2 1, by -influence 1 2 4 3: distances 3, 1, 2, 2 -> largest first, ties in order
+    assert [(r["rationale_id"], r["rank_distance"]) for r in flipped["disagreements"]] == [
+        (ids[0], 3.0), (ids[2], 2.0), (ids[3], 2.0), (ids[1], 1.0)]
     assert signal_comparison(store, "r", "other")["spearman"] is None
 
 

@@ -8,15 +8,18 @@ from ui.common import StudioContext, guarded
 
 
 def build_signals_tab(ctx: StudioContext, tab: gr.Tab) -> None:
-    gr.Markdown("Each draft scored both ways: x = one-shot accuracy of the student with the draft as its demo, "
-                "y = change of the student's reference loss after one optimizer step on the draft (lower = "
-                "preferred). Drafts the two signals rank far apart are listed below. To build the pairs from "
+    gr.Markdown("Each draft scored both ways: x = one-shot ICL score of the student with the draft as its demo "
+                "(balanced accuracy on label tasks, as the pairs rank), y = change of the student's reference loss "
+                "after one optimizer step on the draft (lower = preferred). The summary gives their rank "
+                "correlation with its 95% CI, what unrelated signals would give, and each signal's split-half "
+                "reliability (how alike two halves of the items rank the drafts) with the items 0.8 would need. "
+                "Drafts the two signals rank far apart are listed below, farthest first. To build the pairs from "
                 "either signal or both, pick *Pair signal* and *Pair style* in the Runs tab and launch the "
                 "`pairs` stage (it replaces the student's pairs; decisions return with their pairs).")
     refresh = gr.Button("Compare signals", elem_id="signals-refresh")
     summary = gr.Markdown(elem_id="signals-summary")
     figure = gr.Plot(show_label=False, label="ICL accuracy vs influence", elem_id="plot-signals")
-    disagreements = gr.Dataframe(label="Strongest disagreements", interactive=False, wrap=True,
+    disagreements = gr.Dataframe(label="Disagreements (largest rank distance first)", interactive=False, wrap=True,
                                  elem_id="signals-disagreements")
 
     def compare(run_id, student):

@@ -18,6 +18,9 @@ Choices the paper leaves open (documented in the config help):
 - AdamW without weight decay and without gradient clipping: a probe measures the draft's gradient only;
 - the probes run on a CUDA GPU when torch sees one (`influence.device`), else on the CPU.
 
+Each probe also stores every reference item's loss before and after (`influence_items`, in the
+same transaction as its score), so the signal's split-half reliability can be computed.
+
 Resumable: rows commit in small batches; drafts already scored for (run, student) are skipped.
 """
 
@@ -134,14 +137,19 @@ def reference_batches(reference: list[Encoded], pad_id: int, batch_size: int) ->
     return [batch_tensors(reference[i:i + batch_size], pad_id) for i in range(0, len(reference), batch_size)]
 
 
-def reference_loss(model, batches: list[dict]) -> float:
-    """Mean per-item loss over the reference set (every item weighs the same, whatever the batching)."""
-    total, count = 0.0, 0
+def reference_item_losses(model, batches: list[dict]) -> list[float]:
+    """The loss of each reference item, in reference order."""
+    losses: list[float] = []
     with torch.no_grad():
         for batch in batches:
-            losses = per_item_loss(model, batch).double()
-            total, count = total + float(losses.sum()), count + len(losses)
-    return total / count
+            losses += per_item_loss(model, batch).double().tolist()
+    return losses
+
+
+def reference_loss(model, batches: list[dict]) -> float:
+    """Mean per-item loss over the reference set (every item weighs the same, whatever the batching)."""
+    losses = reference_item_losses(model, batches)
+    return sum(losses) / len(losses)
 
 
 # -- the student ------------------------------------------------------------------------------------
@@ -230,19 +238,26 @@ class InfluenceProbe:
         self.n_reference = len(reference)
         self.saved_params = [p.detach().clone() for p in self.params]
         self.saved_state = _clone_state(optimizer)
-        self.loss_before = self.reference_loss()  # the same for every probe from this state
+        # The same for every probe from this state.
+        self.item_losses_before = reference_item_losses(model, self.reference)
+        self.loss_before = sum(self.item_losses_before) / self.n_reference
 
     def reference_loss(self) -> float:
         return reference_loss(self.model, self.reference)
 
     def probe(self, example: Encoded) -> tuple[float, float]:
         """(loss_before, loss_after) of one step on `example`; the state is restored afterwards."""
+        _, after = self.probe_items(example)
+        return self.loss_before, sum(after) / len(after)
+
+    def probe_items(self, example: Encoded) -> tuple[list[float], list[float]]:
+        """Each reference item's loss before and after one step on `example` (state restored after)."""
         try:
             train_step(self.model, self.optimizer, example, self.pad_id)
-            loss_after = self.reference_loss()
+            after = reference_item_losses(self.model, self.reference)
         finally:
             self.restore()
-        return self.loss_before, loss_after
+        return self.item_losses_before, after
 
     def restore(self) -> None:
         """Copy the snapshot back into the live tensors (no reallocation of parameters or moments)."""
@@ -326,7 +341,8 @@ def _probe_drafts(ctx: RunContext, student: str, cfg: InfluenceConfig, drafts: l
     ctx.models.clear()  # the probe trains its own copy of the student
     torch.manual_seed(ctx.config.seed)  # LoRA initialisation: a resumed run rebuilds the same state
     model, tokenizer = load_causal_lm(student, trust_remote_code=ctx.config.trust_remote_code)
-    reference = [reference_example(ctx.task, item) for item in reference_items(ctx, cfg.n_reference)]
+    items = reference_items(ctx, cfg.n_reference)
+    reference = [reference_example(ctx.task, item) for item in items]
     warm = [draft_example(ctx.task, d) for d in warmup_drafts(drafts, cfg.warmup_fraction, ctx.config.seed)]
     if warm:
         with ctx.reporter.bar(f"influence warm-up ({student})", cfg.warmup_steps or len(warm)) as bar:
@@ -335,23 +351,29 @@ def _probe_drafts(ctx: RunContext, student: str, cfg: InfluenceConfig, drafts: l
         probe = build_probe(model, tokenizer, cfg, reference)
     start = time.perf_counter()
     pending: list[dict] = []
+    pending_items: list[dict] = []
     with ctx.reporter.bar(f"influence ({student})", len(todo)) as bar:
         for draft in todo:
             example = draft_example(ctx.task, draft)
-            before, after = probe.probe(encode(tokenizer, example["prompt"], example["completion"], cfg.max_length))
+            before, after = probe.probe_items(encode(tokenizer, example["prompt"], example["completion"], cfg.max_length))
             pending.append(_score_row(ctx, draft, student, cfg, probe.n_reference, before, after))
+            pending_items += [dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id,
+                                   item_index=item["item_index"], loss_before=b, loss_after=a)
+                              for item, b, a in zip(items, before, after)]
             if len(pending) >= ROWS_PER_COMMIT:
-                signals.add_influence_scores(ctx.store, pending)
-                pending = []
+                signals.add_influence_scores(ctx.store, pending, pending_items)
+                pending, pending_items = [], []
             bar.update(1)
-        signals.add_influence_scores(ctx.store, pending)
+        signals.add_influence_scores(ctx.store, pending, pending_items)
     seconds = time.perf_counter() - start
     return {"n_probed": len(todo), "mode": cfg.mode, "n_reference": probe.n_reference, "n_warmup": len(warm),
             "loss_before": probe.loss_before, "seconds_per_probe": seconds / len(todo)}
 
 
 def _score_row(ctx: RunContext, draft: dict, student: str, cfg: InfluenceConfig, n_reference: int,
-               before: float, after: float) -> dict:
+               item_before: list[float], item_after: list[float]) -> dict:
+    # Means of the per-item losses: the same numbers `probe` gives, and the mean of the stored items.
+    before, after = sum(item_before) / len(item_before), sum(item_after) / len(item_after)
     return dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id, loss_before=before,
                 loss_after=after, influence=after - before, mode=cfg.mode, learning_rate=cfg.learning_rate,
                 n_reference=n_reference, created_at=utcnow())
