@@ -30,6 +30,8 @@ DEFAULT_DB = "arte.duckdb"
 FLAG_ALIASES = {"task_dir": "--task-dir", "run_name": "--run-name", "runs_dir": "--runs-dir",
                 "pairs.signal": "--signal", "pairs.style": "--pair-style"}
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+HEALTH_HELP = ("signal health of one run × student: is each preference signal measuring what it claims "
+               "(ok / warn / bad, each with its number, interval, n and what to change)")
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -78,6 +80,9 @@ class ArteParser(ArgumentParser):
         if command == "status":
             out.__dict__.update(db=own.db, run_name=own.run_name, json=own.json)
             return out
+        if command == "health":
+            out.__dict__.update(db=own.db, run=own.run, student=own.student, json=own.json)
+            return out
         base = None
         if not (command == "config" and own.help_fields):
             base = load_config(own.config or demo_config_path())
@@ -114,6 +119,12 @@ def build_parser() -> ArteParser:
     status.add_argument("--run-name", help="only this run")
     status.add_argument("--json", action="store_true", help="print JSON")
     commands.add_subcommand("status", status, help="row counts per stage for every run in a store")
+    health = ArgumentParser(description=HEALTH_HELP, exit_on_error=False)
+    health.add_argument("--db", default=os.environ.get("ARTE_DB", DEFAULT_DB), help="DuckDB store file")
+    health.add_argument("--run", required=True, help="the run's name (`arte status` lists them)")
+    health.add_argument("--student", help="the student whose preferences to audit (default: the run's student)")
+    health.add_argument("--json", action="store_true", help="print the lines as JSON")
+    commands.add_subcommand("health", health, help=HEALTH_HELP)
     return parser
 
 
@@ -146,6 +157,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from arte_core.health import TITLES, signal_health
+    from arte_core.store import Store
+
+    if not os.path.exists(args.db):
+        raise ArteError(f"no store at {args.db}; run `arte run --db {args.db}` first.")
+    with Store(args.db, read_only=True) as store:
+        student = args.student or store.run(args.run)["student"]
+        lines = signal_health(store, args.run, student)
+    if args.json:
+        print(json.dumps([line.to_dict() for line in lines], indent=2, ensure_ascii=False))
+        return 0
+    print(f"signal health of {student} in run {args.run}")
+    for line in lines:
+        value = "" if line.value is None else f"{line.value:.3g}"
+        ci = "" if line.ci_low is None else f" [{line.ci_low:.2f}, {line.ci_high:.2f}]"
+        n = "" if line.n is None else f" n={line.n}"
+        print(f"  {line.status:4}  {TITLES[line.key]:36} {value}{ci}{n}\n        {line.message}")
+    return 0
+
+
 def cmd_stage(args: argparse.Namespace) -> int:
     from arte_core.pipeline import run_stages, run_status
     from arte_core.progress import Reporter
@@ -173,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "health":
+            return cmd_health(args)
         if args.command == "config":
             print(help_fields_text() if args.help_fields else effective_config(args).to_yaml())
             return 0

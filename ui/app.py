@@ -1,4 +1,5 @@
-"""The studio's Gradio app: a run/student/user bar above the Drafts, Pairs, Analysis, Signals, Runs and Export tabs.
+"""The studio's Gradio app: a run/student/user bar above the Drafts, Pairs, Analysis, Signals, Health, Runs and
+Export tabs.
 
 `build_app(store, jobs, read_only, runs_dir)` returns the Blocks; `app.py` at the repository root
 launches it. Every listener has a stable api_name, so each tab can also be driven with gradio_client.
@@ -19,6 +20,7 @@ from ui.analysis import build_analysis_tab
 from ui.common import StudioContext, guarded
 from ui.drafts import build_drafts_tab
 from ui.export import build_export_tab
+from ui.health import build_health_tab
 from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
@@ -58,6 +60,8 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
                 build_analysis_tab(ctx, analysis_tab)
             with gr.Tab("Signals", id="signals") as signals_tab:
                 build_signals_tab(ctx, signals_tab)
+            with gr.Tab("Health", id="health") as health_tab:
+                build_health_tab(ctx, health_tab)
             with gr.Tab("Runs", id="runs"):
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from arte_core.studio import pairs
 from ui.common import StudioContext, guarded, page_listeners, selected_row_id
+from ui.health import health_pointer
 
 TRAIL_COLUMNS = ["decision_id", "pair_id", "kind", "action", "who", "why", "undoes", "undone by", "when (UTC)"]
 
@@ -23,6 +24,7 @@ def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
         prev_page = gr.Button("◀ Previous")
         page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="pairs-page")
         next_page = gr.Button("Next ▶")
+    health_pointer(ctx, demo, "pairs")
     info = gr.Markdown(elem_id="pairs-info")
     agreement = gr.Markdown(elem_id="pairs-agreement")
     table = gr.Dataframe(label="Pairs", interactive=False, wrap=False, max_height=480, elem_id="pairs-table")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from arte_core.errors import ArteError
 from arte_core.store import Store
 from arte_core.store import exports
 from arte_core.studio.common import require, require_run, require_student
+from arte_core.studio.health import health_record
 
 FORMATS = ("jsonl", "parquet", "hf")
 EXPORT_KINDS = ("pairs", "sft", "drafts")
@@ -187,7 +189,22 @@ def export_files(store: Store, what: Any, run_id: Any, student: Any, formats: An
         files = export_drafts(store, run_id, student, folder, formats)
         frame = draft_records(store, run_id, student)
         detail = f"{len(frame)} drafts ({int(frame['accuracy'].notna().sum())} scored for {html.escape(student)})"
+    if what in ("pairs", "drafts"):
+        files += write_health(store, run_id, student, folder)
     return dict(files=[str(f) for f in files], message=f"Exported {detail}: {', '.join(Path(f).name for f in files)}.")
+
+
+def write_health(store: Store, run_id: str, student: str, folder: str | Path) -> list[Path]:
+    """The signal-health lines of the exported run × student (studio/health.py), as `health.json`
+    beside the data: whoever trains on the pairs sees whether the signal behind them was sound. None
+    (an empty list) when the student has no ICL scores to audit."""
+    try:
+        record = health_record(store, run_id, student)
+    except ArteError:
+        return []
+    path = Path(folder) / "health.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    return [path]
 
 
 def push_export(store: Store, what: Any, run_id: Any, student: Any, repo_id: Any) -> str:
