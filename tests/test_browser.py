@@ -167,9 +167,10 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
 def test_the_health_tab_shows_the_lines_and_the_drafts_tab_points_to_it(page):
     from playwright.sync_api import expect
 
-    expect(page.locator("#drafts-health")).to_contain_text("1 bad (student above chance)")
+    # Computed on page load after the tables' own listeners: give it the step timeout, not expect's 5 s.
+    expect(page.locator("#drafts-health")).to_contain_text("1 bad (student above chance)", timeout=STEP_TIMEOUT_MS)
     open_tab(page, "Health")
-    expect(page.locator("#health-summary")).to_contain_text("1 bad · 4 warn · 4 ok · 2 n/a")
+    expect(page.locator("#health-summary")).to_contain_text("1 bad · 4 warn · 4 ok · 2 n/a", timeout=STEP_TIMEOUT_MS)
     expect(cell(page, "health-table", "student above chance")).to_be_visible()
     expect(cell(page, "health-table", "❌ bad")).to_be_visible()
     expect(page.locator("#health-table")).to_contain_text("not measured: scored by an older version; run `arte rescore`.")
