@@ -112,6 +112,11 @@ def test_filter_drafts_override_a_pair_and_see_it_after_reload(page):
     expect(page.locator("#drafts-info")).to_contain_text("Drafts 1–4 of 4")
     cell(page, "drafts-table", "eliminate_options").click()
     expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")
+    # the fixture's scores predate parse modes: a dash and how to rescore, never a 0
+    expect(page.locator("#drafts-info")).to_contain_text("— : scored by an older version")
+    expect(page.locator("#drafts-table")).to_contain_text("balanced accuracy")
+    expect(page.locator("#drafts-items")).to_contain_text("parse mode")
+    expect(cell(page, "drafts-items", "—")).to_be_visible()
     expect(text_box(page, "drafts-rationale-text")).to_have_value(
         "Using eliminate_options on question 3:" + " step" * 87 + " so the answer is <ans>False</ans>")
     shoot(page, "drafts.png")

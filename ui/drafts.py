@@ -74,7 +74,8 @@ def _detail_widgets() -> dict:
     with gr.Accordion("Teacher prompt", open=False):
         prompt = gr.Textbox(show_label=False, lines=6, interactive=False, elem_classes=["arte-side"])
     items = gr.Dataframe(pd.DataFrame(columns=ITEM_COLUMNS), interactive=False, wrap=True, max_height=420,
-                         label="The student's answers on the preference questions with this draft as its demo")
+                         label="The student's answers on the preference questions with this draft as its demo",
+                         elem_id="drafts-items")
     return dict(rationale_id=rationale_id, show=show, meta=meta, question=question, rationale=rationale,
                 prompt=prompt, items=items)
 
