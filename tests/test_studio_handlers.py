@@ -356,7 +356,8 @@ def test_exported_pairs_carry_the_overrides(store, tmp_path):
     pairs.decide(store, "pr-0", "swap", "alice", "the rejected one is clearer")
     pairs.decide(store, "pq-0-3", "exclude", "alice", "duplicate")
     result = export.export_files(store, "pairs", RUN, STUDENT, folder=tmp_path / "out")
-    jsonl, parquet, archive = (f for f in result["files"])
+    by_suffix = {str(f).rsplit(".", 1)[-1]: f for f in result["files"]}  # health.json rides along (studio/health.py)
+    jsonl, parquet, archive = by_suffix["jsonl"], by_suffix["parquet"], by_suffix["zip"]
     rows = {r["pair_id"]: r for r in read_jsonl(jsonl)}
     assert len(rows) == 8 and "pq-0-3" not in rows
     swapped = rows["pr-0"]
