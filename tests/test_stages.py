@@ -163,14 +163,21 @@ def test_a_killed_score_keeps_every_draft_whose_answers_were_all_in(ctx, engine,
 
 
 def set_scores(ctx, accuracies: dict[str, float]) -> None:
+    """Scores with their items: a draft of accuracy a got the first 4a of the 4 preference items right."""
     rows = [dict(rationale_id=rid, student=ctx.config.student, run_id=ctx.run_id, accuracy=acc, n_items=4,
                  n_correct=round(acc * 4), n_unparsed=0, icl_format="completion", created_at=utcnow(),
                  balanced_accuracy=acc)
             for rid, acc in accuracies.items()]
     ctx.store.insert("icl_scores", rows)
+    ctx.store.insert("icl_items", [dict(rationale_id=rid, student=ctx.config.student, item_index=item["item_index"],
+                                        output="", answer=None, correct=k < round(acc * 4))
+                                   for rid, acc in accuracies.items() for k, item in enumerate(ctx.pref_items)])
 
 
 def scored_run(ctx):
+    """Drafts with hand-set accuracies, ranked on accuracy and formed whatever their test says: 4 preference
+    items can never reach p ≤ 0.05 (the best is 2 · 0.5⁴ = 0.125); the max_p tests set their own."""
+    ctx.config.pairs.score, ctx.config.pairs.max_p = "accuracy", 1.0
     seed_drafts(ctx, QUESTIONS)
     qids = [question_id(ctx.run_id, "draft", i) for i in range(4)]
     set_scores(ctx, {rationale_id(qids[0], TECHNIQUES[0]): 1.0, rationale_id(qids[0], TECHNIQUES[1]): 0.5,
@@ -192,6 +199,37 @@ def test_pairs_stage_builds_question_and_rationale_pairs(ctx):
                                (rationale_id(qids[2], TECHNIQUES[1]), rationale_id(qids[2], TECHNIQUES[0]))]
     assert all("step by step" in p["prompt"] and "How to reason" not in p["prompt"]
                for p in pairs if p["kind"] == "rationale")  # technique erased
+
+
+def test_every_pair_stores_its_paired_test_and_only_pairs_within_max_p_are_formed(ctx):
+    scored_run(ctx)
+    run_stage(ctx, "pairs")
+    tested = {(p["kind"], p["p_value"], p["n_shared"], p["n_chosen_only"], p["n_rejected_only"], p["pair_test"])
+              for p in ctx.store.pairs(ctx.run_id)}
+    # question 0 vs 1: per item, shares of rationales right [1, 1, 1/2, 1/2] vs [1, 0, 0, 0]: better on 3 items,
+    # 2 · 0.5³ = 0.25. Rationales 1.0 vs 0.5 of question 0: only the chosen right on 2 items, 2 · 0.5² = 0.5;
+    # 0.75 vs 0.0 of question 2: on 3 items, 0.25.
+    assert tested == {("question", 0.25, 4, 3, 0, "item_sign_test"), ("rationale", 0.5, 4, 2, 0, "mcnemar_exact"),
+                      ("rationale", 0.25, 4, 3, 0, "mcnemar_exact")}
+    ctx.config.pairs.max_p = 0.3  # a changed max_p rebuilds the pairs
+    assert run_stage(ctx, "pairs") == {"n_pairs": 2, "n_within_noise": 1}
+    assert sorted(p["p_value"] for p in ctx.store.pairs(ctx.run_id)) == [0.25, 0.25]
+    assert ctx.store.stage_info(ctx.run_id, "pairs", ctx.config.student)["max_p"] == 0.3
+    ctx.config.pairs.max_p = 0.05
+    with pytest.raises(ArteError, match=r"no pairs: all 3 candidate pairs \(2 rationale, 1 question\) are within noise"
+                                        r".* p ≤ pairs.max_p = 0.05 on the 4 preference items .*closest: 3 vs 0 "
+                                        r"discordant items, p = 0.25\). On 4 items a pair needs at least 6 discordant "
+                                        r"items.*score.n_pref.*--pairs.max_p"):
+        run_stage(ctx, "pairs")
+    assert len(ctx.store.pairs(ctx.run_id)) == 2  # the previous set is kept
+    assert ctx.store.stage_info(ctx.run_id, "pairs", ctx.config.student)["max_p"] == 0.3
+
+
+def test_pairs_refuse_drafts_without_item_answers(ctx):
+    qids = scored_run(ctx)
+    ctx.store.execute("DELETE FROM icl_items WHERE rationale_id = ?", [rationale_id(qids[2], TECHNIQUES[0])])
+    with pytest.raises(ArteError, match=r"1 of 8 scored drafts .* have no per-item answers .*arte rescore"):
+        run_stage(ctx, "pairs")
 
 
 def set_influence(ctx, influence: dict[str, float]) -> None:
@@ -225,7 +263,9 @@ def test_montessori_style_pairs_every_helpful_with_every_harmful_draft_of_one_pr
     question = sorted((p["chosen_ref"], p["rejected_ref"]) for p in pairs if p["kind"] == "question")
     assert question == [(qids[0], qids[2]), (qids[1], qids[2])]
     assert ctx.store.stage_info(ctx.run_id, "pairs", ctx.config.student) == {
-        "n_pairs": 4, "signal": "influence", "style": "montessori", "neutral": "auto"}
+        "n_pairs": 4, "n_within_noise": 0, "signal": "influence", "style": "montessori", "neutral": "auto"}
+    assert {(p["p_value"], p["pair_test"]) for p in pairs} == {
+        (None, "none: influence is one reference-loss change per draft, no per-item outcome to pair")}
 
 
 def test_when_every_draft_helps_montessori_pairs_need_the_median_as_neutral_point(ctx):

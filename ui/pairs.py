@@ -17,7 +17,10 @@ TRAIL_COLUMNS = ["decision_id", "pair_id", "kind", "action", "who", "why", "undo
 
 def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
     gr.Markdown("Question pairs (top vs bottom question scores) and rationale pairs (best vs worst rationale of a "
-                "question), as the student's one-shot accuracy ranked them. Overrides change what DPO trains on.")
+                "question), as the student's one-shot accuracy ranked them. Overrides change what DPO trains on. "
+                "Each pair carries a paired exact test on the preference items both sides answered: **within noise** "
+                "= its p-value is above the noise level (or its discordant items favour the rejected side); "
+                "**not tested** = no p (influence and 'both' pairs, and pairs built before pairs were tested).")
     filters = _filter_widgets()
     with gr.Row():
         apply = gr.Button("Apply filters", variant="primary", elem_id="pairs-apply")
@@ -40,15 +43,22 @@ def _filter_widgets() -> dict:
         kind = gr.Radio(list(pairs.PAIR_KINDS), value="all", label="Kind")
         state = gr.Dropdown(list(pairs.DECISION_STATES), value="all", label="Decision state")
         contested = gr.Checkbox(False, label="Contested only (low margin)", elem_id="pairs-contested")
-        max_margin = gr.Number(pairs.DEFAULT_CONTESTED_MARGIN, label="Contested = margin at most", minimum=0)
+        max_margin = gr.Number(None, label="Contested = margin at most (empty: one binomial sd of a draft's score "
+                                           "at this run's n_pref)", minimum=0, elem_id="pairs-max-margin")
     with gr.Row():
         search = gr.Textbox(label="Search prompt / texts (literal text)", elem_id="pairs-search")
         sort = gr.Dropdown(list(pairs.PAIR_SORT_CHOICES), value="margin", label="Sort by")
         direction = gr.Radio(["asc", "desc"], value="asc", label="Order")
         blind = gr.Checkbox(False, label="Blind review: random left/right, scores hidden until decided",
                             elem_id="pairs-blind")
+    with gr.Row():
+        evidence = gr.Dropdown(list(pairs.EVIDENCE_STATES), value="all", label="Paired test",
+                               elem_id="pairs-evidence")
+        noise_level = gr.Number(pairs.DEFAULT_NOISE_LEVEL, label="Noise level: significant = p at most",
+                                minimum=0, maximum=1, elem_id="pairs-noise-level")
+    # blind stays before evidence and noise_level: the listeners take the filters in this order
     return dict(kind=kind, state=state, contested=contested, max_margin=max_margin, search=search, sort=sort,
-                direction=direction, blind=blind)
+                direction=direction, blind=blind, evidence=evidence, noise_level=noise_level)
 
 
 def _panel_widgets(ctx: StudioContext) -> dict:
@@ -97,8 +107,10 @@ def _panel_widgets(ctx: StudioContext) -> dict:
 
 
 def _query(ctx: StudioContext):
-    def query(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, page_number):
-        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, page_number)
+    def query(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, evidence,
+              noise_level, page_number):
+        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, page_number, evidence,
+                                noise_level)
         view = pairs.pairs_view(ctx.store, run_id, student, flt, blind=bool(blind))
         return view["table"], view["info"], view["agreement"], view["page"]
     return query
@@ -177,10 +189,11 @@ def _wire_decisions(ctx: StudioContext, listing: dict, panel: dict, open_pair) -
             status += f"\n\n⚠️ {result['warning']}"
         return (status, *open_pair(pair_id, blind, whole_run, run_id))
 
-    def bulk(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, action, why,
-             typed_user, pair_id, whole_run, request: gr.Request):
+    def bulk(run_id, student, kind, state, contested, max_margin, search, sort, direction, blind, evidence,
+             noise_level, action, why, typed_user, pair_id, whole_run, request: gr.Request):
         ctx.require_writable("recording decisions")
-        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, 1)
+        flt = pairs.pair_filter(kind, contested, max_margin, state, search, sort, direction, 1, evidence,
+                                noise_level)
         message = pairs.decide_bulk(ctx.store, run_id, student, flt, action, ctx.who(request, typed_user), why)["message"]
         # The open pair may be among them: refresh it, so its conflict check starts from the new decision.
         return (message, *open_pair(pair_id, blind, whole_run, run_id))

@@ -27,8 +27,9 @@ BACKENDS = ("transformers", "vllm")
 PAIR_SIGNALS = ("icl", "influence", "both")
 PAIR_STYLES = ("arte", "montessori")
 PAIR_NEUTRALS = ("auto", "median")
-INFLUENCE_MODES = ("lora", "full")
 PAIR_SCORES = ("balanced_accuracy", "accuracy")
+SELECTIONS = ("balanced", "random", "irt")
+INFLUENCE_MODES = ("lora", "full")
 INFLUENCE_OPTIMIZERS = ("adamw", "sgd")
 INFLUENCE_DEVICES = ("auto", "cpu", "cuda")
 # transformers' schedules that need no extra arguments, and optimizers that need no extra packages.
@@ -61,10 +62,10 @@ LEARNING_RATE = dict(minimum=0.0, exclusive_minimum=True, maximum=1.0)
 EPOCHS = dict(minimum=0.0, exclusive_minimum=True)
 RATIO = dict(minimum=0.0, maximum=1.0, exclusive_maximum=True)  # [0, 1)
 TOKENS = dict(minimum=1)
-TRAIN_LENGTH = dict(minimum=2)  # at least a prompt token and a completion token
 # A student's answer budget: 0 derives it from the task (prompts.answer_budget); the seed rationales
 # show how long a worked answer is, and a fixed number either cuts chains off or wastes decoding.
 ANSWER_TOKENS = dict(minimum=0)
+TRAIN_LENGTH = dict(minimum=2)  # at least a prompt token and a completion token
 
 
 @dataclass
@@ -96,6 +97,14 @@ class ScoreConfig:
     engine: str = option("fast", "'fast' (shared-prefix KV reuse, refilled batches), 'batched' (padded generate) or 'plain' (one prompt at a time).", choices=ENGINES)
     dtype: str = option("float32", "Student weights for scoring: 'float32' or 'bfloat16'.", choices=DTYPES)
     batch_size: int = option(8, "Answers generated together by the 'batched' and 'plain' engines; the 'fast' engine decodes up to 256 answers together whatever this says.", **POSITIVE_INT)
+    selection: str = option("balanced", "How the n_pref preference items are chosen: 'balanced' (a seeded draw stratified by label, equal shares within one item; ours), 'random' (a plain seeded draw) or 'irt' (the paper: a pilot of drafts answers n_candidates items, a 2-parameter IRT model is fitted over drafts × items, and the n_pref items with the most information over the pilot drafts' abilities are kept).", choices=SELECTIONS)
+    n_candidates: int = option(0, "'irt' selection: candidate items the pilot answers (0 = 4 × n_pref; ours). Must exceed n_pref.", minimum=0)
+    n_pilot_drafts: int = option(100, "'irt' selection: drafts in the pilot, drawn with the run's seed (ours: 100 pilot drafts recover 2PL parameters far better than 40 on simulated data, and add 100 × (n_candidates − n_pref) answers to the stage). Fewer drafts than this: all of them.", minimum=2)
+
+
+def candidate_count(score: ScoreConfig) -> int:
+    """The candidate pool of an 'irt' selection (n_candidates, or 4 × n_pref for 0)."""
+    return score.n_candidates or 4 * score.n_pref
 
 
 @dataclass
@@ -107,10 +116,16 @@ class PairConfig:
     min_margin: float = option(0.0, "A pair needs chosen − rejected score above this; ties are skipped.", minimum=0.0)
     signal: str = option("icl", "Student preference signal: 'icl' (one-shot accuracy, ARTE), 'influence' (local data influence, Montessori-Instruct) or 'both' (mean of a draft's percentile ranks under the two).", choices=PAIR_SIGNALS)
     style: str = option("arte", "'arte' (top vs bottom quantile questions, best vs worst rationale per question) or 'montessori' (per teacher prompt, every helpful × harmful draft; helpful and harmful as `neutral` says).", choices=PAIR_STYLES)
+    score: str = option("balanced_accuracy", "ICL score the 'icl' and 'both' signals rank drafts on: 'balanced_accuracy' (the mean recall per label over the labels of the preference set, ours: a student that repeats the demo's own answer scores 0.5 on a two-label task, whatever the labels' shares) or 'accuracy' (the share correct, the paper). Tasks with open answers (integers, free text) always rank on accuracy.", choices=PAIR_SCORES)
     neutral: str = option("auto", "Montessori style: the score that splits helpful from harmful drafts. 'auto' = 0 for influence (the paper's rule) and the median draft for 'icl' and 'both'; 'median' = the median draft for every signal (use it when nearly every draft lowers the reference loss).", choices=PAIR_NEUTRALS)
     step_by_step_prompt: str = option("Let's think step by step.", "The plain prompt that replaces the technique prompt in rationale pairs.", check=_text, check_text="not empty")
+    max_p: float = option(0.05, "A pair is formed only when its paired exact test on the preference items both sides answered (McNemar for rationale pairs, a sign test over items for question pairs) favours the chosen side at p ≤ this (ours). A pair needs at least 6 discordant items (items only one side got right), all favouring its chosen side, to reach 0.05. 1 keeps every candidate, each still with its p. Influence and 'both' pairs have no per-item test and are kept untested.", minimum=0, maximum=1)
 
-    score: str = option("balanced_accuracy", "ICL score the 'icl' and 'both' signals rank drafts on: 'balanced_accuracy' (the mean recall per label over the labels of the preference set, ours: a student that repeats the demo's own answer scores 0.5 on a two-label task, whatever the labels' shares) or 'accuracy' (the share correct, the paper). Tasks with open answers (integers, free text) always rank on accuracy.", choices=PAIR_SCORES)
+
+# A DPO teacher whose final reward margin is below this many nats of log-ratio (margin / beta) did not
+# move: `arte align` warns and `arte health` marks the line bad (ours).
+DPO_UNMOVED_NATS = 0.1
+
 
 @dataclass
 class AlignConfig:
@@ -244,6 +259,13 @@ class RunConfig:
         identity = {"task": self.task, "task_dir": self.task_dir, "teacher": self.teacher, "seed": self.seed,
                     "elicit": _elicit_identity(self.elicit), "n_pref": self.score.n_pref,
                     "n_test": self.eval.n_test}
+        # The item selection fixes the preference split; the default ('balanced', today's split) is left
+        # out so stored run ids stay, and the pool and pilot sizes matter only to an 'irt' selection.
+        if self.score.selection != ScoreConfig.selection:
+            identity["selection"] = self.score.selection
+        if self.score.selection == "irt":
+            identity["n_candidates"] = candidate_count(self.score)
+            identity["n_pilot_drafts"] = self.score.n_pilot_drafts
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
     @property

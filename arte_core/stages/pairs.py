@@ -15,9 +15,16 @@ Two pairing styles (`pairs.style`):
   Helpful and harmful are relative to a neutral score (`pairs.neutral`): by default 0 for influence
   (the reference loss did not move, the paper's rule) and the median draft for the signals without a
   natural zero ('icl', 'both'); 'median' uses the median draft for influence too.
-Rationale pairs always carry the plain step-by-step prompt. The pure functions take scores and
-return pairs; `run_pairs` reads and writes the store, replacing the student's previous pair set
-(the registry's runner marks it done with the signal, style and neutral point it was built with).
+Rationale pairs always carry the plain step-by-step prompt.
+
+ICL scores rank as exact fractions of integer counts (pair_evidence.exact_score), so equal counts tie
+wherever they are compared or averaged, and ties are never split across a group boundary. Every
+candidate pair carries its paired exact test on the shared preference items (pair_evidence.py); a pair
+is formed only when the test favours its chosen side at p ≤ `pairs.max_p`.
+
+The pure functions take scores and return pairs; `run_pairs` reads and writes the store, replacing
+the student's previous pair set (the registry's runner marks it done with the signal, style, neutral
+point and max_p it was built with).
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from statistics import mean, median
 
 from arte_core.config import check_field
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
-from arte_core.stats import percentile_ranks
-from arte_core.store import signals, utcnow
+from arte_core.stages.pair_evidence import PairTest, exact_score, question_test, rationale_test, untested
+from arte_core.stats import average_ranks, min_discordant_for
+from arte_core.store import decisions, signals, utcnow
 from arte_core.tasks.answers import is_label_task
 
 
@@ -57,15 +66,25 @@ def question_scores(rationale_scores: list[dict]) -> dict[str, float]:
     return {qid: mean(scores) for qid, scores in by_question.items()}
 
 
+def quantile_groups(scores: dict, quantile: float) -> tuple[list[str], list[str]]:
+    """(top, bottom) questions, best first: the `quantile` share at each end, ties never split. A
+    question tied with the last one in a group is in it too; questions that tie across both boundaries
+    (a flat middle reaching both ends) are in neither, since they are no better than the bottom."""
+    ranked = sorted(scores, key=lambda q: (-scores[q], q))
+    if len(ranked) < 2:
+        return [], []
+    k = min(max(1, round(quantile * len(ranked))), len(ranked) // 2)
+    top_cut, bottom_cut = scores[ranked[k - 1]], scores[ranked[-k]]
+    top = [q for q in ranked if scores[q] >= top_cut]
+    bottom = [q for q in ranked if scores[q] <= bottom_cut]
+    both = set(top) & set(bottom)
+    return [q for q in top if q not in both], [q for q in bottom if q not in both]
+
+
 def question_pairs(scores: dict[str, float], quantile: float, n_pairs: int, min_margin: float,
                    seed: int) -> list[ScoredPair]:
     """Up to `n_pairs` (top-quantile, bottom-quantile) question pairs, sampled without repeats."""
-    ranked = sorted(scores, key=lambda q: (-scores[q], q))
-    k = max(1, round(quantile * len(ranked)))
-    if len(ranked) < 2:
-        return []
-    k = min(k, len(ranked) // 2)
-    top, bottom = ranked[:k], ranked[-k:]
+    top, bottom = quantile_groups(scores, quantile)
     candidates = [ScoredPair(c, r, scores[c], scores[r]) for c in top for r in bottom]
     candidates = [p for p in candidates if p.margin > min_margin]
     random.Random(seed).shuffle(candidates)
@@ -107,13 +126,16 @@ def helpful_harmful_pairs(groups: dict[str, dict[str, float]], neutral: float, m
 def combined_scores(icl_rows: list[dict], influence_rows: list[dict], key: str = "accuracy") -> list[dict]:
     """Drafts scored by both signals, `score` = the mean of their percentile ranks by the ICL score `key`
     and by −influence, so each signal weighs the same whatever its scale. Drafts missing a signal are
-    left out."""
+    left out. `exact_score` is the same mean as a fraction (ranks are whole or half numbers), so
+    drafts whose ranks sum alike tie."""
     influence = {r["rationale_id"]: r["influence"] for r in influence_rows}
     rows = [dict(r, influence=influence[r["rationale_id"]]) for r in icl_rows if r["rationale_id"] in influence]
-    by_accuracy = percentile_ranks([r[key] for r in rows])
-    by_influence = percentile_ranks([-r["influence"] for r in rows])
+    by_accuracy = average_ranks([r[key] for r in rows])
+    by_influence = average_ranks([-r["influence"] for r in rows])
     for row, a, b in zip(rows, by_accuracy, by_influence):
-        row["score"] = (a + b) / 2
+        # percentile rank = (rank - 1) / (n - 1); one draft alone sits at 1/2
+        exact = (Fraction(a) + Fraction(b) - 2) / (2 * (len(rows) - 1)) if len(rows) > 1 else Fraction(1, 2)
+        row["exact_score"], row["score"] = exact, float(exact)
     return rows
 
 
@@ -140,7 +162,17 @@ def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]
     column = icl_score_column(ctx)
     drafts = ctx.store.draft_scores(ctx.run_id, student)
     _check_scored_with(ctx, student, drafts, column)
-    rows = [dict(row, score=row[column]) for row in drafts]
+    outcomes = decisions.draft_item_outcomes(ctx.store, ctx.run_id, student)
+    missing = [row["rationale_id"] for row in drafts if not outcomes.get(row["rationale_id"])]
+    if missing:
+        raise ArteError(f"{len(missing)} of {len(drafts)} scored drafts of student '{student}' have no per-item "
+                        f"answers (icl_items), e.g. {missing[0]}: their score cannot be tested. Score them anew "
+                        "with `arte rescore`.")
+    targets = ({item["item_index"]: ctx.task.normalise(item["target"]) for item in ctx.pref_items}
+               if column == "balanced_accuracy" else None)
+    # `score` stays the stored value users see; pairs rank on `exact_score`, its exact fraction of counts
+    rows = [dict(row, score=row[column], outcomes=outcomes[row["rationale_id"]],
+                 exact_score=exact_score(outcomes[row["rationale_id"]], targets)) for row in drafts]
     return combined_scores(rows, influence, key="score") if signal == "both" else rows
 
 
@@ -163,8 +195,10 @@ def _missing_scores_error(ctx: RunContext, student: str, signal: str) -> ArteErr
 
 
 def scored_pairs(ctx: RunContext, rows: list[dict], signal: str, style: str) -> dict[str, list[ScoredPair]]:
-    """Question and rationale pairs of one style over scored draft rows."""
+    """Question and rationale pairs of one style over scored draft rows (ranked on `exact_score`
+    where the rows have it)."""
     cfg = ctx.config.pairs
+    rows = [dict(row, score=row.get("exact_score", row["score"])) for row in rows]
     by_question = question_scores(rows)
     if style == "arte":
         return {"question": question_pairs(by_question, cfg.quantile, cfg.n_question_pairs, cfg.min_margin,
@@ -204,8 +238,40 @@ def no_pairs_advice(ctx: RunContext, student: str, signal: str, style: str) -> s
             "student up (influence.warmup_fraction), or use pairs.style: arte.")
 
 
+def within_noise_advice(ctx: RunContext, candidates: list[dict]) -> str:
+    """Why every candidate pair was left out by its test, and what to change."""
+    max_p, n_items = ctx.config.pairs.max_p, len(ctx.pref_items)
+    kinds = {kind: sum(c["kind"] == kind for c in candidates) for kind in ("rationale", "question")}
+    best = min(candidates, key=lambda c: (c["p_value"], -c["n_chosen_only"]))
+    needed = min_discordant_for(max_p)
+    reach = (f"a pair needs at least {needed} discordant items, all favouring its chosen side, to reach p ≤ {max_p:g}"
+             if needed is not None else "no pair can reach p ≤ 0")
+    return (f"no pairs: all {len(candidates)} candidate pairs ({kinds['rationale']} rationale, {kinds['question']} "
+            f"question) are within noise: none favours its chosen side at p ≤ pairs.max_p = {max_p:g} on the "
+            f"{n_items} preference items both sides answered (the closest: {best['n_chosen_only']} vs "
+            f"{best['n_rejected_only']} discordant items, p = {best['p_value']:.3g}). On {n_items} items {reach}. "
+            "Score on more preference items (score.n_pref, in a new run) or raise pairs.max_p "
+            "(--pairs.max_p 0.2; 1 keeps every candidate, each with its p).")
+
+
+def pair_tests(signal: str, found: dict[str, list[ScoredPair]], rows: list[dict]) -> dict[tuple, PairTest]:
+    """(kind, chosen, rejected) -> the pair's paired exact test; untested pairs where `signal` has no
+    per-item outcomes."""
+    pairs = [(kind, pair) for kind in ("question", "rationale") for pair in found[kind]]
+    if signal != "icl":
+        return {(kind, p.chosen, p.rejected): untested(signal) for kind, p in pairs}
+    by_rationale = {r["rationale_id"]: r["outcomes"] for r in rows}
+    by_question: dict[str, list[dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], []).append(row["outcomes"])
+    return {(kind, p.chosen, p.rejected):
+            rationale_test(by_rationale[p.chosen], by_rationale[p.rejected]) if kind == "rationale"
+            else question_test(by_question[p.chosen], by_question[p.rejected]) for kind, p in pairs}
+
+
 def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte") -> list[dict]:
-    """Pair rows ready for the store, with their prompts and texts."""
+    """Candidate pair rows ready for the store, with their prompts, texts and paired tests (whether or
+    not each passes `pairs.max_p`: `formed_pairs` picks those that do)."""
     check_field("pairs.signal", signal)  # callers may pass a signal and style other than the config's
     check_field("pairs.style", style)
     rows = load_signal_scores(ctx, student, signal)
@@ -214,36 +280,48 @@ def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte")
     by_rationale = {r["rationale_id"]: r for r in rows}
     by_question = {r["question_id"]: r for r in rows}
     found = scored_pairs(ctx, rows, signal, style)
+    tests = pair_tests(signal, found, rows)
     q_prompt = ctx.prompts.questions()
     out = []
     for pair in found["question"]:
         chosen, rejected = by_question[pair.chosen], by_question[pair.rejected]
         out.append(_row(ctx, student, signal, style, "question", pair, q_prompt,
                         format_question_block(chosen["question"], chosen["target"]),
-                        format_question_block(rejected["question"], rejected["target"])))
+                        format_question_block(rejected["question"], rejected["target"]),
+                        tests["question", pair.chosen, pair.rejected]))
     for pair in found["rationale"]:
         chosen, rejected = by_rationale[pair.chosen], by_rationale[pair.rejected]
         prompt = ctx.prompts.plain_rationale(chosen["question"])
-        out.append(_row(ctx, student, signal, style, "rationale", pair, prompt, chosen["text"], rejected["text"]))
+        out.append(_row(ctx, student, signal, style, "rationale", pair, prompt, chosen["text"], rejected["text"],
+                        tests["rationale", pair.chosen, pair.rejected]))
     return out
 
 
+def formed_pairs(candidates: list[dict], max_p: float) -> list[dict]:
+    """The candidates that are evidence: untested ones, and tested ones whose test passes `max_p`."""
+    return [row for row in candidates if PairTest(**{k: row[k] for k in PairTest.__dataclass_fields__}).passes(max_p)]
+
+
 def _row(ctx: RunContext, student: str, signal: str, style: str, kind: str, pair: ScoredPair, prompt: str,
-         chosen: str, rejected: str) -> dict:
+         chosen: str, rejected: str, test: PairTest) -> dict:
     return dict(pair_id=pair_id(ctx.run_id, student, signal, kind, pair, style), run_id=ctx.run_id,
                 student=student, kind=kind, signal=signal, style=style, prompt=prompt, chosen=chosen,
                 rejected=rejected, chosen_ref=pair.chosen, rejected_ref=pair.rejected,
-                chosen_score=pair.chosen_score, rejected_score=pair.rejected_score, margin=pair.margin,
-                created_at=utcnow())
+                chosen_score=float(pair.chosen_score), rejected_score=float(pair.rejected_score),
+                margin=float(pair.margin), created_at=utcnow(), **test.columns())
 
 
 def run_pairs(ctx: RunContext, student: str) -> dict:
     """Build the student's pairs from `pairs.signal` in `pairs.style`, replacing the pairs it had: DPO
-    and the exports use the student's one current pair set. A build that finds no pairs keeps the
-    previous set and says why. Returns what the stage records (`n_pairs`)."""
+    and the exports use the student's one current pair set. Only candidates whose paired test passes
+    `pairs.max_p` are formed. A build that forms no pairs keeps the previous set and says why. Returns
+    what the stage records (`n_pairs`, and `n_within_noise`: candidates left out by their test)."""
     signal, style = ctx.config.pairs.signal, ctx.config.pairs.style
-    rows = build_pairs(ctx, student, signal, style)
-    if not rows:
+    candidates = build_pairs(ctx, student, signal, style)
+    if not candidates:
         raise ArteError(no_pairs_advice(ctx, student, signal, style))
+    rows = formed_pairs(candidates, ctx.config.pairs.max_p)
+    if not rows:
+        raise ArteError(within_noise_advice(ctx, candidates))
     ctx.store.replace_pairs(ctx.run_id, student, rows)
-    return {"n_pairs": len(rows)}
+    return {"n_pairs": len(rows), "n_within_noise": len(candidates) - len(rows)}

@@ -51,6 +51,8 @@ def _pair_settings(config: RunConfig) -> dict:
     settings = {"signal": config.pairs.signal, "style": config.pairs.style, "neutral": config.pairs.neutral}
     if config.pairs.signal != "influence":  # the ICL score ranks the 'icl' and 'both' signals' drafts
         settings["score"] = config.pairs.score
+    if config.pairs.signal == "icl":  # only ICL pairs are tested on their items (stages/pair_evidence.py)
+        settings["max_p"] = config.pairs.max_p
     return settings
 
 

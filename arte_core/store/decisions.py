@@ -22,10 +22,15 @@ from arte_core.store.paging import order_by, page_bounds, page_count
 
 DECISION_ACTIONS = ("accept", "swap", "exclude", "note")
 DECISION_STATES = ("all", "undecided", "decided", "accept", "swap", "exclude")
+# A pair's paired test at a noise level: 'significant' = its discordant items favour the chosen side at
+# p ≤ the level, 'within noise' = tested and not significant, 'not tested' = no p (influence and 'both'
+# pairs, and pairs built before schema 4).
+EVIDENCE_STATES = ("all", "significant", "within noise", "not tested")
 PAIR_SORTS = {
     "margin": "p.margin",
     "kind": "p.kind",
     "chosen score": "p.chosen_score",
+    "p-value": "p.p_value",
     "pair": "p.pair_id",
 }
 
@@ -61,10 +66,13 @@ def training_pairs(store: Store, run_id: str, student: str) -> list[dict]:
 
 @dataclass
 class PairFilter:
-    """What the pairs table shows. `max_margin` set = only contested pairs (margin at most this)."""
+    """What the pairs table shows. `max_margin` set = only contested pairs (margin at most this);
+    `evidence` one of EVIDENCE_STATES at the noise level `max_p`."""
 
     kind: str | None = None
     max_margin: float | None = None
+    evidence: str = "all"
+    max_p: float = 0.05
     state: str = "all"
     search: str | None = None
     sort: str = "margin"
@@ -100,6 +108,8 @@ def _pair_where(run_id: str, student: str | None, f: PairFilter) -> tuple[str, l
         clauses.append("p.margin <= ?")
         params.append(float(f.max_margin))
     clauses += _state_clause(f.state)
+    evidence, params = _evidence_clause(f), params + ([float(f.max_p)] if f.evidence in EVIDENCE_STATES[1:3] else [])
+    clauses += evidence
     if f.search:
         clauses.append("(contains(lower(p.prompt), lower(?)) OR contains(lower(p.chosen), lower(?)) "
                        "OR contains(lower(p.rejected), lower(?)))")
@@ -117,6 +127,26 @@ def _state_clause(state: str) -> list[str]:
     if state == "decided":
         return ["e.decision IS NOT NULL"]
     return [f"e.decision = '{state}'"]  # state is one of the whitelisted literals above
+
+
+# The one rule for "significant", as PairTest.passes has it (stages/pair_evidence.py).
+SIGNIFICANT = "(p.p_value <= ? AND p.n_chosen_only > p.n_rejected_only)"
+
+
+def _evidence_clause(f: PairFilter) -> list[str]:
+    if f.evidence not in EVIDENCE_STATES:
+        raise ArteError(f"evidence {f.evidence!r} is not one of {', '.join(EVIDENCE_STATES)}.")
+    return {"all": [], "significant": [SIGNIFICANT], "within noise": [f"(p.p_value IS NOT NULL AND NOT {SIGNIFICANT})"],
+            "not tested": ["p.p_value IS NULL"]}[f.evidence]
+
+
+def evidence_counts(store: Store, run_id: str, student: str, max_p: float) -> dict[str, int]:
+    """How many of the student's pairs are significant, within noise and not tested at `max_p`."""
+    row = store.rows(f"SELECT count(*) FILTER (WHERE {SIGNIFICANT}) AS significant, "
+                     f"count(*) FILTER (WHERE p.p_value IS NOT NULL AND NOT {SIGNIFICANT}) AS \"within noise\", "
+                     "count(*) FILTER (WHERE p.p_value IS NULL) AS \"not tested\" FROM pairs p "
+                     "WHERE p.run_id = ? AND p.student = ?", [float(max_p), float(max_p), run_id, student])[0]
+    return {k: int(v) for k, v in row.items()}
 
 
 def pairs_page(store: Store, run_id: str, student: str | None, f: PairFilter) -> dict:
@@ -271,3 +301,16 @@ def pair_count(store: Store, run_id: str, student: str | None = None) -> int:
     if student:
         return int(store.scalar("SELECT count(*) FROM pairs WHERE run_id = ? AND student = ?", [run_id, student]))
     return int(store.scalar("SELECT count(*) FROM pairs WHERE run_id = ?", [run_id]))
+
+
+# -- what a pair's test reads ------------------------------------------------------------------------
+
+def draft_item_outcomes(store: Store, run_id: str, student: str) -> dict[str, dict[int, bool]]:
+    """rationale_id -> {preference item_index: whether the student answered it right} for every draft
+    of the run the student scored: the items a pair's paired test compares (stages/pair_evidence.py)."""
+    outcomes: dict[str, dict[int, bool]] = {}
+    for row in store.rows("SELECT i.rationale_id, i.item_index, i.correct FROM icl_items i "
+                          "JOIN icl_scores s USING (rationale_id, student) WHERE s.run_id = ? AND i.student = ?",
+                          [run_id, student]):
+        outcomes.setdefault(row["rationale_id"], {})[int(row["item_index"])] = bool(row["correct"])
+    return outcomes

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from arte_core.errors import ArteError
-from arte_core.stats import cohen_kappa
+from arte_core.config import PairConfig
+from arte_core.stats import binomial_sd, cohen_kappa
 from arte_core.store import Store, catalog, decisions
 from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
                                      table_ready, whole_number)
@@ -19,19 +20,45 @@ PAIR_SORT_CHOICES = tuple(decisions.PAIR_SORTS)
 PAIR_KINDS = ("all", "question", "rationale")
 DECISION_STATES = decisions.DECISION_STATES
 DECISION_ACTIONS = decisions.DECISION_ACTIONS
-DEFAULT_CONTESTED_MARGIN = 0.1
+EVIDENCE_STATES = decisions.EVIDENCE_STATES
+# The noise level the table marks pairs at unless told otherwise: the level pairs are built at by default.
+DEFAULT_NOISE_LEVEL = PairConfig().max_p
 
 
-def pair_filter(kind: Any = "all", contested: Any = False, max_margin: Any = DEFAULT_CONTESTED_MARGIN,
+class ContestedAtNoise(decisions.PairFilter):
+    """A PairFilter whose contested margin is still to be set from the run's noise level."""
+
+
+def pair_filter(kind: Any = "all", contested: Any = False, max_margin: Any = None,
                 state: Any = "all", search: Any = None, sort: Any = "margin", direction: Any = "asc",
-                page: Any = 1) -> decisions.PairFilter:
-    """A PairFilter from form values; 'contested' keeps the pairs whose margin is at most `max_margin`."""
+                page: Any = 1, evidence: Any = "all", noise_level: Any = None) -> decisions.PairFilter:
+    """A PairFilter from form values. 'contested' keeps the pairs whose margin is at most `max_margin`,
+    by default (empty) the run's noise level (`contested_margin`); `evidence` keeps the significant,
+    within-noise or untested pairs at p-value level `noise_level` (default DEFAULT_NOISE_LEVEL)."""
     margin = optional_number(max_margin, "contested margin", minimum=0) if contested else None
-    if contested and margin is None:
-        raise ArteError("'contested only' needs a margin: type the largest margin that counts as contested.")
-    return decisions.PairFilter(kind=None if kind in (None, "", "all") else str(kind), max_margin=margin,
-                        state=str(state or "all"), search=str(search) if search else None, sort=str(sort or "margin"),
-                        direction=str(direction or "asc"), page=page_number(page), page_size=PAGE_SIZE)
+    level = optional_number(noise_level, "noise level (p-value)", minimum=0, maximum=1)
+    values = dict(kind=None if kind in (None, "", "all") else str(kind), max_margin=margin,
+                  evidence=str(evidence or "all"), max_p=DEFAULT_NOISE_LEVEL if level is None else level,
+                  state=str(state or "all"), search=str(search) if search else None, sort=str(sort or "margin"),
+                  direction=str(direction or "asc"), page=page_number(page), page_size=PAGE_SIZE)
+    return ContestedAtNoise(**values) if contested and margin is None else decisions.PairFilter(**values)
+
+
+def contested_margin(store: Store, run_id: str, student: str) -> tuple[float, int]:
+    """(margin, n_pref): the default contested margin, one binomial sd of a draft's accuracy on the
+    run's n_pref preference items at p = 1/2 (its largest): a smaller margin is within one draft's noise."""
+    n_pref = catalog.n_pref_items(store, run_id, student)
+    return (binomial_sd(0.5, n_pref) if n_pref else 0.0), n_pref
+
+
+def _resolved(store: Store, run_id: str, student: str, flt: decisions.PairFilter) -> tuple[decisions.PairFilter, str]:
+    """The filter with a contested margin at the noise level filled in, and a note saying what it is."""
+    if not isinstance(flt, ContestedAtNoise):
+        return flt, ""
+    margin, n_pref = contested_margin(store, run_id, student)
+    flt.max_margin = margin
+    return flt, (f" · contested: margin ≤ {margin:.3f}, one binomial sd of a draft's accuracy at n_pref = {n_pref}"
+                 if n_pref else " · contested: no preference items, so no noise level: margin ≤ 0")
 
 
 def presentation_swapped(pair_id: str) -> bool:
@@ -44,19 +71,50 @@ def pairs_view(store: Store, run_id: Any, student: Any, flt: decisions.PairFilte
     if not run_id:
         return dict(table=pd.DataFrame(), page=1, pages=1, total=0, info=NO_RUN, agreement="")
     run_id, student = require_run(store, run_id), require(student, "a student")
+    flt, note = _resolved(store, run_id, student, flt)
     result = decisions.pairs_page(store, run_id, student, flt)
     if flt.page > result["pages"]:
         flt.page = result["pages"]
         result = decisions.pairs_page(store, run_id, student, flt)
-    return dict(table=table_ready(_pair_columns(result["rows"], blind)), page=result["page"], pages=result["pages"],
-                total=result["total"], info=_pairs_info(store, run_id, student, result, flt.page_size),
+    info = _pairs_info(store, run_id, student, result, flt.page_size)
+    if result["total"]:
+        info += note + " · " + _evidence_note(store, run_id, student, flt.max_p)
+    return dict(table=table_ready(_pair_columns(result["rows"], blind, flt.max_p)), page=result["page"],
+                pages=result["pages"], total=result["total"], info=info,
                 agreement=agreement_markdown(agreement(store, run_id, student)))
 
 
-def _pair_columns(rows: pd.DataFrame, blind: bool) -> pd.DataFrame:
-    """Numbers and the decision first (they fit), then text previews; the id last so a row can be opened."""
+def _evidence_note(store: Store, run_id: str, student: str, level: float) -> str:
+    counts = decisions.evidence_counts(store, run_id, student, level)
+    return (f"paired test at p ≤ {level:g}: {counts['significant']} significant, {counts['within noise']} within noise, "
+            f"{counts['not tested']} not tested")
+
+
+def evidence(row: dict | pd.Series, level: float) -> str:
+    """'significant', 'within noise' or 'not tested' (no p: influence or 'both' pairs, or built before
+    pairs were tested), by the rule the filter and the pairs stage use."""
+    p = row["p_value"]
+    if p is None or pd.isna(p):
+        return "not tested"
+    return "significant" if p <= level and row["n_chosen_only"] > row["n_rejected_only"] else "within noise"
+
+
+def discordant_text(row: dict | pd.Series) -> str:
+    """'7 vs 1 of 12': the shared items only the chosen / only the rejected side got right; '—' untested."""
+    if row["p_value"] is None or pd.isna(row["p_value"]):
+        return "—"
+    return f"{int(row['n_chosen_only'])} vs {int(row['n_rejected_only'])} of {int(row['n_shared'])}"
+
+
+def _pair_columns(rows: pd.DataFrame, blind: bool, level: float) -> pd.DataFrame:
+    """Numbers and the decision first (they fit), then text previews; the id last so a row can be opened.
+    The p-value and evidence say nothing about which side is which, so blind mode keeps them."""
     shown = pd.DataFrame({"kind": rows["kind"], "margin": rows["margin"]})
+    records = rows.to_dict("records")
+    shown["evidence"] = [evidence(r, level) for r in records]
+    shown["p"] = [("—" if r["p_value"] is None or pd.isna(r["p_value"]) else f"{r['p_value']:.3g}") for r in records]
     if not blind:
+        shown["discordant (chosen vs rejected)"] = [discordant_text(r) for r in records]
         shown["chosen score"] = rows["chosen_score"]
         shown["rejected score"] = rows["rejected_score"]
     shown["decision"] = rows["decision"].fillna("—")
@@ -113,7 +171,21 @@ def _pair_header(p: dict, revealed: bool, blind: bool) -> str:
                 f"Sides and scores are revealed after your decision. · {state}")
     sides = " (blind order: the sides are as they were shown)" if blind else ""
     return (f"**{p['kind']} pair** · margin {p['margin']:.3f} · signal {html.escape(p['signal'])}, {html.escape(str(p.get('style') or 'arte'))} style{sides} · {state} · "
-            f"{p['n_notes']} note(s)")
+            f"{p['n_notes']} note(s)\n\n{test_line(p)}")
+
+
+TEST_NAMES = {"mcnemar_exact": "McNemar's exact test", "item_sign_test": "exact sign test over items"}
+
+
+def test_line(p: dict) -> str:
+    """The pair's paired test in words: the test, the discordant items, p, and whether it is within noise."""
+    if p.get("p_value") is None or pd.isna(p["p_value"]):
+        why = str(p.get("pair_test") or "none: built before pairs were tested; rebuild them (`arte pairs`) to test them")
+        return f"Paired test: **not tested** ({html.escape(why.removeprefix('none: '))})."
+    verdict = evidence(p, DEFAULT_NOISE_LEVEL)
+    return (f"Paired test: {TEST_NAMES.get(p['pair_test'], html.escape(str(p['pair_test'])))} on "
+            f"{p['n_shared']} shared preference items: {p['n_chosen_only']} favour the chosen side, "
+            f"{p['n_rejected_only']} the rejected · **p = {p['p_value']:.3g}** · {verdict} at p ≤ {DEFAULT_NOISE_LEVEL:g}.")
 
 
 def action_choices(blind_unrevealed: bool, swapped: bool) -> list[tuple[str, str]]:
@@ -154,6 +226,7 @@ def decide_bulk(store: Store, run_id: Any, student: Any, flt: decisions.PairFilt
     """The same decision on every pair the filter matches (all pages)."""
     run_id, student = require_run(store, run_id), require(student, "a student")
     action = require(action, "a bulk action")
+    flt, _ = _resolved(store, run_id, student, flt)
     ids = decisions.matching_pair_ids(store, run_id, student, flt)
     recorded = decisions.add_decisions(store, ids, action, who, str(why or ""))
     return dict(decisions=recorded, message=f"Recorded **{action}** on {len(recorded)} pair(s) by {html.escape(who)}.")
