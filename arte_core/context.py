@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arte_core.config import RunConfig
+from arte_core.config.run import candidate_count
+from arte_core.errors import ArteError
 from arte_core.models import load_generator
 from arte_core.models.registry import check_model_name
 from arte_core.progress import Reporter
@@ -87,7 +89,7 @@ def open_run(config: RunConfig, store: Store, reporter: Reporter | None = None) 
     for model in (config.teacher, config.student):
         check_model_name(model)
     task = load_task(config.task, config.task_dir, seed=config.seed)
-    pref, test = task.split(config.score.n_pref, config.eval.n_test, seed=config.seed)
+    pref, test = preference_and_test_split(config, task)
     run_id = config.resolved_run_name
     store.ensure_run(run_id, task.name, task.source, config.teacher, config.student,
                      config.fingerprint(), config.to_yaml())
@@ -97,6 +99,25 @@ def open_run(config: RunConfig, store: Store, reporter: Reporter | None = None) 
     run_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter(run_dir / "events.jsonl")
     return RunContext(config, store, task, run_id, run_dir, reporter)
+
+
+def preference_and_test_split(config: RunConfig, task: Task) -> tuple[list[Example], list[Example]]:
+    """The run's splits as `score.selection` asks: 'balanced' (stratified by label), 'random' (a plain seeded
+    draw) or 'irt' (a stratified pool of n_candidates items, narrowed to n_pref by the score stage)."""
+    score = config.score
+    if score.selection != "irt":
+        return task.split(score.n_pref, config.eval.n_test, seed=config.seed, stratify=score.selection == "balanced")
+    n_candidates = candidate_count(score)
+    if n_candidates <= score.n_pref:
+        raise ArteError(f"score.n_candidates ({n_candidates}) must exceed score.n_pref ({score.n_pref}) for the "
+                        "'irt' selection, which keeps the n_pref most informative of them; raise n_candidates "
+                        "(0 = 4 × n_pref) or use selection 'balanced'.")
+    n_pool = len(task.pool())
+    if n_pool < n_candidates + 1:
+        raise ArteError(f"task '{task.name}' has {n_pool} usable examples (distinct, seed exemplars left out), too "
+                        f"few for {n_candidates} 'irt' candidate items plus a test split; lower score.n_candidates "
+                        f"(0 = 4 × n_pref) or add examples ({task.source}).")
+    return task.split(n_candidates, config.eval.n_test, seed=config.seed)
 
 
 def seeded(*parts: int) -> int:

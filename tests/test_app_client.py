@@ -107,8 +107,16 @@ def test_every_tab_has_its_endpoints(served):
     expected = {"/drafts_query", "/drafts_apply", "/drafts_detail", "/drafts_select", "/pairs_query", "/pairs_apply",
                 "/pairs_open", "/pairs_decide", "/pairs_decide_bulk", "/pairs_undo", "/pairs_trail",
                 "/analysis_plots", "/signals_compare", "/export_pairs", "/export_sft", "/export_drafts",
-                "/export_push", "/runs_history", "/studio_load", "/health_view", "/drafts_health", "/pairs_health"}
+                "/export_push", "/runs_history", "/studio_load", "/health_view", "/drafts_health", "/pairs_health", "/items_view"}
     assert expected <= endpoints
+
+
+def test_the_items_view_lists_each_preference_item_with_its_share_correct_and_n(served):
+    _, client = served
+    summary, table = client.predict(RUN, STUDENT, api_name="/items_view")
+    assert "no IRT fit" in summary and table["data"]
+    shares, ns = column(table, "share correct"), column(table, "n")
+    assert all(0 <= float(share) <= 1 for share in shares) and all(int(n) > 0 for n in ns)
 
 
 def test_drafts_query_filters_and_pages(served):

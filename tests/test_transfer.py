@@ -39,6 +39,13 @@ def populate_run(store: Store, run_id: str, decision_base: int) -> None:
         store.insert("influence_items", [dict(rationale_id=f"{run_id}:draft:q00000:common_sense", student="student-a",
                                               run_id=run_id, item_index=i, loss_before=1.0, loss_after=0.9)
                                          for i in range(4)])
+        store.insert("item_candidates", [dict(run_id=run_id, item_index=0, input="True", target="True", selected=True,
+                                              difficulty=-0.5, discrimination=1.2, information=0.3, n_pilot=2,
+                                              n_pilot_correct=1, student="student-a", fit="girth 2PL MML/EAP",
+                                              created_at=utcnow())])
+        store.insert("candidate_answers", [dict(run_id=run_id, rationale_id=f"{run_id}:draft:q00000:common_sense",
+                                                student="student-a", item_index=0, output="True", answer="True",
+                                                correct=True)])
         store.replace_pairs(run_id, "student-a", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
         store.insert("pair_decisions", [decision_row(decision_base + 1, f"{run_id}-p1")])
         store.add_artifact(run_id, "teacher_adapter", "adapter", f"/runs/{run_id}/adapter", {"steps": 2},

@@ -21,6 +21,7 @@ from ui.common import StudioContext, guarded
 from ui.drafts import build_drafts_tab
 from ui.export import build_export_tab
 from ui.health import build_health_tab
+from ui.items import build_items_tab
 from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
@@ -62,6 +63,8 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
                 build_signals_tab(ctx, signals_tab)
             with gr.Tab("Health", id="health") as health_tab:
                 build_health_tab(ctx, health_tab)
+            with gr.Tab("Items", id="items") as items_tab:
+                build_items_tab(ctx, items_tab)
             with gr.Tab("Runs", id="runs"):
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):

@@ -2,16 +2,28 @@
 scores are the student's accuracy and balanced accuracy on the preference split, and every per-item
 answer is kept with how it was read (arte_core/tasks/answers.py).
 
-Resumable: a draft's score and items commit together; scored drafts are never recomputed.
+With `score.selection: irt` the preference items are chosen here first: a seeded pilot of drafts answers
+every candidate item (open_run stored n_candidates of them), a 2PL model is fitted over pilot drafts ×
+items (arte_core/irt.py), the n_pref most informative candidates are kept, and the pilot drafts are scored
+on those from their stored answers; every other draft then answers only the selected items.
+
+Resumable: a draft's score and items commit together; scored drafts are never recomputed. A pilot
+draft's answers commit together too, and the selection with the pilot's scores in one transaction, so a
+kill after the pilot keeps its answers and a kill after the fit keeps the fit.
 """
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 
-from arte_core.context import RunContext
+import numpy as np
+
+from arte_core.context import RunContext, seeded
+from arte_core.irt import fit_2pl, most_informative
 from arte_core.models import SamplingParams
 from arte_core.prompts import STUDENT_STOP, answer_budget, icl_prompt
+from arte_core.store import items as item_store
 from arte_core.store import utcnow
 from arte_core.tasks import Task
 from arte_core.tasks.answers import ParseMode, is_label_task, read_answer
@@ -54,34 +66,97 @@ def label_copy_rate(answers: list[str | None], demo_answer: str | None) -> float
 
 
 def score_drafts(ctx: RunContext, student: str | None = None) -> int:
-    """Score every unscored draft for `student` (default: the config's); returns how many were scored now."""
+    """Score every unscored draft for `student` (default: the config's); returns how many were scored now
+    (with an `irt` selection still to make, the pilot drafts count once their scores are stored)."""
     cfg = ctx.config.score
     student = student or ctx.config.student
     store = ctx.store
+    drafts = store.rationales(ctx.run_id, "draft")
+    n_pilot_scored = 0
+    if cfg.selection == "irt" and drafts and not item_store.item_selection_made(store, ctx.run_id):
+        n_pilot_scored = _select_items(ctx, student, drafts)
     items = ctx.pref_items
     done = store.scored_rationale_ids(ctx.run_id, student)
-    todo = [r for r in store.rationales(ctx.run_id, "draft") if r["rationale_id"] not in done]
-    if not todo:
-        return 0
+    todo = [r for r in drafts if r["rationale_id"] not in done]
+    if todo:
+        _answer_drafts(ctx, student, todo, items, f"ICL scores ({student})",
+                       lambda draft, answers: _store_draft_score(ctx, draft, student, items, answers))
+    return n_pilot_scored + len(todo)
+
+
+def _answer_drafts(ctx: RunContext, student: str, drafts: list[dict], items: list[dict], title: str, keep) -> None:
+    """Have the student answer every item with each draft as its demo; `keep(draft, outputs)` runs as soon
+    as a draft's last answer is in."""
+    cfg = ctx.config.score
     generator = ctx.models.student(student)
     batch_size = 1 if cfg.engine == "plain" else cfg.batch_size
     params = SamplingParams(max_new_tokens=student_max_new_tokens(cfg.max_new_tokens, ctx.task, generator),
                             temperature=0.0, stop=STUDENT_STOP)
     drafts_per_call = max(1, PROMPTS_PER_CALL // len(items))
-    with ctx.reporter.bar(f"ICL scores ({student})", len(todo)) as bar:
-        for start in range(0, len(todo), drafts_per_call):
-            drafts = todo[start:start + drafts_per_call]
+    with ctx.reporter.bar(title, len(drafts)) as bar:
+        for start in range(0, len(drafts), drafts_per_call):
+            batch = drafts[start:start + drafts_per_call]
             prompts = [student_prompt(generator, icl_prompt(r["question"], r["text"], demo_answer(r),
                                                             item["input"]), cfg.icl_format)
-                       for r in drafts for item in items]
+                       for r in batch for item in items]
             answers: dict[int, list] = {}
             for index, output in generator.generate_each(prompts, params, batch_size=batch_size):
                 d, item = divmod(index, len(items))
                 answers.setdefault(d, [None] * len(items))[item] = output
                 if all(answer is not None for answer in answers[d]):
-                    _store_draft_score(ctx, drafts[d], student, items, answers.pop(d))
+                    keep(batch[d], answers.pop(d))
                     bar.update(1)
-    return len(todo)
+
+
+def pilot_drafts(drafts: list[dict], n: int, seed: int) -> list[dict]:
+    """The `irt` pilot: `n` drafts drawn with the run's seed (all of them when there are fewer), in draft order."""
+    if len(drafts) <= n:
+        return list(drafts)
+    chosen = set(random.Random(seeded(seed, 2)).sample(range(len(drafts)), n))
+    return [draft for i, draft in enumerate(drafts) if i in chosen]
+
+
+def _select_items(ctx: RunContext, student: str, drafts: list[dict]) -> int:
+    """Answer the candidate items with the pilot drafts (resuming a killed pilot), fit the 2PL, keep the
+    n_pref most informative candidates, and score the pilot drafts on them; returns the pilot's size."""
+    cfg, store = ctx.config.score, ctx.store
+    candidates = ctx.pref_items  # before the selection, the preference split is the whole candidate pool
+    pilot = pilot_drafts(drafts, cfg.n_pilot_drafts, ctx.config.seed)
+    answered = item_store.candidate_answered_ids(store, ctx.run_id, student)
+    todo = [r for r in pilot if r["rationale_id"] not in answered]
+    if todo:
+        def keep(draft, outputs):
+            rows = _item_rows(ctx, draft, student, candidates, outputs)
+            item_store.add_candidate_answers(store, [dict(row, run_id=ctx.run_id) for row in rows])
+
+        _answer_drafts(ctx, student, todo, candidates, f"IRT pilot ({student}): all {len(candidates)} candidates", keep)
+    by_draft: dict[str, dict[int, dict]] = {}
+    for row in item_store.candidate_answers(store, ctx.run_id, student):
+        by_draft.setdefault(row["rationale_id"], {})[row["item_index"]] = row
+    indices = [c["item_index"] for c in candidates]
+    correct = np.array([[by_draft[r["rationale_id"]][i]["correct"] for i in indices] for r in pilot], dtype=bool)
+    fit = fit_2pl(correct)
+    keep_positions = set(most_informative(fit.information, cfg.n_pref))
+    selected = [c for k, c in enumerate(candidates) if k in keep_positions]
+    now = utcnow()
+    rows = [dict(run_id=ctx.run_id, item_index=c["item_index"], input=c["input"], target=c["target"],
+                 selected=k in keep_positions, difficulty=_finite(fit.difficulty[k]),
+                 discrimination=_finite(fit.discrimination[k]), information=float(fit.information[k]),
+                 n_pilot=len(pilot), n_pilot_correct=int(correct[:, k].sum()), student=student, fit=fit.fit,
+                 created_at=now)
+            for k, c in enumerate(candidates)]
+    scores, item_rows = [], []
+    for draft in pilot:
+        kept = [{key: value for key, value in by_draft[draft["rationale_id"]][c["item_index"]].items()
+                 if key != "run_id"} for c in selected]
+        scores.append(_score_row(ctx, draft, student, selected, kept))
+        item_rows += kept
+    item_store.apply_item_selection(store, ctx.run_id, rows, scores, item_rows)
+    return len(pilot)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def demo_answer(draft: dict) -> str:
@@ -89,28 +164,45 @@ def demo_answer(draft: dict) -> str:
     return draft["answer"] or draft["target"]
 
 
-def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> None:
+def _item_rows(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> list[dict]:
     task = ctx.task
-    item_rows = []
+    rows = []
     for item, out in zip(items, answers):
         reading = read_answer(task.answer_format, out.text, task.labels, finished=out.stopped)
-        item_rows.append(dict(rationale_id=draft["rationale_id"], student=student, item_index=item["item_index"],
-                              output=out.text, answer=reading.answer,
-                              correct=task.is_correct(reading.answer, item["target"]),
-                              parse_mode=reading.parse_mode, truncated=reading.truncated))
+        rows.append(dict(rationale_id=draft["rationale_id"], student=student, item_index=item["item_index"],
+                         output=out.text, answer=reading.answer,
+                         correct=task.is_correct(reading.answer, item["target"]),
+                         parse_mode=reading.parse_mode, truncated=reading.truncated))
+    return rows
+
+
+def _score_row(ctx: RunContext, draft: dict, student: str, items: list[dict], item_rows: list[dict]) -> dict:
+    """A draft's icl_scores row from its answers on `items` (the same order)."""
+    task = ctx.task
     n_correct = sum(r["correct"] for r in item_rows)
     correct = [r["correct"] for r in item_rows]
     balanced = (balanced_accuracy([task.normalise(i["target"]) for i in items], correct)
                 if is_label_task(task.answer_format, task.labels) else None)
-    score = dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id,
-                 accuracy=n_correct / len(items), n_items=len(items), n_correct=n_correct,
-                 n_unparsed=sum(r["answer"] is None for r in item_rows),
-                 icl_format=ctx.config.score.icl_format, created_at=utcnow(), balanced_accuracy=balanced,
-                 label_copy_rate=label_copy_rate([r["answer"] for r in item_rows], task.normalise(demo_answer(draft))),
-                 n_truncated=sum(r["truncated"] for r in item_rows),
-                 n_lenient=sum(r["parse_mode"] == ParseMode.LENIENT.value for r in item_rows))
-    ctx.store.add_icl_result(score, item_rows)
+    return dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id,
+                accuracy=n_correct / len(items), n_items=len(items), n_correct=n_correct,
+                n_unparsed=sum(r["answer"] is None for r in item_rows),
+                icl_format=ctx.config.score.icl_format, created_at=utcnow(), balanced_accuracy=balanced,
+                label_copy_rate=label_copy_rate([r["answer"] for r in item_rows], task.normalise(demo_answer(draft))),
+                n_truncated=sum(bool(r["truncated"]) for r in item_rows),
+                n_lenient=sum(r["parse_mode"] == ParseMode.LENIENT.value for r in item_rows))
+
+
+def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> None:
+    item_rows = _item_rows(ctx, draft, student, items, answers)
+    ctx.store.add_icl_result(_score_row(ctx, draft, student, items, item_rows), item_rows)
 
 
 def run_score(ctx: RunContext, student: str) -> dict:
-    return {"n_scored_now": score_drafts(ctx, student)}
+    info = {"n_scored_now": score_drafts(ctx, student)}
+    candidates = item_store.item_candidates(ctx.store, ctx.run_id)
+    if candidates:  # an 'irt' selection: what it was made from, shown with the stage
+        info["item_selection"] = dict(fit=candidates[0]["fit"], fitted_on=candidates[0]["student"],
+                                      n_candidates=len(candidates), n_pilot_drafts=candidates[0]["n_pilot"],
+                                      n_selected=sum(c["selected"] for c in candidates),
+                                      n_separating=sum(c["difficulty"] is not None for c in candidates))
+    return info

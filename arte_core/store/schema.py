@@ -13,6 +13,36 @@ INFLUENCE_ITEMS_COLUMNS = """
         PRIMARY KEY (rationale_id, student, item_index)
     """
 
+# item_candidates and candidate_answers (TABLES): an `irt` selection's candidate pool and its pilot.
+ITEM_CANDIDATES_COLUMNS = """
+        run_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        input VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        selected BOOLEAN NOT NULL,
+        difficulty DOUBLE,
+        discrimination DOUBLE,
+        information DOUBLE NOT NULL,
+        n_pilot INTEGER NOT NULL,
+        n_pilot_correct INTEGER NOT NULL,
+        student VARCHAR NOT NULL,
+        fit VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, item_index)
+    """
+CANDIDATE_ANSWERS_COLUMNS = """
+        run_id VARCHAR NOT NULL,
+        rationale_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        output VARCHAR NOT NULL,
+        answer VARCHAR,
+        correct BOOLEAN NOT NULL,
+        parse_mode VARCHAR,
+        truncated BOOLEAN,
+        PRIMARY KEY (rationale_id, student, item_index)
+    """
+
 # Statements that bring a store of the previous version up to each version (`Store` runs them when it
 # opens a store read-write). New columns go at the end of their table, so an upgraded table and a
 # new one have the same column order.
@@ -38,7 +68,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE pairs ADD COLUMN n_shared INTEGER",
         "ALTER TABLE pairs ADD COLUMN n_chosen_only INTEGER",
         "ALTER TABLE pairs ADD COLUMN n_rejected_only INTEGER",
-        "ALTER TABLE pairs ADD COLUMN pair_test VARCHAR"],
+        "ALTER TABLE pairs ADD COLUMN pair_test VARCHAR",
+        # score.selection = irt: the candidate pool with each item's 2PL fit, and the pilot's answers on it.
+        "CREATE TABLE IF NOT EXISTS item_candidates (" + " ".join(ITEM_CANDIDATES_COLUMNS.split()) + ")",
+        "CREATE TABLE IF NOT EXISTS candidate_answers (" + " ".join(CANDIDATE_ANSWERS_COLUMNS.split()) + ")",
+        # The config sections each stage ran with (pipeline.run_stage). Stages done before keep NULL: what
+        # they ran with was not recorded.
+        "ALTER TABLE stage_status ADD COLUMN config_json VARCHAR"],
 }
 
 TABLES: dict[str, str] = {
@@ -53,12 +89,14 @@ TABLES: dict[str, str] = {
         created_at TIMESTAMP NOT NULL
     """,
     # A stage is marked done only after all of its rows are committed; a rerun skips done stages.
+    # config_json: the config sections the stage ran with (NULL: marked done before schema 4).
     "stage_status": """
         run_id VARCHAR NOT NULL,
         stage VARCHAR NOT NULL,
         scope VARCHAR NOT NULL,
         finished_at TIMESTAMP NOT NULL,
         info_json VARCHAR,
+        config_json VARCHAR,
         PRIMARY KEY (run_id, stage, scope)
     """,
     "pref_items": """
@@ -195,6 +233,16 @@ TABLES: dict[str, str] = {
         n_rejected_only INTEGER,
         pair_test VARCHAR
     """,
+    # score.selection = irt: every candidate preference item, written once when the 2PL fit over the pilot
+    # drafts' answers is made (stages/score.py). selected: kept in pref_items (the n_pref with the most
+    # information over the pilot drafts' abilities); difficulty and discrimination: the 2PL parameters,
+    # NULL for an item every pilot draft got right or every one got wrong, or when no fit was possible
+    # (`fit` says which: 'girth 2PL MML/EAP' or 'skipped: ...'); information: the item's Fisher
+    # information averaged over the pilot drafts' estimated abilities; student: whose pilot was fitted.
+    "item_candidates": ITEM_CANDIDATES_COLUMNS,
+    # The pilot drafts' answers on every candidate item (icl_items' columns); the selected items' answers
+    # are copied into icl_items when the fit is made, so the pilot drafts' scores count only those.
+    "candidate_answers": CANDIDATE_ANSWERS_COLUMNS,
     # The audit trail of human decisions on pairs: rows are only ever added, never updated.
     "pair_decisions": """
         decision_id BIGINT PRIMARY KEY,

@@ -30,6 +30,8 @@ NEVER_INGESTED = ("pair_decisions", "jobs")
 # rows replaces the stored group, so rows the writer dropped do not linger.
 REPLACE_GROUPS: dict[str, tuple[str, ...]] = {
     "pairs": ("run_id", "student"),  # one pair set per run and student, whatever signal built it
+    # An `irt` selection shrinks the preference split to the selected candidates (stages/score.py).
+    "pref_items": ("run_id",),
     "train_logs": ("run_id", "name"),
     "sft_examples": ("run_id", "dataset"),
 }

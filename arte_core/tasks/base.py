@@ -105,13 +105,14 @@ class Task:
             return ()
         return labels if all(self.normalise(e.target) in labels for e in pool) else ()
 
-    def split(self, n_pref: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def split(self, n_pref: int, n_test: int, seed: int, stratify: bool = True) -> tuple[list[Example], list[Example]]:
         """A seeded, disjoint (preference, test) split of the deduplicated pool (see `pool`).
 
-        With a label set (`split_labels`) each split is stratified: labels are drawn in turns, so every
+        With a label set (`split_labels`) and `stratify` each split is stratified: labels are drawn in turns, so every
         label gets an equal share within one item. A label too rare for equal shares in both splits is
         shared between them in proportion to their sizes, and the turns go on over the other labels:
-        the splits keep their sizes rather than shrinking. Open-answer tasks get a seeded random split.
+        the splits keep their sizes rather than shrinking. Open-answer tasks, and `stratify=False`
+        (score.selection 'random'), get a plain seeded random split.
         A run stores its split once (`Store.save_split`); this never re-splits a stored run.
         """
         pool = self.pool()
@@ -124,7 +125,7 @@ class Task:
                 f"({self.source})."
             )
         rng = random.Random(seed)
-        labels = self.split_labels(pool)
+        labels = self.split_labels(pool) if stratify else ()
         if not labels:
             order = list(range(len(pool)))
             rng.shuffle(order)
