@@ -89,12 +89,15 @@ def open_run(config: RunConfig, store: Store, reporter: Reporter | None = None) 
     for model in (config.teacher, config.student):
         check_model_name(model)
     task = load_task(config.task, config.task_dir, seed=config.seed)
-    pref, test = preference_and_test_split(config, task)
     run_id = config.resolved_run_name
+    # A stored run keeps the splits it was made with, even where today's split rules would differ.
+    stored = store.count_rows("pref_items", run_id) and store.count_rows("test_items", run_id)
+    pref, test = ([], []) if stored else preference_and_test_split(config, task)
     store.ensure_run(run_id, task.name, task.source, config.teacher, config.student,
                      config.fingerprint(), config.to_yaml())
-    store.save_split(run_id, "pref_items", pref)
-    store.save_split(run_id, "test_items", test)
+    if not stored:
+        store.save_split(run_id, "pref_items", pref)
+        store.save_split(run_id, "test_items", test)
     run_dir = Path(config.runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter(run_dir / "events.jsonl")

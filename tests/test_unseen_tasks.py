@@ -215,6 +215,37 @@ def test_a_stored_run_keeps_its_split_whatever_the_split_rule_says_now(open_unse
     again = open_run(ctx.config, ctx.store, ctx.reporter)
     assert (again.pref_items, again.test_items) == (pref, test)
 
+    def too_small(self, *args, **kwargs):
+        raise ArteError("too few usable examples")  # what today's rules may say of an old run's task
+
+    monkeypatch.setattr(Task, "split", too_small)
+    assert open_run(ctx.config, ctx.store, ctx.reporter).pref_items == pref  # the stored split is not redrawn
+
+
+def test_pool_runs_build_no_question_pairs_the_teacher_would_never_use(open_unseen):
+    from arte_core.stages.pairs import build_pairs
+    from arte_core.store import utcnow
+
+    ctx = open_unseen(question_source="pool", n_questions=4)
+    run_stage(ctx, "elicit")
+    student, items = ctx.config.student, ctx.pref_items
+    scores, rows = [], []
+    for d, draft in enumerate(ctx.store.rationales(ctx.run_id, "draft")):
+        right = [i < d % (len(items) + 1) for i in range(len(items))]  # drafts differ in how many they get right
+        rows += [dict(rationale_id=draft["rationale_id"], student=student, item_index=item["item_index"],
+                      output="o", answer=item["target"] if ok else None, correct=ok, parse_mode="strict",
+                      truncated=False) for item, ok in zip(items, right)]
+        scores.append(dict(rationale_id=draft["rationale_id"], student=student, run_id=ctx.run_id,
+                           accuracy=sum(right) / len(items), n_items=len(items), n_correct=sum(right),
+                           n_unparsed=len(items) - sum(right), icl_format="completion", created_at=utcnow(),
+                           balanced_accuracy=None, label_copy_rate=0.0, n_truncated=0, n_lenient=0))
+    with ctx.store.transaction():
+        ctx.store.insert("icl_scores", scores)
+        ctx.store.insert("icl_items", rows)
+    ctx.config.pairs.score = "accuracy"
+    pairs = build_pairs(ctx, student, "icl")
+    assert pairs and {p["kind"] for p in pairs} == {"rationale"}
+
 
 def test_the_studio_drafts_line_says_the_questions_come_from_the_pool(open_unseen):
     from arte_core.store import utcnow

@@ -280,6 +280,10 @@ def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte")
     by_rationale = {r["rationale_id"]: r for r in rows}
     by_question = {r["question_id"]: r for r in rows}
     found = scored_pairs(ctx, rows, signal, style)
+    if ctx.config.elicit.question_source == "pool":
+        # The teacher never writes questions in this run (they come from the task's pool), so teaching
+        # it which questions the student prefers would train a skill it is never asked to use.
+        found["question"] = []
     tests = pair_tests(signal, found, rows)
     q_prompt = ctx.prompts.questions()
     out = []
