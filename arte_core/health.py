@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from arte_core.config import RunConfig, config_from_yaml
+from arte_core.config.run import DPO_UNMOVED_NATS
 from arte_core.errors import ArteError
 from arte_core.stats import bootstrap_ci, crossed_bootstrap_ci, spearman_ci, wilson_interval, youden_j
 from arte_core.store import Store
@@ -56,7 +57,7 @@ AGREEMENT_OK = 0.3
 # margin in nats of log-ratio (margin / beta): bad below 0.1 (the teacher did not move), ok from 1.
 REWARD_ACCURACY_OK = 0.7
 REWARD_ACCURACY_BAD = 0.5
-MARGIN_NATS_BAD = 0.1
+MARGIN_NATS_BAD = DPO_UNMOVED_NATS  # config.run: `arte align` warns by the same threshold
 MARGIN_NATS_OK = 1.0
 N_RESAMPLES = 1000
 

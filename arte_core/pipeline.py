@@ -72,8 +72,18 @@ def run_stage(ctx: RunContext, name: str, student: str | None = None) -> Any:
     info = dict(stage.settings(ctx.config)) if stage.settings else {}
     if isinstance(result, dict):
         info.update(result)
-    ctx.store.mark_done(ctx.run_id, name, _scope(stage, student), info)
+    ctx.store.mark_done(ctx.run_id, name, _scope(stage, student), info, ran_with(ctx.config, stage))
     return result
+
+
+# Top-level settings that may change between calls on one run (the others fix the run's identity).
+CALL_SETTINGS = ("backend", "trust_remote_code", "runs_dir")
+
+
+def ran_with(config: RunConfig, stage: Stage) -> dict:
+    """What a stage ran with: the call's top-level settings and the config sections the stage uses."""
+    values = config.to_dict()
+    return {**{key: values[key] for key in CALL_SETTINGS}, **{section: values[section] for section in stage.sections}}
 
 
 def run_stages(config: RunConfig, store: Store, stages: list[str] | None = None,

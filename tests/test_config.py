@@ -233,7 +233,7 @@ def test_hard_coded_training_settings_are_fields_that_reach_the_trainer(tmp_path
 
     d = RunConfig().distill
     assert (d.save_steps, d.lr_scheduler, d.optim, d.per_device_batch_size, d.lora_alpha) == (50, "cosine", "adamw_torch", 4, 0)
-    args = common_args(tmp_path, learning_rate=1e-4, epochs=1.0, warmup_ratio=0.1, per_device_batch_size=4,
+    args = common_args(tmp_path, n_examples=10, learning_rate=1e-4, epochs=1.0, warmup_ratio=0.1, per_device_batch_size=4,
                        batch_size=2, scheduler="linear", optim="sgd", save_steps=7, seed=0)
     assert (args["lr_scheduler_type"], args["optim"], args["save_steps"]) == ("linear", "sgd", 7)
     assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (2, 1)
@@ -302,7 +302,7 @@ def test_help_fields_lists_every_field_with_its_help(capsys):
     assert listed == list(_leaf_paths())
     for spec in SPECS:
         assert spec.help in out
-    assert "align.learning_rate  (float; default 1e-07; greater than 0 and at most 1)" in out
+    assert "align.learning_rate  (float; default 0.0005; greater than 0 and at most 1)" in out
     assert "pairs.signal  (str; default \"icl\"; one of icl, influence, both)" in out
 
 

@@ -121,6 +121,40 @@ def test_progress_and_history_views_of_a_finished_job(jobs):
         runs.stop_job(jobs, False, None)
 
 
+# The shipped demo's DPO (issue 16): 3 steps, the first at learning rate 0, a final margin of 0.0016 at beta 0.1.
+DEMO_DPO_LOGS = [{"step": 1, "loss": 0.6931, "learning_rate": 0.0, "rewards/margins": 0.0, "rewards/accuracies": 0.0,
+                  "rewards/chosen": 0.0, "rewards/rejected": 0.0},
+                 {"step": 2, "loss": 0.6931, "learning_rate": 5e-5, "rewards/margins": 0.0, "rewards/accuracies": 0.0,
+                  "rewards/chosen": 0.0, "rewards/rejected": 0.0},
+                 {"step": 3, "loss": 0.6924, "learning_rate": 2.5e-5, "rewards/margins": 0.0016,
+                  "rewards/accuracies": 0.75, "rewards/chosen": -0.0062, "rewards/rejected": -0.0078}]
+
+
+def store_teacher_dpo(store, run_id: str, logs: list[dict], margin_nats: float, moved: bool) -> None:
+    store.add_artifact(run_id, "teacher_adapter", "adapter", "/nowhere",
+                       {"n_pairs": 12, "steps": len(logs), "final_reward_margin": logs[-1]["rewards/margins"],
+                        "margin_nats": margin_nats, "moved": moved, "settings": {"beta": 0.1}}, logs)
+
+
+def test_the_shown_runs_teacher_dpo_shows_loss_margin_and_accuracy_and_says_when_it_did_not_move(jobs):
+    row = fake_finished_job(jobs)
+    assert "no aligned teacher yet" in runs.dpo_view(jobs, None).layout.annotations[0].text
+    key_before = runs.dpo_key(jobs, None)
+    store_teacher_dpo(jobs.store, row["run_id"], DEMO_DPO_LOGS, 0.016, moved=False)
+    assert runs.dpo_key(jobs, None) != key_before  # the tab redraws once the adapter is stored
+    fig = runs.dpo_view(jobs, None)
+    title = fig.layout.title.text
+    assert "3 steps" in title and "n = 12 pairs" in title and "the teacher is unchanged" in title
+    assert "0.016 nats at beta 0.1" in title
+    by_name = {trace.name: list(trace.y) for trace in fig.data}
+    assert by_name["loss"] == [0.6931, 0.6931, 0.6924]
+    assert by_name["reward margin (chosen − rejected)"] == [0.0, 0.0, 0.0016]
+    assert by_name["reward accuracy (batch mean)"] == [0.0, 0.0, 0.75]
+    moved = [dict(r, **{"rewards/margins": 0.3}) for r in DEMO_DPO_LOGS]
+    store_teacher_dpo(jobs.store, row["run_id"], moved, 3.0, moved=True)
+    assert "unchanged" not in runs.dpo_view(jobs, None).layout.title.text
+
+
 def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):
     html, log, fig = runs.progress_view(jobs, None)
     assert "No job yet" in html and log == "" and not fig.data
@@ -175,9 +209,11 @@ def test_tab_served_by_gradio_answers_the_client(jobs, tmp_path):
     try:
         client = Client(demo.local_url, verbose=False, analytics_enabled=False)
         names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-        assert {"/runs_launch", "/runs_stop", "/runs_progress", "/runs_history", "/runs_relaunch"} <= names
+        assert {"/runs_launch", "/runs_stop", "/runs_progress", "/runs_history", "/runs_relaunch", "/runs_dpo"} <= names
 
         html, log, _ = client.predict(row["job_id"], api_name="/runs_progress")
+        store_teacher_dpo(jobs.store, row["run_id"], DEMO_DPO_LOGS, 0.016, moved=False)
+        assert "the teacher is unchanged" in json.dumps(client.predict(row["job_id"], api_name="/runs_dpo"))
         assert "data-status='done'" in html and log.endswith("arte: error: <boom>")
         history = client.predict(api_name="/runs_history")
         assert [r[0] for r in history["data"]] == [row["job_id"]]

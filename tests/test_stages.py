@@ -4,9 +4,11 @@ A random model cannot write a parsable question, so elicit is tested for its fai
 for its keep/dedupe/solver path on literal teacher text; the real-model test runs it for real.
 """
 
+import dataclasses
 import json
 
 import pytest
+import yaml
 
 from arte_core.config import RunConfig
 from arte_core.context import open_run
@@ -74,6 +76,57 @@ def test_changed_config_under_the_same_run_name_is_refused(ctx):
     changed = tiny_config(ctx.config.teacher, ctx.run_dir.parent.parent, score__n_pref=5)
     with pytest.raises(ArteError, match="already exists .* different config"):
         open_run(changed, ctx.store)
+
+
+def stored_config(ctx) -> dict:
+    return yaml.safe_load(ctx.store.run(ctx.run_id)["config_yaml"])
+
+
+def ran_with(ctx, stage: str, scope: str = "") -> dict:
+    return json.loads(ctx.store.scalar("SELECT config_json FROM stage_status WHERE run_id = ? AND stage = ? AND "
+                                       "scope = ?", [ctx.run_id, stage, scope]))
+
+
+def test_the_stored_config_says_what_each_stage_ran_with_not_what_the_run_was_created_with(ctx, monkeypatch):
+    """Issue 16: the demo's stored config said question temperature 1.0 while its regeneration ran at 0.7."""
+    assert stored_config(ctx)["regenerate"]["question_temperature"] == 1.0  # as created
+    scored_run(ctx)
+    ctx.config.pairs.n_question_pairs = 1  # a later call with a changed non-identity setting
+    run_stage(ctx, "pairs")
+    assert stored_config(ctx)["pairs"]["n_question_pairs"] == 1
+    assert ran_with(ctx, "pairs", ctx.config.student)["pairs"]["n_question_pairs"] == 1
+
+    def regenerate_as_asked(ctx, student):  # writes what the real stage writes, at the call's temperature
+        qid = question_id(ctx.run_id, "arte", 0)
+        ctx.store.insert("questions", [dict(question_id=qid, run_id=ctx.run_id, origin="arte", idx=0, input="True is",
+                                            target="True", teacher="aligned", call_index=0, created_at=utcnow())])
+        ctx.store.insert("rationales", [dict(
+            rationale_id=rationale_id(qid, "step_by_step"), question_id=qid, run_id=ctx.run_id, origin="arte",
+            technique="step_by_step", prompt="p", text="True.", answer="True", answer_parsed=True,
+            matches_target=True, word_count=1, n_tokens=2, teacher="aligned",
+            temperature=ctx.config.regenerate.question_temperature, seed=0, created_at=utcnow())])
+
+    monkeypatch.setattr("arte_core.stages.regenerate.run_regenerate", regenerate_as_asked)
+    ctx.store.add_artifact(ctx.run_id, ADAPTER, "adapter", "/adapter")
+    ctx.config.regenerate.question_temperature, ctx.config.backend = 0.7, "transformers"
+    run_stage(ctx, "regenerate")
+    used = ctx.store.scalar("SELECT temperature FROM rationales WHERE run_id = ? AND origin = 'arte'", [ctx.run_id])
+    assert stored_config(ctx)["regenerate"]["question_temperature"] == used == 0.7
+    assert ran_with(ctx, "regenerate") == {"backend": "transformers", "trust_remote_code": False,
+                                           "runs_dir": ctx.config.runs_dir,
+                                           "regenerate": dataclasses.asdict(ctx.config.regenerate)}
+    assert stored_config(ctx)["pairs"]["n_question_pairs"] == 1  # other sections keep what their stage ran with
+
+    # Another student's pairs are recorded with their stage, and leave the run's (own student's) config alone.
+    other = "another-student"
+    ctx.store.insert("icl_scores", [dict(r, student=other) for r in ctx.store.rows(
+        "SELECT * FROM icl_scores WHERE run_id = ?", [ctx.run_id])])
+    ctx.store.insert("icl_items", [dict(r, student=other) for r in ctx.store.rows(
+        "SELECT * FROM icl_items WHERE student = ?", [ctx.config.student])])
+    ctx.config.pairs.n_question_pairs = 2
+    run_stage(ctx, "pairs", other)
+    assert ran_with(ctx, "pairs", other)["pairs"]["n_question_pairs"] == 2
+    assert stored_config(ctx)["pairs"]["n_question_pairs"] == 1
 
 
 def test_elicit_with_a_teacher_that_writes_nothing_parsable_fails_clearly(ctx):

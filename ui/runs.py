@@ -97,14 +97,21 @@ def _view(jobs: JobManager, read_only: bool) -> dict:
         log = gr.Textbox(label="Log (last lines)", lines=14, max_lines=14, interactive=False, autoscroll=True,
                          elem_id="runs-log", scale=3)
         loss = gr.Plot(label="Training loss", scale=2, elem_id="runs-loss")
+
+    def runs_initial_dpo():
+        return h.dpo_view(jobs, None)
+
+    dpo = gr.Plot(runs_initial_dpo, elem_id="runs-dpo",
+                  label="Teacher DPO of the shown job's run: loss, reward margin and reward accuracy by step")
+    dpo_shown = gr.State("")  # dpo_key of the figure on screen: a tick redraws it only when that changes
     gr.Markdown("### History")
     history = gr.Dataframe(runs_initial_history, headers=h.HISTORY_COLUMNS, interactive=False, wrap=True,
                            max_height=360, elem_id="runs-history")
     relaunch = gr.Button("Relaunch the shown job (same config and stages)", interactive=not read_only,
                          elem_id="runs-relaunch")
     timer = gr.Timer(PROGRESS_POLL_S)
-    return dict(job_id=job_id, follow=follow, progress=progress, log=log, loss=loss, history=history,
-                relaunch=relaunch, timer=timer)
+    return dict(job_id=job_id, follow=follow, progress=progress, log=log, loss=loss, dpo=dpo, dpo_shown=dpo_shown,
+                history=history, relaunch=relaunch, timer=timer)
 
 
 def _wire_form(form: dict) -> None:
@@ -171,3 +178,11 @@ def _wire_view(jobs: JobManager, w: dict) -> None:
     w["history"].select(pick, w["history"], w["job_id"], api_name="runs_select_job")
     w["follow"].click(lambda: "", None, w["job_id"], api_name="runs_follow_latest")
     w["job_id"].submit(lambda job_id: h.progress_view(jobs, job_id), w["job_id"], outputs, api_name="runs_show_job")
+
+    def dpo(job_id: str, shown: str):
+        key = h.dpo_key(jobs, job_id)
+        return (gr.skip(), gr.skip()) if key == shown else (h.dpo_view(jobs, job_id), key)
+
+    w["timer"].tick(dpo, [w["job_id"], w["dpo_shown"]], [w["dpo"], w["dpo_shown"]], api_name="runs_dpo",
+                    show_progress="hidden")
+    w["job_id"].change(dpo, [w["job_id"], w["dpo_shown"]], [w["dpo"], w["dpo_shown"]], show_progress="hidden")

@@ -1,19 +1,48 @@
 """Step 4: align the teacher with the student's preferences: DPO (TRL) on question and rationale
 pairs with a LoRA adapter, the frozen base acting as the reference model.
 
-Resumable: checkpoints every `align.save_steps`; the adapter is recorded only once fully saved.
+Resumable: checkpoints every `align.save_steps`; the adapter is recorded only once fully saved, with
+TRL's per-step rewards (accuracy, chosen, rejected, margin) and a warning when the final margin says the
+teacher did not move (by the threshold `arte health` judges with, `config.run.DPO_UNMOVED_NATS`).
 """
 
 from __future__ import annotations
 
 from datasets import Dataset
 
+from arte_core.config.run import DPO_UNMOVED_NATS
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import QUESTION_PREFILL
-from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
+from arte_core.training import (ProgressCallback, common_args, history_logs, last_checkpoint, provenance,
+                                save_atomically)
 
 ADAPTER = "teacher_adapter"
+# TRL's DPO log keys, in the order the studio shows them.
+REWARD_KEYS = ("rewards/accuracies", "rewards/chosen", "rewards/rejected", "rewards/margins")
+
+
+def dpo_outcome(logs: list[dict], beta: float) -> dict:
+    """The last logged step's rewards and whether the teacher moved: its reward margin in nats of
+    log-ratio (margin / beta) at or above `DPO_UNMOVED_NATS`. A warning says so when it did not."""
+    rewarded = [row for row in logs if "rewards/margins" in row]
+    if not rewarded:
+        return {"final_reward_margin": None, "final_reward_accuracy": None, "margin_nats": None, "moved": None,
+                "warning": "the DPO log has no rewards, so whether the teacher moved is unknown."}
+    last = rewarded[-1]
+    margin, nats = float(last["rewards/margins"]), float(last["rewards/margins"]) / beta
+    outcome = {"final_reward_margin": margin, "final_reward_accuracy": last.get("rewards/accuracies"),
+               "margin_nats": nats, "moved": nats >= DPO_UNMOVED_NATS, "warning": None}
+    if not outcome["moved"]:
+        outcome["warning"] = (
+            f"the teacher is unchanged: final DPO reward margin {margin:.4f} at step {last.get('step')} of "
+            f"{len(logs)} is {nats:.3f} nats of log-ratio at beta {beta}, below {DPO_UNMOVED_NATS}. The ARTE "
+            "data will be the original teacher's; raise `align.learning_rate` or `align.epochs` and rerun "
+            "`arte align` under a new run name.")
+        if (last.get("epoch") or 0) <= 1:  # TRL logs a batch's rewards before training on it
+            outcome["warning"] += (" In the first epoch each step's rewards are on pairs not yet trained on; "
+                                   "`align.epochs` of 2 or more shows whether the teacher fits them.")
+    return outcome
 
 
 def dpo_records(pairs: list[dict], render) -> list[dict]:
@@ -48,11 +77,12 @@ def run_align(ctx: RunContext, student: str) -> str:
     ctx.models.clear()
     model, tokenizer = load_causal_lm(ctx.config.teacher, trust_remote_code=ctx.config.trust_remote_code)
     render = lambda text: ctx.prompts.render(text, lambda user: chat_prompt(tokenizer, user))  # noqa: E731
-    dataset = Dataset.from_list(dpo_records(pairs, render))
+    records = dpo_records(pairs, render)
+    dataset = Dataset.from_list(records)
     out_dir = ctx.run_dir / "align"
     args = DPOConfig(
-        **common_args(out_dir / "checkpoints", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
-                      warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
+        **common_args(out_dir / "checkpoints", n_examples=len(records), learning_rate=cfg.learning_rate,
+                      epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
                       batch_size=cfg.batch_size, scheduler=cfg.lr_scheduler, optim=cfg.optim, save_steps=cfg.save_steps,
                       seed=ctx.config.seed),
         beta=cfg.beta, max_length=cfg.max_length,
@@ -66,10 +96,14 @@ def run_align(ctx: RunContext, student: str) -> str:
     adapter_dir = save_atomically(trainer.model.save_pretrained, out_dir / "adapter")
     logs = history_logs(trainer.state.log_history)
     pair_set = ctx.store.stage_info(ctx.run_id, "pairs", student) or {}  # which signal and style it learnt from
+    outcome = dpo_outcome(logs, cfg.beta)
+    if outcome["warning"]:
+        ctx.reporter.log(f"warning: {outcome['warning']}")
     ctx.store.add_artifact(ctx.run_id, ADAPTER, "adapter", str(adapter_dir),
                            {"n_pairs": len(pairs), "pair_signal": pair_set.get("signal"),
-                            "pair_style": pair_set.get("style"), "steps": trainer.state.global_step,
-                            "final_loss": logs[-1]["loss"] if logs else None}, logs)
+                            "pair_style": pair_set.get("style"), "student": student, "steps": trainer.state.global_step,
+                            "final_loss": logs[-1]["loss"] if logs else None, **outcome,
+                            **provenance(f"pairs:{student}", records, ctx.config.seed, cfg)}, logs)
     return str(adapter_dir)
 
 

@@ -12,7 +12,8 @@ from datasets import Dataset
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import sft_example
-from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, save_atomically
+from arte_core.training import (ProgressCallback, common_args, history_logs, last_checkpoint, provenance,
+                                save_atomically)
 
 DATASETS = ("original", "arte")
 
@@ -51,6 +52,11 @@ def run_distill(ctx: RunContext, student: str) -> dict[str, str]:
     return paths
 
 
+def _stored_example(row: dict) -> dict:
+    """The fields of an SFT example that define it (not its row's run id or position)."""
+    return {key: row[key] for key in ("question_id", "rationale_id", "input", "rationale", "answer")}
+
+
 def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -63,8 +69,8 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
     dataset = Dataset.from_list([sft_example(ctx.task, r["input"], r["rationale"], r["answer"]) for r in rows])
     out_dir = ctx.run_dir / "distill" / name
     args = SFTConfig(
-        **common_args(out_dir / "checkpoints", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
-                      warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
+        **common_args(out_dir / "checkpoints", n_examples=len(rows), learning_rate=cfg.learning_rate,
+                      epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
                       batch_size=cfg.batch_size, scheduler=cfg.lr_scheduler, optim=cfg.optim,
                       save_steps=cfg.save_steps, seed=ctx.config.seed),
         max_length=cfg.max_length, completion_only_loss=True,
@@ -88,5 +94,6 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
     logs = history_logs(trainer.state.log_history)
     ctx.store.add_artifact(ctx.run_id, f"student_{name}", kind, str(folder),
                            {"n_examples": len(rows), "steps": trainer.state.global_step,
-                            "final_loss": logs[-1]["loss"] if logs else None}, logs)
+                            "final_loss": logs[-1]["loss"] if logs else None,
+                            **provenance(name, [_stored_example(r) for r in rows], ctx.config.seed, cfg)}, logs)
     return str(folder)

@@ -41,6 +41,9 @@ class Stage:
     optional: bool = False  # runs only when named, never as part of `arte run`
     # Config values that define the stage's output: a stage done with other values is redone.
     settings: Callable[[RunConfig], dict] | None = field(default=None, compare=False)
+    # The config sections the stage runs with: recorded with its status, and written into the run's stored
+    # config, when it runs (pipeline.run_stage).
+    sections: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -65,49 +68,49 @@ _STAGES = (
           # Not generation_calls: with elicit.question_source 'pool' no teacher call writes questions
           # (with 'teacher', every kept question is stored with the call that wrote it).
           writes=(DRAFT_QUESTIONS, DRAFT_RATIONALES),
-          per_student=False),
+          per_student=False, sections=("elicit",)),
     Stage("score", "arte_core.stages.score:run_score",
           "step 2: one-shot ICL accuracy of every draft for the student",
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items")),
           writes=(Rows("icl_scores"), Rows("icl_items")),
-          per_student=True),
+          per_student=True, sections=("score",)),
     Stage("rescore", "arte_core.stages.rescore:run_rescore",
           "step 2 again: score anew the drafts an older ARTE Studio scored (answers read before parse modes)",
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items"), Rows("icl_scores")),
           writes=(Rows("icl_scores"), Rows("icl_items")),
-          per_student=True, optional=True),
+          per_student=True, sections=("score",), optional=True),
     Stage("influence", "arte_core.stages.influence:run_influence",
           "optional signal: Montessori-Instruct's local data influence of every draft",
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items")),
           writes=(Rows("influence_scores"),),
-          per_student=True, optional=True),
+          per_student=True, sections=("influence",), optional=True),
     Stage("pairs", "arte_core.stages.pairs:run_pairs",
           "step 3: question and rationale preference pairs",
           # The scores it reads depend on pairs.signal; the stage names the command that makes them.
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES),
           writes=(Rows("pairs"),),
-          per_student=True, settings=_pair_settings),
+          per_student=True, sections=("pairs",), settings=_pair_settings),
     Stage("align", "arte_core.stages.align:run_align",
           "step 4: DPO of the teacher on the pairs (LoRA)",
           reads=(Rows("pairs"),),
           writes=(Rows("artifacts", name="teacher_adapter"), Rows("train_logs", name="teacher_adapter")),
-          per_student=False),
+          per_student=False, sections=("align",)),
     Stage("regenerate", "arte_core.stages.regenerate:run_regenerate",
           "step 5a: the aligned teacher writes the tailored data",
           reads=(Rows("artifacts", name="teacher_adapter"), Rows("icl_scores")),
           writes=(Rows("questions", origin="arte"), Rows("rationales", origin="arte")),
-          per_student=False),
+          per_student=False, sections=("regenerate",)),
     Stage("distill", "arte_core.stages.distill:run_distill",
           "step 5b: fine-tune the student on original-teacher and ARTE data",
           reads=(Rows("icl_scores"), Rows("rationales", origin="arte")),
           writes=(Rows("sft_examples", dataset="original"), Rows("sft_examples", dataset="arte"),
                   Rows("artifacts", name="student_original"), Rows("artifacts", name="student_arte")),
-          per_student=False),
+          per_student=False, sections=("distill",)),
     Stage("evaluate", "arte_core.stages.evaluate:run_evaluate",
           "zero-/few-shot accuracy of untrained and fine-tuned students",
           reads=(Rows("test_items"),),
           writes=(Rows("evaluations"), Rows("eval_items")),
-          per_student=False),
+          per_student=False, sections=("eval",)),
 )
 
 # Every stage by name, in the order a job runs them (influence feeds pairs built from that signal).

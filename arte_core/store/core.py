@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import duckdb
 import pyarrow as pa
+import yaml
 
 from arte_core.errors import ArteError
 from arte_core.store.opening import (check_version, connect, create_or_upgrade_schema, holds_rows,
@@ -210,11 +211,21 @@ class Store:
     def list_runs(self) -> list[dict]:
         return self.rows("SELECT * FROM runs ORDER BY created_at")
 
-    def mark_done(self, run_id: str, stage: str, scope: str = "", info: dict | None = None) -> None:
+    def mark_done(self, run_id: str, stage: str, scope: str = "", info: dict | None = None,
+                  ran_with: dict | None = None) -> None:
+        """Mark a stage done with `info` and the config sections it ran with (`ran_with`, section -> values).
+        Those sections replace the run's stored config's for the run's own student (or a stage of no
+        student), so `runs.config_yaml` never keeps a value that a stage ran without."""
         with self.transaction():
             self.execute("DELETE FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?", [run_id, stage, scope])
             self.insert("stage_status", [dict(run_id=run_id, stage=stage, scope=scope, finished_at=utcnow(),
-                                              info_json=json.dumps(info or {}))])
+                                              info_json=json.dumps(info or {}),
+                                              config_json=json.dumps(ran_with) if ran_with else None)])
+            run = self.run(run_id) if ran_with else None
+            if run and scope in ("", run["student"]):
+                stored = {**(yaml.safe_load(run["config_yaml"]) or {}), **ran_with}
+                self.execute("UPDATE runs SET config_yaml = ? WHERE run_id = ?",
+                             [yaml.safe_dump(stored, sort_keys=False), run_id])
 
     def is_done(self, run_id: str, stage: str, scope: str = "") -> bool:
         return bool(self.scalar("SELECT count(*) FROM stage_status WHERE run_id = ? AND stage = ? AND scope = ?",

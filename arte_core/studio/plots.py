@@ -253,3 +253,41 @@ def marker_point_count(fig: go.Figure) -> int:
         if trace.type == "scatter" and "markers" in mode:
             total += len(trace.x)
     return total
+
+
+def dpo_figure(logs: list[dict], metrics: dict) -> go.Figure:
+    """The teacher's DPO by step: loss against ln 2 (the loss of an unchanged teacher) above, TRL's reward
+    margin and reward accuracy below; the title gives the steps and pairs, and says when the final margin
+    means the teacher did not move. `logs`: each logged step's numbers; `metrics`: the adapter's record."""
+    from plotly.subplots import make_subplots
+
+    if not logs:
+        return empty_figure("no DPO log yet: run `arte align`")
+    steps = [row["step"] for row in logs]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{}], [{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=steps, y=[row.get("loss") for row in logs], mode="lines+markers", name="loss",
+                             line=dict(color=PALETTE[0])), row=1, col=1)
+    fig.add_hline(y=math.log(2), line=dict(dash="dot", color="#999"), annotation_text="ln 2: teacher unchanged",
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=[row.get("rewards/margins") for row in logs], mode="lines+markers",
+                             name="reward margin (chosen − rejected)", line=dict(color=PALETTE[2])), row=2, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=[row.get("rewards/accuracies") for row in logs], mode="lines+markers",
+                             name="reward accuracy (batch mean)", line=dict(color=PALETTE[1], dash="dash")),
+                  row=2, col=1, secondary_y=True)
+    n_pairs = metrics.get("n_pairs")
+    title = f"Teacher DPO · {len(steps)} steps · n = {n_pairs} pairs"
+    nats = metrics.get("margin_nats")
+    if nats is None:
+        subtitle = "no reward margin recorded (an older version trained this adapter)"
+    else:
+        subtitle = f"final margin {metrics['final_reward_margin']:.4f} = {nats:.3f} nats at beta " \
+                   f"{(metrics.get('settings') or {}).get('beta', '?')}; TRL logs batch means (no interval)"
+        if not metrics.get("moved"):
+            subtitle = "⚠ the teacher is unchanged: " + subtitle
+    _layout(fig, title, subtitle)
+    fig.update_yaxes(title_text="DPO loss", row=1, col=1)
+    fig.update_yaxes(title_text="margin", row=2, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1], row=2, col=1, secondary_y=True)
+    fig.update_xaxes(title_text="step", tickformat="d", row=2, col=1)
+    return fig

@@ -1,5 +1,5 @@
-"""The Runs tab's handlers: the launch form's config, launching, stopping and relaunching jobs, and the
-progress and history views, as plain functions over a JobManager (no Gradio)."""
+"""The Runs tab's handlers: the launch form's config, launching, stopping and relaunching jobs, the
+progress and history views and the shown run's teacher DPO, as plain functions over a JobManager (no Gradio)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
 from arte_core.stages.registry import STAGES
 from arte_core.store import Store, catalog
+from arte_core.store.health import teacher_training_log
 from arte_core.studio.common import table_ready
 from arte_core.studio.launch_rules import check_launch_allowed
+from arte_core.studio.plots import dpo_figure, empty_figure
 
 STAGE_CHOICES = ["all", *STAGES]  # 'all' = what `arte run` runs; one stage alone, optional ones included
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
@@ -210,6 +212,39 @@ def progress_view(jobs: JobManager, job_id: str | None) -> tuple[str, str, go.Fi
         return f"<p>{html.escape(str(exc))}</p>", "", loss_figure(None)
     log = "\n".join(progress["log_tail"]) if progress else ""
     return progress_html(progress), log, loss_figure(progress)
+
+
+def run_dpo_figure(store: Store, run_id: str) -> go.Figure:
+    """Loss, reward margin and reward accuracy by step of the run's aligned teacher."""
+    metrics, logs = teacher_training_log(store, run_id)
+    if metrics is None:
+        return empty_figure(f"run '{run_id}' has no aligned teacher yet: its DPO appears after `arte align`")
+    return dpo_figure(logs, metrics)
+
+
+def dpo_key(jobs: JobManager, job_id: str | None) -> str:
+    """What the DPO figure of the shown job depends on (its run and when its adapter was stored): the tab
+    redraws the figure only when this changes."""
+    target = shown_job(jobs, job_id)
+    if not target:
+        return ""
+    try:
+        run_id = jobs.job(target)["run_id"]
+    except ArteError:
+        return f"unknown job {target}"
+    artifact = jobs.store.artifact(run_id, "teacher_adapter")
+    return f"{run_id}|{artifact['created_at'] if artifact else ''}"
+
+
+def dpo_view(jobs: JobManager, job_id: str | None) -> go.Figure:
+    """The teacher DPO of the shown job's run."""
+    target = shown_job(jobs, job_id)
+    if not target:
+        return empty_figure("no job yet: the teacher's DPO appears after `arte align`")
+    try:
+        return run_dpo_figure(jobs.store, jobs.job(target)["run_id"])
+    except ArteError as exc:
+        return empty_figure(str(exc))
 
 
 def runs_table(store: Store) -> pd.DataFrame:
