@@ -101,7 +101,8 @@ def test_pairs_job_is_ingested_even_by_a_restarted_studio(ended_jobs):
     with Store(job_paths(job["job_dir"])["db"], read_only=True) as job_store:
         assert sorted(p["pair_id"] for p in job_store.pairs(run_id)) == sorted(p["pair_id"] for p in pairs)
     assert store.stage_info(run_id, "pairs", student) == {"n_pairs": len(pairs), "signal": "icl", "style": "arte",
-                                                         "neutral": "auto", "score": "balanced_accuracy"}
+                                                         "neutral": "auto", "score": "balanced_accuracy",
+                                                         "max_p": 1.0, "n_within_noise": 0}
     assert store.scalar("SELECT count(*) FROM pair_decisions") == 1
     assert not restarted.lock_path.exists()
     assert restarted.refresh() == [] and case.manager.refresh() == []  # finalised once
