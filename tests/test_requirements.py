@@ -147,6 +147,6 @@ def test_gradio_pin_is_the_space_sdk_version():
 
 
 def test_the_space_python_is_one_the_project_and_its_pins_support():
-    """A Space defaults to Python 3.10, older than the project and its pins need (pandas 3: 3.11), so the README sets it."""
+    """A Space defaults to Python 3.10, older than the project and its pins need (pandas 3: 3.11)."""
     requires_python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert SpecifierSet(requires_python).contains(space_setting("python_version") + ".0")
