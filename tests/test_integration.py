@@ -23,8 +23,8 @@ MINIMAL = {
     "elicit": {"prompt_format": "completion", "question_temperature": 0.7, "n_questions": 4,
                "question_max_new_tokens": 160, "techniques": ["expert_procedure", "common_sense"],
                "rationale_max_new_tokens": 64, "batch_size": 4},
-    "score": {"n_pref": 6, "max_new_tokens": 40},
-    "pairs": {"n_question_pairs": 4},
+    "score": {"n_pref": 6},  # answers get the task's token budget: a cut-off answer is unparsed
+    "pairs": {"n_question_pairs": 4, "max_p": 1.0},  # 6 items cannot carry a pair to p <= 0.05
     "align": {"learning_rate": 1e-4, "batch_size": 2, "per_device_batch_size": 2, "max_length": 512},
     "distill": {"learning_rate": 1e-4, "use_lora": True, "batch_size": 2, "max_length": 512},
     "eval": {"n_test": 4, "max_new_tokens": 40, "shots": [0, 3]},
