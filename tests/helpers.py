@@ -136,3 +136,13 @@ def seed_drafts(ctx, questions: list[tuple[str, str]]) -> None:
     with ctx.store.transaction():
         ctx.store.insert("questions", rows_q)
         ctx.store.insert("rationales", rows_r)
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    """Stop a launched app: politely first, then for good."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port, wait_for_http
+from helpers import free_port, stop_app, wait_for_http
 from studio_fixtures import build_fixture_file, copy_fixture_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,12 +58,7 @@ def app_url(tmp_path):
         wait_for_http(url, process, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_app(process)
 
 
 @pytest.fixture

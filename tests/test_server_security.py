@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client
-from helpers import free_port, stop_leftovers, wait_for_http
+from helpers import free_port, stop_app, stop_leftovers, wait_for_http
 from studio_fixtures import OTHER_RUN, OTHER_STUDENT, RUN, STUDENT, TEACHER, build_fixture_file, copy_fixture_store
 
 from arte_core.config import RunConfig
@@ -55,12 +55,7 @@ def studio_with_login(tmp_path_factory):
         wait_for_http(url, process, log)
         yield url, folder
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_app(process)
 
 
 def test_the_login_page_shows_a_stranger_nothing_of_the_store(studio_with_login):
