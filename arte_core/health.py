@@ -48,7 +48,9 @@ ANSWER_LOSS_WARN = 0.2
 # Split-half reliability of draft scores: ok from 0.8 (the usual bar for ranking individuals), warn from 0.5.
 RELIABILITY_OK = 0.8
 RELIABILITY_WARN = 0.5
-# Share of tested pairs at p <= pairs.max_p: ok from 0.8, warn from 0.5.
+# Share of tested pairs at p <= pairs.max_p: ok from 0.8, warn from 0.5. A looser max_p keeps pairs within
+# noise (the demo keeps every candidate); only those at the conventional level at most count as evidence.
+SIGNIFICANCE = 0.05
 SIGNIFICANT_PAIRS_OK = 0.8
 SIGNIFICANT_PAIRS_WARN = 0.5
 # Spearman of ICL score and -influence: bad at or below 0; ok from 0.3 when the interval excludes 0.
@@ -297,6 +299,7 @@ def significant_pairs(p_values: list[float | None], max_p: float) -> HealthLine:
         return _line("significant_pairs", "warn", n=0,
                      message=f"not tested: none of the {len(p_values)} pairs has a paired test (built by an older "
                              "version, or from influence, which has none); rebuild ICL pairs with `arte pairs`.")
+    max_p = min(max_p, SIGNIFICANCE)
     significant = sum(p <= max_p for p in tested)
     share = significant / len(tested)
     note = f"; {untested} not tested" if untested else ""

@@ -208,3 +208,13 @@ def test_the_cached_lines_follow_a_write(tmp_path):
             store.execute("UPDATE pref_items SET target = 'True' WHERE item_index = 1")
         balance = health_handlers.health_lines(store, RUN, STUDENT)[0]
     assert (balance.status, balance.value) == ("bad", 0.6667)  # 4 True / 2 False
+
+
+def test_pairs_kept_within_noise_are_not_counted_as_evidence():
+    from arte_core.health import significant_pairs
+
+    kept_all = significant_pairs([0.01, 0.2, 0.5, None], max_p=1.0)  # the demo keeps every candidate
+    assert (kept_all.status, kept_all.value, kept_all.n) == ("bad", 0.3333, 3)  # values are shown to 4 places
+    assert "1 of 3 tested pairs differ beyond noise (p ≤ 0.05); 1 not tested" in kept_all.message
+    stricter = significant_pairs([0.01, 0.02, 0.5], max_p=0.01)
+    assert (stricter.value, stricter.n) == (0.3333, 3)
