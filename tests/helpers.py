@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -146,3 +149,18 @@ def stop_app(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def served_app(env: dict, log: Path) -> Iterator[str]:
+    """`python app.py` from the repository root with `env` (which names the port in GRADIO_SERVER_PORT),
+    its output in `log`; yields the app's URL once it answers and stops the app afterwards."""
+    repo = Path(__file__).resolve().parents[1]
+    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the app
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    try:
+        wait_for_http(url, process, log)
+        yield url
+    finally:
+        stop_app(process)

@@ -6,12 +6,10 @@ scripts/take_screenshots.py.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop_app, wait_for_http
+from helpers import free_port, served_app
 from studio_fixtures import build_fixture_file, copy_fixture_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,15 +48,8 @@ def app_url(tmp_path):
            "ARTE_RUNS_DIR": str(tmp_path / "runs"), "GRADIO_ANALYTICS_ENABLED": "False"}
     for name in ("ARTE_AUTH", "ARTE_READ_ONLY", "GRADIO_SERVER_NAME"):
         env.pop(name, None)
-    log = tmp_path / "app.log"
-    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the app
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, process, log)
+    with served_app(env, tmp_path / "app.log") as url:
         yield url
-    finally:
-        stop_app(process)
 
 
 @pytest.fixture

@@ -128,13 +128,20 @@ def test_failing_job_reports_the_error_line_and_keeps_decisions(ended_jobs):
     assert not manager.lock_path.exists()
 
 
-def test_stop_kills_the_process_tree_and_frees_the_lock(manager, store, config, tmp_path):
-    config.elicit.n_questions = 5000  # far more than the test waits for
+def launch_generating_job(manager, config) -> tuple[dict, dict]:
+    """An elicit job far longer than any test waits for, once its child has loaded the teacher and is
+    generating: (the jobs row, its job_paths)."""
+    config.elicit.n_questions = 5000
     config.elicit.question_max_new_tokens = 32
     job = manager.launch(config, ["elicit"])
     paths = job_paths(job["job_dir"])
     wait_until(lambda: any(e.get("stage") == "draft questions" for e in read_events(paths["events"])),
                what="the child to load the teacher and start generating")
+    return job, paths
+
+
+def test_stop_kills_the_process_tree_and_frees_the_lock(manager, store, config, tmp_path):
+    job, paths = launch_generating_job(manager, config)
     leader = psutil.Process(job["pid"])
     tree = [leader] + leader.children(recursive=True)
     assert leader.memory_info().rss > 50e6  # it holds a model and torch
@@ -164,12 +171,7 @@ def test_a_job_killed_from_outside_says_so_and_points_to_its_log(manager, store,
     """A kill the studio did not do (kill -9, the OOM killer) leaves no exit.json: the message says the
     job was killed from outside and where its log is, never the progress bar the log happened to end on.
     The studio that launched it knows the signal; one restarted since knows only that it vanished."""
-    config.elicit.n_questions = 5000  # far more than the test waits for
-    config.elicit.question_max_new_tokens = 32
-    job = manager.launch(config, ["elicit"])
-    paths = job_paths(job["job_dir"])
-    wait_until(lambda: any(e.get("stage") == "draft questions" for e in read_events(paths["events"])),
-               what="the child to load the teacher and start generating")
+    job, paths = launch_generating_job(manager, config)
     os.killpg(job["pid"], signal.SIGKILL)  # someone else's kill: not manager.stop
     watcher = manager if studio == "same" else JobManager(store, tmp_path / "runs")  # no Popen: pid and files only
     wait_until(lambda: watcher.refresh(), what="the studio to notice the job ended")

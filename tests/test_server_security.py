@@ -2,14 +2,12 @@
 store or the server's paths, and launches limited to the models the server's owner allows, with no model code."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client
-from helpers import free_port, stop_app, stop_leftovers, wait_for_http
+from helpers import free_port, served_app, stop_leftovers
 from studio_fixtures import OTHER_RUN, OTHER_STUDENT, RUN, STUDENT, TEACHER, build_fixture_file, copy_fixture_store
 
 from arte_core.config import RunConfig
@@ -19,7 +17,6 @@ from arte_core.store import Store, utcnow
 from arte_core.studio import runs
 from arte_core.studio.launch_rules import allowed_models_text
 
-REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "alice", "wonderland"
 OWNER_SETTINGS = ("ARTE_AUTH", "ARTE_READ_ONLY", "ARTE_MODELS_DIR", "ARTE_ALLOW_REMOTE_CODE", "GRADIO_SERVER_NAME")
 
@@ -47,15 +44,8 @@ def studio_with_login(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in OWNER_SETTINGS}
     env.update(ARTE_DB=str(store_file), ARTE_RUNS_DIR=str(folder / "runs"), GRADIO_SERVER_PORT=str(port),
                ARTE_AUTH=f"{USER}:{PASSWORD}", ARTE_READ_ONLY="1", GRADIO_ANALYTICS_ENABLED="False")
-    log = folder / "app.log"
-    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the app
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, process, log)
+    with served_app(env, folder / "app.log") as url:
         yield url, folder
-    finally:
-        stop_app(process)
 
 
 def test_the_login_page_shows_a_stranger_nothing_of_the_store(studio_with_login):

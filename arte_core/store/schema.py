@@ -30,8 +30,9 @@ ITEM_CANDIDATES_COLUMNS = """
         created_at TIMESTAMP NOT NULL,
         PRIMARY KEY (run_id, item_index)
     """
-CANDIDATE_ANSWERS_COLUMNS = """
-        run_id VARCHAR NOT NULL,
+# One answer to a preference item, as icl_items keeps it; candidate_answers (a pilot draft's answer to an
+# 'irt' candidate item) is the same row with its run.
+ICL_ITEM_COLUMNS = """
         rationale_id VARCHAR NOT NULL,
         student VARCHAR NOT NULL,
         item_index INTEGER NOT NULL,
@@ -42,6 +43,7 @@ CANDIDATE_ANSWERS_COLUMNS = """
         truncated BOOLEAN,
         PRIMARY KEY (rationale_id, student, item_index)
     """
+CANDIDATE_ANSWERS_COLUMNS = "\n        run_id VARCHAR NOT NULL," + ICL_ITEM_COLUMNS
 
 # Statements that bring a store of the previous version up to each version (`Store` runs them when it
 # opens a store read-write). New columns go at the end of their table, so an upgraded table and a
@@ -178,17 +180,7 @@ TABLES: dict[str, str] = {
     """,
     # parse_mode: 'strict' (the task's explicit answer form), 'lenient' (the last answer word of a
     # finished output) or 'none'; truncated: the output hit its token cap (arte_core/tasks/answers.py).
-    "icl_items": """
-        rationale_id VARCHAR NOT NULL,
-        student VARCHAR NOT NULL,
-        item_index INTEGER NOT NULL,
-        output VARCHAR NOT NULL,
-        answer VARCHAR,
-        correct BOOLEAN NOT NULL,
-        parse_mode VARCHAR,
-        truncated BOOLEAN,
-        PRIMARY KEY (rationale_id, student, item_index)
-    """,
+    "icl_items": ICL_ITEM_COLUMNS,
     # Montessori-Instruct's local data influence of one draft on one student: the change of the mean
     # reference loss after one optimizer step on the draft (negative = the draft helps).
     "influence_scores": """
