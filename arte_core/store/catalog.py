@@ -22,6 +22,16 @@ def list_runs(store: Store) -> pd.DataFrame:
     )
 
 
+def runs_with_data(store: Store) -> pd.DataFrame:
+    """list_runs without the runs none of whose stages stored anything yet (a launch registers its run
+    first; a run that failed or was stopped before its first row would otherwise look like a real one)."""
+    runs = list_runs(store)
+    stored = {r["run_id"] for r in store.rows(
+        "SELECT run_id FROM stage_status UNION SELECT run_id FROM questions UNION SELECT run_id FROM icl_scores "
+        "UNION SELECT run_id FROM pairs")}
+    return runs[runs["run_id"].isin(stored)].reset_index(drop=True)
+
+
 def list_students(store: Store, run_id: str) -> list[str]:
     """The run's own student, then the other students with ICL scores in the run."""
     own = store.scalar("SELECT student FROM runs WHERE run_id = ?", [run_id])

@@ -154,14 +154,14 @@ def table_ready(frame: pd.DataFrame) -> pd.DataFrame:
 # -- runs and students ---------------------------------------------------------------------------
 
 def run_choices(store: Store) -> list[tuple[str, str]]:
-    """(label, run_id) for every run: the label names the task, teacher and student."""
-    runs = catalog.list_runs(store)
+    """(label, run_id) for every run that stored something: the label names the task, teacher and student."""
+    runs = catalog.runs_with_data(store)
     return [(f"{r.task} · {r.run_id} ({r.teacher} → {r.student})", r.run_id) for r in runs.itertuples()]
 
 
 def default_run(store: Store) -> str | None:
-    """The newest run with pairs, else with scores, else the newest: what a visitor most likely wants to see."""
-    runs = catalog.list_runs(store)
+    """The newest run with pairs, else with scores, else the newest with data: what a visitor most likely wants."""
+    runs = catalog.runs_with_data(store)
     if runs.empty:
         return None
     for candidates in (runs[runs["pairs"] > 0], runs[runs["scores"] > 0], runs):
