@@ -14,7 +14,7 @@ from arte_core.models.registry import check_model_name
 from arte_core.progress import Reporter
 from arte_core.prompts import TeacherPrompts
 from arte_core.store import Store
-from arte_core.tasks import Example, Task, load_task
+from arte_core.tasks import Example, Task, load_task, split_items_needed
 
 
 class ModelCache:
@@ -88,7 +88,8 @@ def open_run(config: RunConfig, store: Store, reporter: Reporter | None = None) 
     """
     for model in (config.teacher, config.student):
         check_model_name(model)
-    task = load_task(config.task, config.task_dir, seed=config.seed)
+    task = load_task(config.task, config.task_dir, seed=config.seed, difficulty=config.task_difficulty,
+                     min_examples=split_items_needed(config))
     run_id = config.resolved_run_name
     # A stored run keeps the splits it was made with, even where today's split rules would differ.
     stored = store.count_rows("pref_items", run_id) and store.count_rows("test_items", run_id)

@@ -12,7 +12,6 @@ from arte_core.tasks.generators.spec import TaskSpec
 _TOKEN = re.compile(r"\(|\)|[A-Za-z]+|\S")
 _LITERALS = {"true": True, "false": False}
 _MAX_TOKENS = 200  # keeps the recursive parser far from Python's recursion limit
-_QUESTION_TOKENS = 8  # every BBH expression has eight tokens before "is"
 
 
 class _Unparsable(Exception):
@@ -72,25 +71,35 @@ def _parse_atom(tokens: list[str], pos: int) -> tuple[bool, int]:
     raise _Unparsable
 
 
-def generate_question(rng: random.Random) -> str:
-    """A random eight-token expression with at most one level of brackets, as in BBH."""
+LEVELS = range(1, 6)
+DEFAULT_LEVEL = 3  # BBH's eight tokens with one level of brackets
+LEVEL_MEANING = "expression size: 2 × level + 2 tokens, brackets nested up to level − 2 deep from level 4"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """A random expression of `2 * level + 2` tokens (eight at the default level, as in BBH); brackets
+    nest one deep up to the default level and `level - 2` deep above it."""
+    size = 2 * level + 2
+    depth = max(1, level - 2)
     while True:
-        tokens = _random_expression(rng, allow_brackets=True)
-        if len(tokens) == _QUESTION_TOKENS:
+        tokens = _random_expression(rng, depth)
+        if len(tokens) == size:
             return " ".join(tokens) + " is"
 
 
-def _random_expression(rng: random.Random, allow_brackets: bool) -> list[str]:
-    tokens = _random_operand(rng, allow_brackets)
+def _random_expression(rng: random.Random, depth: int) -> list[str]:
+    tokens = _random_operand(rng, depth)
     for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
-        tokens += [rng.choice(["and", "or"])] + _random_operand(rng, allow_brackets)
+        tokens += [rng.choice(["and", "or"])] + _random_operand(rng, depth)
     return tokens
 
 
-def _random_operand(rng: random.Random, allow_brackets: bool) -> list[str]:
+def _random_operand(rng: random.Random, depth: int) -> list[str]:
     negations = ["not"] * rng.choice([0, 0, 0, 1, 1, 2, 3, 4])
-    if allow_brackets and rng.random() < 0.3:
-        return negations + ["("] + _random_expression(rng, allow_brackets=False) + [")"]
+    # `depth > 0` before the draw: at depth 0 no number is drawn, which keeps the default level's
+    # random sequence (and so every stored question) as it was before levels existed.
+    if depth > 0 and rng.random() < 0.3:
+        return negations + ["("] + _random_expression(rng, depth - 1) + [")"]
     return negations + [rng.choice(["True", "False"])]
 
 
@@ -155,4 +164,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

@@ -37,10 +37,18 @@ def _open_brackets(sequence: str) -> list[str] | None:
     return stack
 
 
-def generate_question(rng: random.Random) -> str:
-    """Balanced runs around 1-3 brackets left open, from a couple of symbols up to about a hundred."""
+PAIR_BUDGETS = (0, 1, 2, 4, 6, 10, 15, 25, 40)
+LEVELS = range(1, len(PAIR_BUDGETS) + 1)
+DEFAULT_LEVEL = len(PAIR_BUDGETS)  # every budget: from a couple of symbols up to about a hundred
+LEVEL_MEANING = ("length and nesting: the balanced runs hold up to the level-th of 0, 1, 2, 4, 6, 10, 15, 25, 40 "
+                 "bracket pairs")
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """Balanced runs around 1-3 brackets left open; the runs' pair budget is drawn from the first `level`
+    of PAIR_BUDGETS (all of them at the default level: a couple of symbols up to about a hundred)."""
     left_open = rng.randint(1, 3)
-    pair_budget = rng.choice([0, 1, 2, 4, 6, 10, 15, 25, 40])
+    pair_budget = rng.choice(PAIR_BUDGETS[:level])
     symbols: list[str] = []
     for _ in range(left_open):
         symbols += _balanced(rng, rng.randint(0, pair_budget // left_open))
@@ -146,4 +154,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

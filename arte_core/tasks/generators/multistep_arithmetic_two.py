@@ -77,15 +77,21 @@ def _parse_atom(tokens: list[str], pos: int) -> tuple[int, int]:
     raise _Unparsable
 
 
-def generate_question(rng: random.Random) -> str:
-    """Two bracketed four-number groups joined by one operator, numbers in -9..9, as in BBH."""
-    left, right = _random_group(rng), _random_group(rng)
+LEVELS = range(1, 7)
+DEFAULT_LEVEL = 4  # BBH's four numbers per group
+LEVEL_MEANING = "numbers in each of the two bracketed groups"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """Two bracketed groups of `level` numbers (four at the default level, as in BBH) joined by one
+    operator, numbers in -9..9."""
+    left, right = _random_group(rng, level), _random_group(rng, level)
     return f"(({left}) {rng.choice(_OPERATORS)} ({right})) ="
 
 
-def _random_group(rng: random.Random) -> str:
+def _random_group(rng: random.Random, size: int) -> str:
     parts = [str(rng.randint(-9, 9))]
-    for _ in range(3):
+    for _ in range(size - 1):
         parts += [rng.choice(_OPERATORS), str(rng.randint(-9, 9))]
     return " ".join(parts)
 
@@ -150,4 +156,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

@@ -17,7 +17,6 @@ _QUESTION = re.compile(
 _FACE_FORWARD = re.compile(r"always face forward", re.I)
 _TURN = re.compile(r"turn (left|right|around)", re.I)
 _TAKE = re.compile(r"take ([0-9]{1,9}) steps?(?: (forward|backward|left|right))?", re.I)
-_MAX_SENTENCES = 10  # BBH questions have 3 to 10 instructions
 _DIRECTIONS = ("forward", "backward", "left", "right")
 _TURN_OF_STEP = {"forward": None, "backward": "around", "left": "left", "right": "right"}
 
@@ -62,20 +61,27 @@ def _turned(heading: Vector, turn: str | None) -> Vector:
     return {"left": (-dy, dx), "right": (dy, -dx), "around": (-dx, -dy)}.get(turn, heading)
 
 
-def generate_question(rng: random.Random) -> str:
-    """Either "Always face forward" with directed steps, or turns with plain steps; about 45% return."""
+LEVELS = range(2, 13)
+DEFAULT_LEVEL = 8  # BBH's walks: 2-8 moves, at most 10 instructions with the way back
+LEVEL_MEANING = "the most moves before the way back (2 to level; at most level + 2 instructions in all)"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """Either "Always face forward" with directed steps, or turns with plain steps; about 45% return.
+    A walk makes 2 to `level` moves before any way back and has 3 to `level + 2` instructions (2-8 moves
+    and 3-10 instructions at the default level, as in BBH)."""
     want_return = rng.random() < 0.45
     while True:
         if rng.random() < 0.5:
-            sentences = _face_forward_walk(rng, want_return)
+            sentences = _face_forward_walk(rng, want_return, level)
         else:
-            sentences = _turning_walk(rng, want_return)
-        if 3 <= len(sentences) <= _MAX_SENTENCES:
+            sentences = _turning_walk(rng, want_return, level)
+        if 3 <= len(sentences) <= level + 2:
             return f"{_PREFIX} {' '.join(sentences)}{_OPTIONS}"
 
 
-def _face_forward_walk(rng: random.Random, want_return: bool) -> list[str]:
-    moves = [(rng.randint(1, 10), rng.choice(_DIRECTIONS)) for _ in range(rng.randint(2, 8))]
+def _face_forward_walk(rng: random.Random, want_return: bool, most_moves: int) -> list[str]:
+    moves = [(rng.randint(1, 10), rng.choice(_DIRECTIONS)) for _ in range(rng.randint(2, most_moves))]
     if want_return:
         moves += _cancelling_moves(rng, moves)
         rng.shuffle(moves)
@@ -90,12 +96,12 @@ def _cancelling_moves(rng: random.Random, moves: list[tuple[int, str]]) -> list[
     return back + [(n, "backward" if ahead > 0 else "forward") for n in _chunks(rng, abs(ahead))]
 
 
-def _turning_walk(rng: random.Random, want_return: bool) -> list[str]:
+def _turning_walk(rng: random.Random, want_return: bool, most_moves: int) -> list[str]:
     turn_share = rng.choice([0.0, 0.3, 0.4])
     sentences = [
         f"Turn {rng.choice(['left', 'right', 'around'])}." if rng.random() < turn_share
         else _take_sentence(rng.randint(1, 10), None)
-        for _ in range(rng.randint(2, 8))
+        for _ in range(rng.randint(2, most_moves))
     ]
     if want_return:
         sentences += _way_back(rng, sentences)
@@ -210,4 +216,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

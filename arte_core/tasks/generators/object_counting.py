@@ -90,12 +90,18 @@ def _quantity(word: str) -> int | None:
     return NUMBER_WORDS.get(word)
 
 
-def generate_question(rng: random.Random) -> str:
-    """2-12 distinct things, some of the asked category and sometimes some distractors."""
+LEVELS = range(2, 13)
+DEFAULT_LEVEL = 12  # up to 12 listed things, as in BBH
+LEVEL_MEANING = "the most things listed in a question (each lists 2 to level)"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """2 to `level` distinct things (2-12 at the default level), at most 10 of the asked category and
+    sometimes up to 5 distractors."""
     category = rng.choice(sorted(LEXICON))
-    wanted = rng.sample(LEXICON[category], rng.randint(1, min(10, len(LEXICON[category]))))
+    wanted = rng.sample(LEXICON[category], rng.randint(1, min(10, len(LEXICON[category]), level)))
     others = [pair for other, nouns in LEXICON.items() if other != category for pair in nouns]
-    room = 12 - len(wanted)
+    room = level - len(wanted)
     distractors = rng.sample(others, rng.randint(0, min(room, 5))) if rng.random() < 0.5 else []
     if len(wanted) + len(distractors) < 2:
         distractors = rng.sample(others, 1)
@@ -164,4 +170,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

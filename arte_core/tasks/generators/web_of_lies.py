@@ -72,9 +72,15 @@ def _apply_claims(honest: dict[str, bool], claims: list[tuple[str, str, bool]]) 
     return honest
 
 
-def generate_question(rng: random.Random) -> str:
-    """A chain of five distinct people: a stated fact, then each person speaks about the previous one."""
-    people = rng.sample(NAMES, _CHAIN_LENGTH)
+LEVELS = range(2, 11)
+DEFAULT_LEVEL = _CHAIN_LENGTH
+LEVEL_MEANING = "people in the chain (BBH: five)"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """A chain of `level` distinct people (five at the default level, as in BBH): a stated fact, then each
+    person speaks about the previous one."""
+    people = rng.sample(NAMES, level)
     sentences = [f"{people[0]} {_verdict(rng)}."]
     for speaker, subject in zip(people[1:], people[:-1]):
         sentences.append(f"{speaker} says {subject} {_verdict(rng)}.")
@@ -163,4 +169,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )

@@ -56,9 +56,14 @@ def solve(question: str) -> str | None:
     return " ".join(sorted(words, key=lambda word: (word.lower(), word)))
 
 
-def generate_question(rng: random.Random) -> str:
-    """A list of 2-20 distinct words from our vocabulary."""
-    count = rng.randint(_MIN_WORDS, _MAX_WORDS)
+LEVELS = range(_MIN_WORDS, _MAX_WORDS + 1)
+DEFAULT_LEVEL = _MAX_WORDS  # BBH's lists of up to 20 words
+LEVEL_MEANING = "the most words in a list (each list has 2 to level words)"
+
+
+def generate_question(rng: random.Random, level: int = DEFAULT_LEVEL) -> str:
+    """A list of 2 to `level` distinct words from our vocabulary (2-20 at the default level)."""
+    count = rng.randint(_MIN_WORDS, level)
     return f"{_PREFIX} {' '.join(rng.sample(VOCABULARY, count))}"
 
 
@@ -119,4 +124,7 @@ SPEC = TaskSpec(
     ),
     solve=solve,
     generate_question=generate_question,
+    levels=LEVELS,
+    default_level=DEFAULT_LEVEL,
+    level_meaning=LEVEL_MEANING,
 )
