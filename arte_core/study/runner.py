@@ -1,0 +1,139 @@
+"""`arte study`: the loop once per task × seed, then the study's report.
+
+Each cell runs `pipeline.run_stages` over `arte run`'s stages with a copy of the config whose task and
+seed are set, so a cell is an ordinary run (its own run id) and a rerun skips what is stored: stages
+already done are skipped by the pipeline, units inside a stage by the stage. A tqdm bar counts cells
+and estimates the time left from the cells that did work (a cell found done takes no time and would
+make the estimate meaningless). The report reads each run's evaluations for the run's student.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from arte_core.config import RunConfig, config_from_dict
+from arte_core.errors import ArteError
+from arte_core.pipeline import run_stages
+from arte_core.progress import Reporter
+from arte_core.stages.registry import RUN_ORDER
+from arte_core.store import Store
+from arte_core.study.evaluation import N_RESAMPLES, items_of_runs
+from arte_core.study.report import study_result, write_study
+
+
+@dataclass
+class Cell:
+    """One task × seed of a study and the run that holds it."""
+
+    task: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def run_id(self) -> str:
+        return self.config.resolved_run_name
+
+
+def cell_config(config: RunConfig, task: str, seed: int) -> RunConfig:
+    """`config` with its task and seed set, validated. A named run gets the task and seed appended (one
+    name for every cell would make them one run); a task folder that lacks the task is dropped (the task
+    is then a built-in one, as `arte run --task` does)."""
+    data = config.to_dict()
+    data.update(task=task, seed=int(seed))
+    if config.run_name:
+        data["run_name"] = f"{config.run_name}-{task}-s{seed}"
+    if task != config.task and config.task_dir and not (Path(config.task_dir) / "tasks" / f"{task}.json").exists():
+        data["task_dir"] = None
+    return config_from_dict(data)
+
+
+def study_cells(config: RunConfig, seeds: list[int], tasks: list[str] | None = None) -> list[Cell]:
+    """Every task × seed in order (tasks outer); the config's own task when no task is named."""
+    if not seeds:
+        raise ArteError("a study needs at least one seed: `arte study --seeds 0 1 2`.")
+    tasks = list(dict.fromkeys(tasks or [config.task]))
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    return [Cell(task, seed, cell_config(config, task, seed)) for task in tasks for seed in seeds]
+
+
+def study_id(config: RunConfig, tasks: list[str], seeds: list[int]) -> str:
+    """An 8-character hash of the study: the config (without task, seed and run name, which the cells
+    set) and the tasks and seeds."""
+    identity = {k: v for k, v in config.to_dict().items() if k not in ("task", "seed", "run_name", "runs_dir")}
+    identity.update(tasks=list(tasks), seeds=[int(s) for s in seeds])
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def time_left(seconds_worked: list[float], cells_left: int) -> str:
+    """The estimate shown beside the bar: mean seconds of the cells that did work × cells left."""
+    if not cells_left:
+        return "done"
+    if not seconds_worked:
+        return "estimate after the first computed cell"
+    left = sum(seconds_worked) / len(seconds_worked) * cells_left
+    return f"~{int(left // 3600)}h{int(left % 3600 // 60):02d}m left" if left >= 3600 else f"~{int(left // 60)}m{int(left % 60):02d}s left"
+
+
+def run_cells(cells: list[Cell], store: Store, reporter: Reporter, show_bar: bool = True) -> list[dict]:
+    """Run the loop for every cell (stages already done are skipped); returns per cell its task, seed,
+    run id, student, seconds and whether it computed anything."""
+    done, worked = [], []
+    with tqdm(total=len(cells), desc="study cells (task × seed)", unit="cell", disable=not show_bar,
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        for index, cell in enumerate(cells):
+            bar.set_postfix_str(f"{cell.task} seed {cell.seed}; {time_left(worked, len(cells) - index)}")
+            before = set(store.stages_done(cell.run_id))
+            started = time.time()
+            reporter.emit(study_cell=f"{cell.task}:{cell.seed}", index=index, total=len(cells))
+            run_stages(cell.config, store, list(RUN_ORDER), reporter)
+            seconds = time.time() - started
+            computed = set(store.stages_done(cell.run_id)) != before
+            if computed:
+                worked.append(seconds)
+            done.append(dict(task=cell.task, seed=cell.seed, run_id=cell.run_id, student=cell.config.student,
+                             seconds=round(seconds, 1), computed=computed))
+            bar.update(1)
+            bar.set_postfix_str(time_left(worked, len(cells) - index - 1))
+    return done
+
+
+def run_study(config: RunConfig, store: Store, seeds: list[int], tasks: list[str] | None = None,
+              out_dir: str | Path | None = None, reporter: Reporter | None = None, show_bar: bool = True,
+              n_resamples: int = N_RESAMPLES) -> tuple[dict, dict[str, Path]]:
+    """Every cell's loop, then the study's statistics over the cells' runs, written to `out_dir`
+    (default: runs_dir/study-<hash>). Returns the result and the written files."""
+    cells = study_cells(config, seeds, tasks)
+    tasks_run = list(dict.fromkeys(c.task for c in cells))
+    seeds_run = list(dict.fromkeys(c.seed for c in cells))
+    sid = study_id(config, tasks_run, seeds_run)
+    out = Path(out_dir) if out_dir else Path(config.runs_dir) / f"study-{sid}"
+    runs = run_cells(cells, store, reporter or Reporter(None, show_bar=show_bar), show_bar)
+    items = items_of_runs(store, runs)
+    if items.empty:
+        raise ArteError("the study's runs hold no evaluated items; check `arte status` for the evaluate stage.")
+    result = study_result(items, runs, n_resamples=n_resamples, seed=config.seed, study_id=sid,
+                          student=config.student, config=config.to_dict())
+    return result, write_study(result, out)
+
+
+def cmd_study(config: RunConfig, db: str, seeds: list[int], tasks: list[str] | None, out: str | None,
+              events: str | None = None, quiet: bool = False) -> int:
+    """`arte study`: run the study and print where its report is and its headline numbers."""
+    reporter = Reporter(events, show_bar=not quiet)
+    with Store(db) as store:
+        result, paths = run_study(config, store, seeds, tasks, out, reporter, show_bar=not quiet)
+    print(f"study {result['study_id']}: {len(result['runs'])} runs ({', '.join(result['tasks'])} × seeds "
+          f"{', '.join(map(str, result['seeds']))}). Report: {paths['study.md'].parent}")
+    for d in result["differences"]:
+        ci = "" if d["ci_low"] is None else f" [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+        mde = "—" if d["mde"] is None else f"{d['mde']:.3f}"
+        print(f"  {d['shots']}-shot {d['task']:24} {d['treatment']} − {d['control']} {d['difference']:+.3f}{ci} "
+              f"p={d['p_mcnemar']:.3g} n={d['n_items']} minimum detectable {mde}")
+    return 0
