@@ -30,6 +30,8 @@ DEFAULT_DB = "arte.duckdb"
 FLAG_ALIASES = {"task_dir": "--task-dir", "run_name": "--run-name", "runs_dir": "--runs-dir",
                 "pairs.signal": "--signal", "pairs.style": "--pair-style"}
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+STUDY_HELP = ("the loop per task × seed (resumable), then arms × tasks with 95% intervals over seeds and items, "
+              "ARTE − original with its p, and the design's minimum detectable effect")
 HEALTH_HELP = ("signal health of one run × student: is each preference signal measuring what it claims "
                "(ok / warn / bad, each with its number, interval, n and what to change)")
 
@@ -92,6 +94,8 @@ class ArteParser(ArgumentParser):
         out.__dict__.update(config=own.config, db=own.db, events=own.events, quiet=own.quiet,
                             help_fields=bool(values.get("help_fields")), base=base,
                             fields={name: values[name] for name in SECTIONS})
+        if command == "study":
+            out.__dict__.update(seeds=own.seeds, tasks=own.tasks, out=own.out)
         return out
 
     def _parse(self, argv: list[str]):
@@ -125,6 +129,12 @@ def build_parser() -> ArteParser:
     health.add_argument("--student", help="the student whose preferences to audit (default: the run's student)")
     health.add_argument("--json", action="store_true", help="print the lines as JSON")
     commands.add_subcommand("health", health, help=HEALTH_HELP)
+    study = _config_parser(STUDY_HELP)
+    study.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run each task with")
+    study.add_argument("--tasks", nargs="+", help="the tasks to run (default: the config's task)")
+    study.add_argument("--out", help="folder for study.md, study.json and study.html (default: runs_dir/study-HASH)")
+    parser.command_parsers["study"] = study
+    commands.add_subcommand("study", study, help=STUDY_HELP)
     return parser
 
 
@@ -207,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "health":
             return cmd_health(args)
+        if args.command == "study":
+            from arte_core.study.runner import cmd_study
+
+            return cmd_study(effective_config(args), args.db, args.seeds, args.tasks, args.out, args.events, args.quiet)
         if args.command == "config":
             print(help_fields_text() if args.help_fields else effective_config(args).to_yaml())
             return 0
