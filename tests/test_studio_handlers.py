@@ -122,8 +122,8 @@ def test_a_draft_whose_student_copies_the_demo_label_at_chance_is_flagged(rescor
 def test_draft_detail_shows_each_answer_with_its_parse_mode_and_cut_off(rescored):
     detail = drafts.draft_detail(rescored, rationale_id(0, 0), STUDENT)
     items = detail["items"]
-    assert list(items.columns) == ["item", "preference question", "target", "student answer", "correct",
-                                   "parse mode", "cut off", "student output"]
+    # short headers, so narrow columns do not wrap their names
+    assert list(items.columns) == ["#", "question", "target", "answer", "correct", "parse mode", "cut off", "output"]
     assert items["parse mode"].tolist() == ["strict"] * 9 + ["none"]
     assert items["cut off"].tolist() == ["no"] * 9 + ["yes"]
     assert "student-s 0.90 (9/10, unparsed 1, cut off 1, lenient 0; balanced accuracy 0.90, label-copy rate 0.50)" \

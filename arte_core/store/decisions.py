@@ -202,7 +202,7 @@ def _clean_who(who: str | None) -> str:
 
 
 def add_decision(store: Store, pair_id: str, action: str, who: str, why: str = "",
-                 expected_last: int | None = None) -> dict:
+                 expected_last: int | None = None, bulk_id: int | None = None) -> dict:
     """Append one decision. `expected_last` is the latest decision id the user saw on the pair
     (0 = none, None = no check); when someone decided since, `conflict` is set: both decisions stay
     in the trail and this later one wins. An `expected_last` that is neither 0 nor a decision of
@@ -228,20 +228,52 @@ def add_decision(store: Store, pair_id: str, action: str, who: str, why: str = "
                             f"({latest}); reopen the pair to see its decisions and decide again. Nothing was recorded.")
         conflict = expected_last is not None and expected_last != last_id
         row = dict(decision_id=_next_decision_id(store), pair_id=pair_id, action=action, who=_clean_who(who),
-                   why=why, undoes=None, decided_at=utcnow())
+                   why=why, undoes=None, decided_at=utcnow(), bulk_id=bulk_id)
         store.insert("pair_decisions", [row])
     return dict(decision=row, conflict=conflict, previous=previous if conflict else None)
 
 
 def add_decisions(store: Store, pair_ids: list[str], action: str, who: str, why: str = "") -> list[dict]:
-    """The same decision on many pairs, all or nothing."""
+    """The same decision on many pairs, all or nothing; the rows share a bulk id (the first row's
+    decision id), so `undo_bulk` can take the whole batch back."""
     if not pair_ids:
         raise ArteError("no pairs match the current filter; nothing was decided.")
     with store.transaction():
-        return [add_decision(store, pid, action, who, why)["decision"] for pid in pair_ids]
+        bulk_id = _next_decision_id(store)
+        return [add_decision(store, pid, action, who, why, bulk_id=bulk_id)["decision"] for pid in pair_ids]
 
 
-def undo(store: Store, decision_id: int, who: str, why: str = "") -> dict:
+def undo_bulk(store: Store, bulk_id: int, who: str, why: str = "") -> list[dict]:
+    """Undo every decision of one bulk action that is not undone yet, all or nothing; the undos share a
+    bulk id of their own. A bulk action with nothing left to undo is refused."""
+    bulk_id = _whole_id(bulk_id, "the bulk action id to undo", minimum=1)
+    _check_writable(store)
+    with store.transaction():
+        members = store.rows("SELECT d.decision_id FROM pair_decisions d WHERE d.bulk_id = ? AND d.action <> 'undo' "
+                             "AND d.decision_id NOT IN (SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL) "
+                             "ORDER BY d.decision_id", [bulk_id])
+        if not members:
+            known = store.scalar("SELECT count(*) FROM pair_decisions WHERE bulk_id = ? AND action <> 'undo'", [bulk_id])
+            raise ArteError(f"bulk action {bulk_id} was already undone." if known else
+                            f"no bulk action with id {bulk_id}; the trail's 'bulk' column names them.")
+        undo_batch = _next_decision_id(store)
+        return [undo(store, m["decision_id"], who, why, bulk_id=undo_batch) for m in members]
+
+
+def bulk_size(store: Store, bulk_id: int) -> int:
+    """How many decisions one bulk action recorded (0: no such bulk action)."""
+    return int(store.scalar("SELECT count(*) FROM pair_decisions WHERE bulk_id = ? AND action <> 'undo'",
+                            [int(bulk_id)]) or 0)
+
+
+def latest_bulk_id(store: Store, run_id: str) -> int | None:
+    """The newest bulk action of the run that still has a decision nobody undid (what undo offers)."""
+    return store.scalar("SELECT max(d.bulk_id) FROM pair_decisions d JOIN pairs p USING (pair_id) "
+                        "WHERE p.run_id = ? AND d.action <> 'undo' AND d.decision_id NOT IN "
+                        "(SELECT undoes FROM pair_decisions WHERE undoes IS NOT NULL)", [run_id])
+
+
+def undo(store: Store, decision_id: int, who: str, why: str = "", bulk_id: int | None = None) -> dict:
     """Append an 'undo' of one earlier decision; the pair falls back to its previous live decision."""
     decision_id = _whole_id(decision_id, "the decision id to undo", minimum=1)
     _check_writable(store)
@@ -255,7 +287,8 @@ def undo(store: Store, decision_id: int, who: str, why: str = "") -> dict:
         if store.scalar("SELECT count(*) FROM pair_decisions WHERE undoes = ?", [decision_id]):
             raise ArteError(f"decision {decision_id} was already undone.")
         row = dict(decision_id=_next_decision_id(store), pair_id=target["pair_id"], action="undo",
-                   who=_clean_who(who), why=(why or "").strip(), undoes=decision_id, decided_at=utcnow())
+                   who=_clean_who(who), why=(why or "").strip(), undoes=decision_id, decided_at=utcnow(),
+                   bulk_id=bulk_id)
         store.insert("pair_decisions", [row])
     return row
 
@@ -277,7 +310,7 @@ def decision_trail(store: Store, pair_id: str | None = None, run_id: str | None 
         raise ArteError("choose a pair or a run to show its decisions.")
     return store.df(
         "SELECT d.decision_id, d.pair_id, p.kind, d.action, d.who, d.why, d.undoes, u.decision_id AS undone_by, "
-        "  d.decided_at FROM pair_decisions d JOIN pairs p USING (pair_id) "
+        "  d.bulk_id, d.decided_at FROM pair_decisions d JOIN pairs p USING (pair_id) "
         "LEFT JOIN pair_decisions u ON u.undoes = d.decision_id "
         f"WHERE {where} ORDER BY d.decision_id DESC",
         params,

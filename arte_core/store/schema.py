@@ -1,6 +1,6 @@
 """The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 7
 
 # influence_items (TABLES), spelled once for the table and its migration.
 INFLUENCE_ITEMS_COLUMNS = """
@@ -77,6 +77,9 @@ MIGRATIONS: dict[int, list[str]] = {
         # The config sections each stage ran with (pipeline.run_stage). Stages done before keep NULL: what
         # they ran with was not recorded.
         "ALTER TABLE stage_status ADD COLUMN config_json VARCHAR"],
+    # A bulk decision's rows share a bulk id (the batch's first decision id), so the batch can be undone as
+    # one. Decisions recorded before keep NULL: each is undone on its own.
+    7: ["ALTER TABLE pair_decisions ADD COLUMN IF NOT EXISTS bulk_id BIGINT"],
 }
 
 TABLES: dict[str, str] = {
@@ -243,7 +246,8 @@ TABLES: dict[str, str] = {
         who VARCHAR NOT NULL,
         why VARCHAR NOT NULL,
         undoes BIGINT,
-        decided_at TIMESTAMP NOT NULL
+        decided_at TIMESTAMP NOT NULL,
+        bulk_id BIGINT
     """,
     "artifacts": """
         run_id VARCHAR NOT NULL,

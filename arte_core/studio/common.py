@@ -19,6 +19,7 @@ from arte_core.store import Store, catalog
 
 PAGE_SIZE = 25
 YES_NO_ANY = ("any", "yes", "no")
+MISSING = "—"  # what a table cell shows for a value that is not there (never None, nan or an empty cell)
 TEXT_PREVIEW = 160
 # Far beyond any real table, small enough that its OFFSET fits DuckDB's integers.
 MAX_PAGE = 10**9
@@ -141,14 +142,19 @@ def user_name(authenticated: str | None, typed: str | None) -> str:
     return (authenticated or "").strip() or (typed or "").strip() or "anonymous"
 
 
-def table_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """NaN and NA become empty cells (JSON has no NaN), floats are rounded for reading."""
+def table_ready(frame: pd.DataFrame, missing: str | None = None) -> pd.DataFrame:
+    """NaN and NA become `missing` (default an empty cell: JSON has no NaN), floats are rounded for reading."""
     out = frame.copy()
     for column in out.columns:
         if pd.api.types.is_float_dtype(out[column]):
             out[column] = out[column].round(4)
-        out[column] = out[column].astype(object).where(out[column].notna(), None)
+        out[column] = out[column].astype(object).where(out[column].notna(), missing)
     return out
+
+
+def yes_no_cell(value: Any) -> str | None:
+    """The one boolean style of the studio's tables: yes / no, None (shown as MISSING) when unknown."""
+    return None if value is None or pd.isna(value) else ("yes" if value else "no")
 
 
 # -- runs and students ---------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from arte_core.errors import ArteError
 from arte_core.store import Store, analysis, catalog
 from arte_core.store import drafts as draft_queries
 from arte_core.studio import plots
-from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
-                                     table_ready, whole_number, yes_no)
+from arte_core.studio.common import (MISSING, NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require,
+                                     require_run, table_ready, whole_number, yes_no, yes_no_cell)
 
 DRAFT_SORT_CHOICES = tuple(draft_queries.DRAFT_SORTS)
 # (label, value) for the sort menu: the "score" sort is the column the table calls accuracy
 DRAFT_SORT_LABELS = tuple(("accuracy" if key == "score" else key, key) for key in DRAFT_SORT_CHOICES)
-OLD = "—"
+OLD = MISSING
 OLD_REASON = "scored by an older version; `arte rescore` scores it anew"
 OLD_NOTE = f"{OLD} : {OLD_REASON}"
 NO_LABELS = "n/a"  # balanced accuracy of a task without a label set (open answers)
@@ -62,7 +62,7 @@ def drafts_view(store: Store, run_id: Any, student: Any, flt: draft_queries.Draf
     if flt.page > pages:  # a filter shrank the result under the current page: show the last page
         flt.page = pages
         result = draft_queries.drafts_page(store, run_id, student, flt)
-    return dict(table=table_ready(_draft_columns(result["rows"])), page=result["page"], pages=pages,
+    return dict(table=table_ready(_draft_columns(result["rows"]), MISSING), page=result["page"], pages=pages,
                 total=result["total"], info=_drafts_info(store, run_id, student, result, flt.page_size))
 
 
@@ -87,11 +87,6 @@ def _draft_columns(rows: pd.DataFrame) -> pd.DataFrame:
             "balanced accuracy", "label-copy rate", "copies demo label", "cut off", "lenient", "question score",
             "influence"] + [c for c in shown.columns if c.startswith("acc:")] + ["rationale_id"]
     return shown[keep]
-
-
-def yes_no_cell(value: Any) -> str | None:
-    """The one boolean style of the studio's tables: yes / no, empty when unknown."""
-    return None if value is None or pd.isna(value) else ("yes" if value else "no")
 
 
 def _old_marked(values: pd.Series, old: pd.Series) -> pd.Series:
@@ -138,12 +133,12 @@ def draft_detail(store: Store, rationale_id: Any, student: Any) -> dict:
     influence = ", ".join(f"{html.escape(i['student'])} {i['influence']:+.4f}" for i in detail["influence"])
     solver = {True: "agrees", False: "disagrees", None: "no solver"}[r["solver_agrees"]]
     meta = (f"**{html.escape(r['technique'])}** · question {r['question_idx']} · {r['word_count']} words · "
-            f"teacher answer `{html.escape(str(r['answer']))}` vs target `{html.escape(r['target'])}` "
+            f"teacher answer `{MISSING if r['answer'] is None else html.escape(str(r['answer']))}` vs target `{html.escape(r['target'])}` "
             f"({'matches' if r['matches_target'] else 'does not match'}) · solver {solver}\n\n"
             f"One-shot accuracy: {scores}" + (f"\n\nInfluence: {influence}" if influence else "")
             + f"\n\n<small>{html.escape(rationale_id)} · origin {html.escape(r['origin'])}</small>")
     return dict(meta=meta, question=f"{r['question']}\n\n(target: {r['target']})", rationale=r["text"],
-                prompt=r["prompt"], items=table_ready(_item_columns(detail["items"])))
+                prompt=r["prompt"], items=table_ready(_item_columns(detail["items"]), MISSING))
 
 
 def _score_line(s: Any) -> str:
@@ -156,8 +151,10 @@ def _score_line(s: Any) -> str:
                    f"label-copy rate {s.label_copy_rate:.2f})")
 
 
-ITEM_HEADERS = {"item_index": "item", "preference_question": "preference question", "student_answer": "student answer",
-                "parse_mode": "parse mode", "truncated": "cut off", "student_output": "student output"}
+# Short headers, so a narrow column does not wrap its name ("studen t_answ er"); the items are the
+# preference questions and the answers the student's, as the table's label says.
+ITEM_HEADERS = {"item_index": "#", "preference_question": "question", "student_answer": "answer",
+                "parse_mode": "parse mode", "truncated": "cut off", "student_output": "output"}
 
 
 def _item_columns(items: pd.DataFrame) -> pd.DataFrame:

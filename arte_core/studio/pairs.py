@@ -3,26 +3,25 @@ the audit trail, and how often people agree with the student proxy."""
 
 from __future__ import annotations
 
-import hashlib
 import html
 from typing import Any
 
 import pandas as pd
 
 from arte_core.errors import ArteError
-from arte_core.config import PairConfig
 from arte_core.stats import binomial_sd, cohen_kappa
 from arte_core.store import Store, catalog, decisions
-from arte_core.studio.common import (NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require, require_run,
-                                     table_ready, whole_number)
+from arte_core.studio.common import (MISSING, NO_RUN, PAGE_SIZE, optional_number, page_number, preview, require,
+                                     require_run, table_ready, whole_number, yes_no_cell)
+# The panel of one pair lives in pair_panel; its names stay importable from here, where callers found them.
+from arte_core.studio.pair_panel import (DEFAULT_NOISE_LEVEL, TEST_NAMES, action_choices, discordant_text,  # noqa: F401
+                                         evidence, pair_panel, presentation_swapped, rendered_side, test_line)
 
 PAIR_SORT_CHOICES = tuple(decisions.PAIR_SORTS)
 PAIR_KINDS = ("all", "question", "rationale")
 DECISION_STATES = decisions.DECISION_STATES
 DECISION_ACTIONS = decisions.DECISION_ACTIONS
 EVIDENCE_STATES = decisions.EVIDENCE_STATES
-# The noise level the table marks pairs at unless told otherwise: the level pairs are built at by default.
-DEFAULT_NOISE_LEVEL = PairConfig().max_p
 
 
 class ContestedAtNoise(decisions.PairFilter):
@@ -61,11 +60,6 @@ def _resolved(store: Store, run_id: str, student: str, flt: decisions.PairFilter
                  if n_pref else " · contested: no preference items, so no noise level: margin ≤ 0")
 
 
-def presentation_swapped(pair_id: str) -> bool:
-    """Whether blind mode shows this pair's rejected text on the left: fixed per pair, like a seeded coin."""
-    return int(hashlib.sha256(pair_id.encode()).hexdigest(), 16) % 2 == 1
-
-
 def pairs_view(store: Store, run_id: Any, student: Any, flt: decisions.PairFilter, blind: bool = False) -> dict:
     """One page of pairs (scores and sides hidden in blind mode) with counts and agreement numbers."""
     if not run_id:
@@ -79,7 +73,7 @@ def pairs_view(store: Store, run_id: Any, student: Any, flt: decisions.PairFilte
     info = _pairs_info(store, run_id, student, result, flt.page_size)
     if result["total"]:
         info += note + " · " + _evidence_note(store, run_id, student, flt.max_p)
-    return dict(table=table_ready(_pair_columns(result["rows"], blind, flt.max_p)), page=result["page"],
+    return dict(table=table_ready(_pair_columns(result["rows"], blind, flt.max_p), MISSING), page=result["page"],
                 pages=result["pages"], total=result["total"], info=info,
                 agreement=agreement_markdown(agreement(store, run_id, student)))
 
@@ -90,42 +84,36 @@ def _evidence_note(store: Store, run_id: str, student: str, level: float) -> str
             f"{counts['not tested']} not tested")
 
 
-def evidence(row: dict | pd.Series, level: float) -> str:
-    """'significant', 'within noise' or 'not tested' (no p: influence or 'both' pairs, or built before
-    pairs were tested), by the rule the filter and the pairs stage use."""
-    p = row["p_value"]
-    if p is None or pd.isna(p):
-        return "not tested"
-    return "significant" if p <= level and row["n_chosen_only"] > row["n_rejected_only"] else "within noise"
-
-
-def discordant_text(row: dict | pd.Series) -> str:
-    """'7 vs 1 of 12': the shared items only the chosen / only the rejected side got right; '—' untested."""
-    if row["p_value"] is None or pd.isna(row["p_value"]):
-        return "—"
-    return f"{int(row['n_chosen_only'])} vs {int(row['n_rejected_only'])} of {int(row['n_shared'])}"
-
-
 def _pair_columns(rows: pd.DataFrame, blind: bool, level: float) -> pd.DataFrame:
-    """Numbers and the decision first (they fit), then text previews; the id last so a row can be opened.
-    The p-value and evidence say nothing about which side is which, so blind mode keeps them."""
-    shown = pd.DataFrame({"kind": rows["kind"], "margin": rows["margin"]})
+    """Numbers and the decision first (they fit), then text previews (questions rendered); the id last so a
+    row can be opened. Blind mode hides what would tell a reviewer which side the student or other people
+    preferred (margin, scores, sides, decisions, reviewers, notes), and says only whether a pair is decided;
+    the p-value and evidence say nothing about which side is which, so it keeps them."""
     records = rows.to_dict("records")
-    shown["evidence"] = [evidence(r, level) for r in records]
-    shown["p"] = [("—" if r["p_value"] is None or pd.isna(r["p_value"]) else f"{r['p_value']:.3g}") for r in records]
+    shown = pd.DataFrame({"kind": rows["kind"]})
     if not blind:
+        shown["margin"] = rows["margin"]
+    shown["evidence"] = [evidence(r, level) for r in records]
+    shown["p"] = [(MISSING if r["p_value"] is None or pd.isna(r["p_value"]) else f"{r['p_value']:.3g}") for r in records]
+    if blind:
+        shown["decided"] = rows["decision"].notna().map(yes_no_cell)
+    else:
         shown["discordant (chosen vs rejected)"] = [discordant_text(r) for r in records]
         shown["chosen score"] = rows["chosen_score"]
         shown["rejected score"] = rows["rejected_score"]
-    shown["decision"] = rows["decision"].fillna("—")
-    shown["by"] = rows["decided_by"]
-    shown["notes"] = rows["n_notes"]
-    if not blind:
-        shown["chosen"] = rows["chosen"].map(lambda t: preview(t, 60))
-        shown["rejected"] = rows["rejected"].map(lambda t: preview(t, 60))
+        shown["decision"] = rows["decision"]
+        shown["by"] = rows["decided_by"]
+        shown["notes"] = rows["n_notes"]
+        shown["chosen"] = rows["chosen"].map(lambda t: side_preview(t, 60))
+        shown["rejected"] = rows["rejected"].map(lambda t: side_preview(t, 60))
     shown["prompt"] = rows["prompt"].map(lambda t: preview(t, 50))
     shown["pair_id"] = rows["pair_id"]
     return shown
+
+
+def side_preview(text: Any, limit: int) -> str:
+    """One line of a side for a table cell: a question block as 'question → target T', never its markup."""
+    return preview(rendered_side(text).replace("\n\nTarget: ", " → target "), limit)
 
 
 def _pairs_info(store: Store, run_id: str, student: str, result: dict, page_size: int) -> str:
@@ -136,66 +124,6 @@ def _pairs_info(store: Store, run_id: str, student: str, result: dict, page_size
         return f"No pairs match for student **{html.escape(student)}**.{hint}"
     first, last = (page - 1) * page_size + 1, min(total, page * page_size)
     return f"Pairs {first}–{last} of {total} · page {page} of {result['pages']}"
-
-
-def pair_panel(store: Store, pair_id: Any, blind: bool = False) -> dict:
-    """The two sides of a pair, their labels, the decision choices and the latest decision id seen.
-
-    In blind mode the sides are shown as A (left) and B (right) in a per-pair seeded order with no
-    scores, until the pair has a decision; then the real sides are revealed.
-    """
-    p = decisions.pair(store, require(pair_id, "a pair (click a row of the table)"))
-    revealed = not blind or p["decision"] is not None
-    swapped = blind and presentation_swapped(p["pair_id"])
-    left, right = (p["rejected"], p["chosen"]) if swapped else (p["chosen"], p["rejected"])
-    if revealed:
-        labels = _revealed_labels(p, swapped)
-    else:
-        labels = ("A (left)", "B (right)")
-    return dict(pair_id=p["pair_id"], prompt=p["prompt"], left=left, right=right, left_label=labels[0],
-                right_label=labels[1], header=_pair_header(p, revealed, blind), expected_last=int(p["last_decision_id"]),
-                choices=action_choices(blind and not revealed, swapped), revealed=revealed)
-
-
-def _revealed_labels(p: dict, swapped: bool) -> tuple[str, str]:
-    chosen = f"student's CHOSEN · score {p['chosen_score']:.3f}"
-    rejected = f"student's REJECTED · score {p['rejected_score']:.3f}"
-    return (rejected, chosen) if swapped else (chosen, rejected)
-
-
-def _pair_header(p: dict, revealed: bool, blind: bool) -> str:
-    state = f"decision in force: **{p['decision']}** by {html.escape(str(p['decided_by']))}" if p["decision"] \
-        else "no decision yet"
-    if not revealed:
-        return (f"**{p['kind']} pair**, blind: which side is the better training example? "
-                f"Sides and scores are revealed after your decision. · {state}")
-    sides = " (blind order: the sides are as they were shown)" if blind else ""
-    return (f"**{p['kind']} pair** · margin {p['margin']:.3f} · signal {html.escape(p['signal'])}, {html.escape(str(p.get('style') or 'arte'))} style{sides} · {state} · "
-            f"{p['n_notes']} note(s)\n\n{test_line(p)}")
-
-
-TEST_NAMES = {"mcnemar_exact": "McNemar's exact test", "item_sign_test": "exact sign test over items"}
-
-
-def test_line(p: dict) -> str:
-    """The pair's paired test in words: the test, the discordant items, p, and whether it is within noise."""
-    if p.get("p_value") is None or pd.isna(p["p_value"]):
-        why = str(p.get("pair_test") or "none: built before pairs were tested; rebuild them (`arte pairs`) to test them")
-        return f"Paired test: **not tested** ({html.escape(why.removeprefix('none: '))})."
-    verdict = evidence(p, DEFAULT_NOISE_LEVEL)
-    return (f"Paired test: {TEST_NAMES.get(p['pair_test'], html.escape(str(p['pair_test'])))} on "
-            f"{p['n_shared']} shared preference items: {p['n_chosen_only']} favour the chosen side, "
-            f"{p['n_rejected_only']} the rejected · **p = {p['p_value']:.3g}** · {verdict} at p ≤ {DEFAULT_NOISE_LEVEL:g}.")
-
-
-def action_choices(blind_unrevealed: bool, swapped: bool) -> list[tuple[str, str]]:
-    """(label, action) pairs for the decision radio. Blind: 'A/B is better' mapped onto accept/swap."""
-    if blind_unrevealed:
-        a_action, b_action = ("swap", "accept") if swapped else ("accept", "swap")
-        return [("A (left) is better", a_action), ("B (right) is better", b_action),
-                ("Exclude from training", "exclude"), ("Note only", "note")]
-    return [("Accept: chosen is better", "accept"), ("Swap: rejected is better", "swap"),
-            ("Exclude from training", "exclude"), ("Note only", "note")]
 
 
 def decide(store: Store, pair_id: Any, action: Any, who: str, why: Any, expected_last: Any = None) -> dict:
@@ -223,13 +151,35 @@ def decide(store: Store, pair_id: Any, action: Any, who: str, why: Any, expected
 
 
 def decide_bulk(store: Store, run_id: Any, student: Any, flt: decisions.PairFilter, action: Any, who: str, why: Any) -> dict:
-    """The same decision on every pair the filter matches (all pages)."""
+    """The same decision on every pair the filter matches (all pages), at once: for scripts. The studio
+    asks first (bulk_preview) and then decides the pairs it showed the count of (decide_pairs)."""
+    return decide_pairs(store, bulk_preview(store, run_id, student, flt, action)["pair_ids"], action, who, why)
+
+
+def bulk_preview(store: Store, run_id: Any, student: Any, flt: decisions.PairFilter, action: Any) -> dict:
+    """What a bulk decision would do, before anything is recorded: the matching pair ids (all pages) and a
+    confirmation question that names the action and the count. No match is refused here, not at confirm."""
     run_id, student = require_run(store, run_id), require(student, "a student")
     action = require(action, "a bulk action")
+    if action not in DECISION_ACTIONS:
+        raise ArteError(f"unknown action {action!r}; choose one of {', '.join(DECISION_ACTIONS)}.")
     flt, _ = _resolved(store, run_id, student, flt)
     ids = decisions.matching_pair_ids(store, run_id, student, flt)
-    recorded = decisions.add_decisions(store, ids, action, who, str(why or ""))
-    return dict(decisions=recorded, message=f"Recorded **{action}** on {len(recorded)} pair(s) by {html.escape(who)}.")
+    if not ids:
+        raise ArteError("no pairs match the current filter; nothing to decide.")
+    return dict(pair_ids=ids, count=len(ids), action=action,
+                message=f"Record **{action}** on **{len(ids)} pair(s)** of student {html.escape(student)} (every page "
+                        f"of the current filter)? Confirm to record them as one bulk action, which can be undone as one.")
+
+
+def decide_pairs(store: Store, pair_ids: list[str], action: Any, who: str, why: Any) -> dict:
+    """One bulk action: the same decision on `pair_ids`, all or nothing, under one bulk id."""
+    action = require(action, "a bulk action")
+    recorded = decisions.add_decisions(store, list(pair_ids or []), action, who, str(why or ""))
+    bulk_id = recorded[0]["bulk_id"]
+    return dict(decisions=recorded, bulk_id=bulk_id,
+                message=f"Recorded **{action}** on {len(recorded)} pair(s) by {html.escape(recorded[0]['who'])} as "
+                        f"bulk action {bulk_id} (undo it as one below).")
 
 
 def undo_decision(store: Store, decision_id: Any, who: str, why: Any = "") -> dict:
@@ -241,17 +191,38 @@ def undo_decision(store: Store, decision_id: Any, who: str, why: Any = "") -> di
     return dict(decision=row, message=f"Decision {number} undone (undo recorded as {row['decision_id']}).")
 
 
-def trail_view(store: Store, pair_id: Any, run_id: Any, whole_run: bool = False) -> pd.DataFrame:
-    """The audit trail of one pair, or of the whole run."""
+def undo_bulk(store: Store, bulk_id: Any, who: str, why: Any = "") -> dict:
+    """Undo every decision of one bulk action (its id is in the trail's 'bulk' column) as one."""
+    number = whole_number(bulk_id, "the bulk action id to undo", minimum=1)
+    if number is None:
+        raise ArteError("type the id of the bulk action to undo (the trail's 'bulk' column).")
+    undone = decisions.undo_bulk(store, number, who, str(why or ""))
+    return dict(undos=undone, message=f"Bulk action {number} undone: {len(undone)} decision(s) taken back.")
+
+
+def latest_bulk(store: Store, run_id: Any) -> int | None:
+    """The run's newest bulk action with something left to undo (what the bulk undo box offers)."""
+    return decisions.latest_bulk_id(store, str(run_id)) if run_id else None
+
+
+def trail_view(store: Store, pair_id: Any, run_id: Any, whole_run: bool = False, blind: bool = False) -> pd.DataFrame:
+    """The audit trail of one pair, or of the whole run. Blind review shows only the decisions of pairs
+    that have a decision in force: an undecided pair's notes and undone decisions would give others'
+    views away before the reviewer decides."""
     if whole_run:
-        trail = decisions.decision_trail(store, run_id=require_run(store, run_id))
+        run_id = require_run(store, run_id)
+        trail = decisions.decision_trail(store, run_id=run_id)
+        if blind:
+            trail = trail[trail["pair_id"].isin(list(decisions.effective_decisions(store, run_id)))]
     else:  # no pair selected: an empty table that still has the right columns
         trail = decisions.decision_trail(store, pair_id=str(pair_id) if pair_id else "\0none")
-    return table_ready(_trail_columns(trail))
+        if blind and pair_id and decisions.pair(store, str(pair_id))["decision"] is None:
+            trail = trail.iloc[0:0]
+    return table_ready(_trail_columns(trail), MISSING)
 
 
 def _trail_columns(trail: pd.DataFrame) -> pd.DataFrame:
-    shown = trail.rename(columns={"undone_by": "undone by", "decided_at": "when (UTC)"})
+    shown = trail.rename(columns={"undone_by": "undone by", "bulk_id": "bulk", "decided_at": "when (UTC)"})
     shown["when (UTC)"] = pd.to_datetime(shown["when (UTC)"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     return shown
 

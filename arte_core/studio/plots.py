@@ -111,7 +111,8 @@ def technique_figure(df: pd.DataFrame, n_pref: int) -> go.Figure:
         x=df["technique"], y=df["mean_accuracy"], marker_color=PALETTE[0],
         error_y=dict(type="data", array=ci_half_width(df["sd"], df["n"]), visible=True),
         customdata=df[["n", "mean_words"]],
-        hovertemplate="%{x}: %{y:.3f} over %{customdata[0]} drafts, %{customdata[1]:.0f} words on average"))
+        hovertemplate="%{x}: %{y:.3f} over %{customdata[0]} drafts, %{customdata[1]:.0f} words on average"
+                      "<extra></extra>"))  # no trace name ("trace 0") beside the technique's
     overall = float((df["mean_accuracy"] * df["n"]).sum() / df["n"].sum())
     return _layout(fig, "One-shot accuracy by reasoning technique", noise_note(overall, n_pref),
                    yaxis_title="mean accuracy", yaxis_range=[0, 1.05])
