@@ -26,6 +26,7 @@ from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
 from ui.signals import build_signals_tab
+from ui.study import build_study_tab
 
 if TYPE_CHECKING:  # the UI reaches the store through the handlers; the type is for reading only
     from arte_core.store import Store
@@ -65,6 +66,8 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
                 build_health_tab(ctx, health_tab)
             with gr.Tab("Items", id="items") as items_tab:
                 build_items_tab(ctx, items_tab)
+            with gr.Tab("Study", id="study") as study_tab:
+                build_study_tab(ctx, study_tab)
             with gr.Tab("Runs", id="runs"):
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):

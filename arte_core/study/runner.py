@@ -1,6 +1,6 @@
 """`arte study`: the loop once per task × seed, then the study's report.
 
-Each cell runs `pipeline.run_stages` over `arte run`'s stages with a copy of the config whose task and
+Each cell runs `pipeline.run_stages` over `arte run`'s stages (and influence when the pairs rank by it) with a copy of the config whose task and
 seed are set, so a cell is an ordinary run (its own run id) and a rerun skips what is stored: stages
 already done are skipped by the pipeline, units inside a stage by the stage. A tqdm bar counts cells
 and estimates the time left from the cells that did work (a cell found done takes no time and would
@@ -22,7 +22,7 @@ from arte_core.config import RunConfig, config_from_dict
 from arte_core.errors import ArteError
 from arte_core.pipeline import run_stages
 from arte_core.progress import Reporter
-from arte_core.stages.registry import RUN_ORDER
+from arte_core.stages.registry import RUN_ORDER, STAGES
 from arte_core.store import Store
 from arte_core.study.evaluation import N_RESAMPLES, items_of_runs
 from arte_core.study.report import study_result, write_study
@@ -71,6 +71,13 @@ def study_id(config: RunConfig, tasks: list[str], seeds: list[int]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def study_stages(config: RunConfig) -> list[str]:
+    """`arte run`'s stages, plus the optional influence stage (in registry order) when the pairs rank
+    drafts by it: a study cell must make every input its pairs need."""
+    wanted = set(RUN_ORDER) | ({"influence"} if config.pairs.signal in ("influence", "both") else set())
+    return [name for name in STAGES if name in wanted]
+
+
 def time_left(seconds_worked: list[float], cells_left: int) -> str:
     """The estimate shown beside the bar: mean seconds of the cells that did work × cells left."""
     if not cells_left:
@@ -92,7 +99,7 @@ def run_cells(cells: list[Cell], store: Store, reporter: Reporter, show_bar: boo
             before = set(store.stages_done(cell.run_id))
             started = time.time()
             reporter.emit(study_cell=f"{cell.task}:{cell.seed}", index=index, total=len(cells))
-            run_stages(cell.config, store, list(RUN_ORDER), reporter)
+            run_stages(cell.config, store, study_stages(cell.config), reporter)
             seconds = time.time() - started
             computed = set(store.stages_done(cell.run_id)) != before
             if computed:
