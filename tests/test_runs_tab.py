@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 
 import pytest
 from helpers import free_port, make_config, populate_drafts, stop_leftovers, wait_until
@@ -51,6 +52,7 @@ def fake_finished_job(jobs: JobManager, job_id: str = "20260101-000000-abcdef", 
                job_dir=str(job_dir), config_yaml=RunConfig().to_yaml(), who="ann", message="arte: error: <boom>",
                started_at=utcnow(), finished_at=utcnow())
     with jobs.store.transaction():
+        jobs.store.ensure_run(row["run_id"], "boolean_expressions", "builtin", "t", "s", "x", row["config_yaml"])
         jobs.store.insert("jobs", [row])
     return row
 
@@ -84,15 +86,19 @@ def test_an_empty_form_launches_the_demo_config_like_the_cli(jobs, form):
 
 def test_key_fields_rewrite_the_yaml(tmp_path):
     text = config_yaml(tmp_path)
-    assert runs.field_values(text)[:3] == ["boolean_expressions", "smollm2-135m-instruct", "smollm2-135m-instruct"]
+    assert runs.field_values(text)[:4] == ["boolean_expressions", None, "smollm2-135m-instruct", "smollm2-135m-instruct"]
     assert runs.field_values(text)[-2:] == ["icl", "arte"]
-    changed = runs.apply_fields(text, "navigate", "teacher-x", None, 3, 1e-4, "both", "montessori")
-    assert runs.field_values(changed) == ["navigate", "teacher-x", "smollm2-135m-instruct", 3, 1e-4, "both", "montessori"]
+    changed = runs.apply_fields(text, "navigate", "", "teacher-x", None, 3, 1e-4, "both", "montessori")
+    assert runs.field_values(changed) == ["navigate", None, "teacher-x", "smollm2-135m-instruct", 3, 1e-4, "both",
+                                          "montessori"]
     assert runs.parse_config(changed).score.n_pref == 4  # the rest of the YAML is kept
+    with_folder = runs.apply_fields(changed, None, str(tmp_path), None, None, None, None, None, None)
+    assert runs.field_values(with_folder)[1] == str(tmp_path)
+    assert runs.field_values(runs.apply_fields(with_folder, None, " ", *[None] * 6))[1] is None  # emptied: cleared
     with pytest.raises(ArteError, match="elicit.n_questions"):
-        runs.apply_fields(text, None, None, None, 0, None, None, None)
+        runs.apply_fields(text, None, None, None, None, 0, None, None, None)
     with pytest.raises(ArteError, match="'pairs.style' is 'dpo'; choose one of arte, montessori"):
-        runs.apply_fields(text, None, None, None, None, None, None, "dpo")
+        runs.apply_fields(text, None, None, None, None, None, None, None, "dpo")
 
 
 def test_read_only_refuses_every_action(jobs, tmp_path):
@@ -181,7 +187,10 @@ def test_an_all_job_from_the_studio_runs_one_arte_run(jobs, tmp_path, tiny_model
     assert runs.STAGE_CHOICES == ["all", *STAGES]  # the form's stages come from the registry
     text = make_config(tiny_model_dir, tmp_path).to_yaml()
     try:
-        row = runs.launch_job(jobs, False, text, "all", who="ann")
+        with pytest.raises(ArteError, match="Yes, run the whole loop"):  # 'all' asks first, and launches nothing
+            runs.launch_job(jobs, False, text, "all", who="ann")
+        assert jobs.jobs() == []
+        row = runs.launch_job(jobs, False, text, "all", who="ann", confirmed_all=True)
         assert row["stages"] == ",".join(RUN_ORDER)
         paths = job_paths(row["job_dir"])
         commands = stage_commands(row["job_dir"], read_json(paths["spec"]))
@@ -276,3 +285,121 @@ def test_pairs_job_builds_from_the_signal_and_style_picked_in_the_form(store, jo
     assert pairs and {(p["signal"], p["style"]) for p in pairs} == {("influence", "montessori")}
     helpful = set(ids[1::2])
     assert all(p["chosen_ref"] in helpful and p["rejected_ref"] not in helpful for p in pairs if p["kind"] == "rationale")
+
+
+# -- the safe form (issue 19): task list, which run, how long, no empty runs, words for the page ----------
+
+
+def bbh_folder(root, *names: str):
+    """A task folder in the BBH layout holding `names` (and one half-task, a JSON without its prompt)."""
+    for name in names:
+        (root / "tasks").mkdir(parents=True, exist_ok=True)
+        (root / "cot-prompts").mkdir(parents=True, exist_ok=True)
+        (root / "tasks" / f"{name}.json").write_text('{"examples": []}')
+        (root / "cot-prompts" / f"{name}.txt").write_text("Q: x\nA: y")
+    (root / "tasks" / "half_task.json").write_text('{"examples": []}')
+    return root
+
+
+def test_the_task_list_offers_the_builtin_tasks_and_the_folders_tasks(tmp_path):
+    from arte_core.tasks import builtin_task_names
+
+    assert runs.task_choices(None) == builtin_task_names() and "boolean_expressions" in runs.task_choices("")
+    folder = bbh_folder(tmp_path / "bbh", "causal_judgement", "date_understanding")
+    choices = runs.task_choices(str(folder))
+    assert choices == builtin_task_names() + ["causal_judgement", "date_understanding"]  # not the half task
+    assert runs.task_dir_note(str(folder)) == "" and runs.task_dir_note("") == ""
+    assert "no folder" in runs.task_dir_note(str(tmp_path / "nowhere"))
+    assert "holds no task in the BBH layout" in runs.task_dir_note(str(tmp_path))
+
+
+def test_the_form_says_whether_its_config_is_an_existing_run_or_a_new_one(store, jobs, tmp_path):
+    text = config_yaml(tmp_path)
+    run_id = runs.parse_config(text).resolved_run_name
+    identity, _, whole_loop = runs.launch_plan(jobs, text, "score")
+    assert "NEW" in identity and run_id in identity and not whole_loop
+    config = runs.parse_config(text)
+    store.ensure_run(run_id, config.task, "builtin", config.teacher, config.student, config.fingerprint(),
+                     config.to_yaml())
+    assert "nothing stored yet" in runs.launch_plan(jobs, text, "score")[0]  # registered, still empty
+    populate_drafts(store, run_id, config.student)
+    identity = runs.launch_plan(jobs, text, "score")[0]
+    assert f"run `{run_id}` (exists; stages done: elicit, score:" in identity and "NEW" not in identity
+    edited = runs.apply_fields(text, None, None, None, None, config.elicit.n_questions + 1, None, None, None)
+    other = runs.launch_plan(jobs, edited, "score")[0]  # one more draft question: another run
+    assert "NEW" in other and runs.parse_config(edited).resolved_run_name in other and run_id not in other
+
+
+def test_a_run_is_listed_only_once_a_stage_stored_something(store, tmp_path):
+    from arte_core.studio import common
+
+    config = runs.parse_config(config_yaml(tmp_path))
+    run_id = config.resolved_run_name
+    store.ensure_run(run_id, config.task, "builtin", config.teacher, config.student, config.fingerprint(),
+                     config.to_yaml())
+    assert common.run_choices(store) == [] and common.default_run(store) is None  # a launch registered it only
+    populate_drafts(store, run_id, config.student)
+    assert [value for _, value in common.run_choices(store)] == [run_id] and common.default_run(store) == run_id
+
+
+def test_the_estimate_uses_measured_rates_and_falls_back_to_the_demos(jobs, tmp_path):
+    from arte_core.studio import run_plan
+
+    config = runs.parse_config(config_yaml(tmp_path))
+    fallback = run_plan.estimate(jobs, config, "score")
+    work = config.elicit.n_questions * 4 * config.score.n_pref
+    demo = runs.parse_config("")  # the demo: 8 questions × 4 techniques × 12 items in 360 s
+    assert fallback[0].n_measured == 0
+    assert fallback[0].seconds == pytest.approx(360 / (demo.elicit.n_questions * 4 * demo.score.n_pref) * work)
+    assert "the demo's rate" in run_plan.estimate_markdown(fallback)
+    # two finished jobs scored 4 questions × 4 techniques × 4 items (64 answers) in 32 s and 64 s: 0.5 and 1 s each
+    for i, seconds in enumerate((32.0, 64.0)):
+        measured = RunConfig(runs_dir=str(tmp_path / "runs"))
+        measured.elicit.n_questions, measured.score.n_pref = 4, 4
+        row = fake_finished_job(jobs, f"20260101-00000{i}-abcdef")
+        with jobs.store.transaction():
+            jobs.store.execute("UPDATE jobs SET config_yaml = ? WHERE job_id = ?", [measured.to_yaml(), row["job_id"]])
+        (jobs.runs_dir / "jobs" / row["job_id"] / "events.jsonl").write_text(
+            json.dumps({"stage_finished": "score", "seconds": seconds}) + "\n")
+    estimate = run_plan.estimate(jobs, config, "score")[0]
+    assert estimate.n_measured == 2 and estimate.seconds == pytest.approx(0.75 * work)
+    assert (estimate.low_s, estimate.high_s) == (pytest.approx(0.5 * work), pytest.approx(1.0 * work))
+    assert "n = 2 measured runs" in run_plan.estimate_markdown([estimate])
+    whole = run_plan.estimate(jobs, config, "all")
+    assert [e.stage for e in whole] == list(run_plan.RUN_ORDER)
+    assert runs.launch_plan(jobs, config.to_yaml(), "all")[2] is True  # 'all' shows its confirmation
+
+
+def test_errors_and_logs_are_worded_for_the_page(jobs, tmp_path):
+    message = "arte: error: run 'r' has no draft scores for student s; run `arte score` first."
+    worded = runs.page_message(message)
+    assert "arte score" not in worded and "launch the score stage first (Stages: score, then Launch)" in worded
+    assert not worded.startswith("arte:")
+    row = fake_finished_job(jobs)
+    with jobs.store.transaction():
+        jobs.store.execute("UPDATE jobs SET message = ? WHERE job_id = ?", [message, row["job_id"]])
+    assert "Stages: score" in runs.history_table(jobs)["message"].iloc[0]
+    job_dir = jobs.runs_dir / "jobs" / row["job_id"]
+    (job_dir / "log.txt").write_text(f"[12:00:00] arte run --config {job_dir}/config.yaml --db {job_dir}/job.duckdb\n"
+                                     f"scratch in {tempfile.gettempdir()}/tmpab12cd/part.json\n")
+    _, log, _ = runs.progress_view(jobs, row["job_id"])
+    assert str(jobs.runs_dir) not in log and tempfile.gettempdir() + "/" not in log
+    assert "--config …/config.yaml --db …/job.duckdb" in log and "…/part.json" in log
+    loss = runs.loss_figure({"loss": []})  # a job that trained nothing yet: a message, not empty axes
+    assert not loss.data and "No training loss yet" in loss.layout.annotations[0].text
+
+
+def test_on_a_space_launching_is_off_unless_the_owner_allows_it(jobs, tmp_path, monkeypatch):
+    from arte_core.studio.launch_rules import ALLOW_RUNS_ENV
+
+    monkeypatch.setenv("SPACE_ID", "someone/arte-studio")
+    monkeypatch.delenv(ALLOW_RUNS_ENV, raising=False)
+    with pytest.raises(ArteError, match=f"off on this public Space.*{ALLOW_RUNS_ENV}=1"):
+        runs.launch_job(jobs, False, config_yaml(tmp_path), "score")
+    fake_finished_job(jobs)
+    with pytest.raises(ArteError, match="off on this public Space"):
+        runs.relaunch_job(jobs, False, None)
+    assert len(jobs.jobs()) == 1
+    assert "off on this public Space" in runs.launch_off_reason(False)
+    monkeypatch.setenv(ALLOW_RUNS_ENV, "1")
+    assert runs.launch_off_reason(False) is None

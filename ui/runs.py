@@ -1,6 +1,7 @@
 """The Runs tab's wiring: launch, follow, stop and relaunch studio jobs through the handlers in
-arte_core.studio.runs. Everything shown is read from stored state (the jobs table and the job folder)
-on a gr.Timer (PROGRESS_POLL_S), so a browser reload loses nothing.
+arte_core.studio.runs. Before a launch the form says which run its config is (existing or NEW) and how long
+each stage should take; the whole loop needs a confirmation. Everything shown is read from stored state
+(the jobs table and the job folder) on a gr.Timer (PROGRESS_POLL_S), so a browser reload loses nothing.
 """
 
 from __future__ import annotations
@@ -36,29 +37,36 @@ def build_runs_tab(jobs: JobManager, default_config: RunConfig, read_only: bool,
 
     `user`: an optional textbox holding the user's name for the jobs' `who` (a signed-in user wins).
     Returns the main widgets by name, for apps that want to wire more to them."""
-    form = _form(default_config, read_only)
-    view = _view(jobs, read_only)
+    off = h.launch_off_reason(read_only)
+    form = _form(jobs, default_config, off)
+    view = _view(jobs, off is not None)
     widgets = {**form, **view}
-    _wire_form(form)
+    _wire_form(jobs, form)
     _wire_actions(jobs, read_only, widgets, user)
     _wire_view(jobs, widgets)
     return widgets
 
 
-def _form(default_config: RunConfig, read_only: bool) -> dict:
+def _form(jobs: JobManager, default_config: RunConfig, off: str | None) -> dict:
     helps = field_help()
     gr.Markdown("Launch the ARTE loop or one stage as a background job. It runs in its own process on a "
                 "copy of the run's rows, which come back into the store when it ends (also when it fails "
                 "or is stopped: a relaunch resumes where it stopped).")
-    if read_only:
-        gr.Markdown(f"🔒 {h.READ_ONLY_REASON}", elem_id="runs-read-only")
+    if off:
+        gr.Markdown(f"🔒 {off}", elem_id="runs-read-only", elem_classes=["arte-notice"])
     else:
         gr.Markdown(allowed_models_text(), elem_id="runs-allowed-models")
-    with gr.Row():
+    with gr.Row(elem_classes=["arte-runs-fields"]):
         fields = []
         for path, label in h.KEY_FIELDS:
             value = h.field_value(default_config, path)
-            if path in h.FIELD_CHOICES:
+            if path == "task":
+                fields.append(gr.Dropdown(h.task_choices(default_config.task_dir), value=value, label=label,
+                                          info=helps.get(path), elem_id="runs-field-task", filterable=True))
+            elif path == "task_dir":
+                fields.append(gr.Textbox(value or "", label=label, info=helps.get(path), elem_id="runs-field-task_dir",
+                                         placeholder="/path/to/BIG-Bench-Hard"))
+            elif path in h.FIELD_CHOICES:
                 fields.append(gr.Dropdown(h.FIELD_CHOICES[path], value=value, label=label, info=helps.get(path),
                                           elem_id=f"runs-field-{path}"))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -70,16 +78,39 @@ def _form(default_config: RunConfig, read_only: bool) -> dict:
     with gr.Accordion("Effective config (YAML): every field of the run", open=False):
         config_yaml = gr.Code(default_config.to_yaml(), language="yaml", label="config.yaml", lines=18,
                               interactive=True, elem_id="runs-config")
-    with gr.Row(equal_height=True):
-        stage = gr.Dropdown(h.STAGE_CHOICES, value="all", label="Stages", scale=2, elem_id="runs-stage",
-                            info="'all' runs the whole loop; stages already done in the store are skipped.")
-        launch = gr.Button("Launch", variant="primary", interactive=not read_only, elem_id="runs-launch")
-        stop = gr.Button("Stop", variant="stop", interactive=not read_only, elem_id="runs-stop")
-    status = gr.Markdown(h.READ_ONLY_REASON if read_only else "", elem_id="runs-status")
-    return dict(fields=fields, config_yaml=config_yaml, stage=stage, launch=launch, stop=stop, status=status)
+    task_note = gr.Markdown(h.task_dir_note(default_config.task_dir), elem_id="runs-task-note")
+
+    def runs_initial_plan():  # named: Gradio names the page-load endpoint of a callable value after it
+        return _plan_texts(jobs, default_config.to_yaml(), h.DEFAULT_STAGE)[0]
+
+    identity = gr.Markdown(runs_initial_plan, elem_id="runs-identity", elem_classes=["arte-notice"])
+    with gr.Row(equal_height=True, elem_classes=["arte-runs-stage-row"]):
+        stage = gr.Dropdown(h.STAGE_CHOICES, value=h.DEFAULT_STAGE, label="Stages", scale=2, elem_id="runs-stage",
+                            info="One stage, or 'all' for the whole loop (it asks you to confirm its time first); "
+                                 "stages already done in the store are skipped.")
+        confirm_all = gr.Checkbox(False, label="Yes, run the whole loop", visible=False, scale=1,
+                                  elem_id="runs-confirm-all")
+        launch = gr.Button("Launch", variant="primary", interactive=off is None, elem_id="runs-launch")
+        stop = gr.Button("Stop", variant="stop", interactive=off is None, elem_id="runs-stop")
+
+    def runs_initial_estimate():
+        return _plan_texts(jobs, default_config.to_yaml(), h.DEFAULT_STAGE)[1]
+
+    estimate = gr.Markdown(runs_initial_estimate, elem_id="runs-estimate")
+    status = gr.Markdown(off or "", elem_id="runs-status")
+    return dict(fields=fields, config_yaml=config_yaml, stage=stage, launch=launch, stop=stop, status=status,
+                identity=identity, estimate=estimate, confirm_all=confirm_all, task_note=task_note)
 
 
-def _view(jobs: JobManager, read_only: bool) -> dict:
+def _plan_texts(jobs: JobManager, yaml_text: str, stage: str | None) -> tuple[str, str, bool]:
+    """(run identity, estimate, 'all' picked) for the form; a config that does not parse says so in place."""
+    try:
+        return h.launch_plan(jobs, yaml_text, stage)
+    except ArteError as exc:
+        return f"⚠️ {exc}", "", stage == "all"
+
+
+def _view(jobs: JobManager, launch_off: bool) -> dict:
     with gr.Row(equal_height=True):
         job_id = gr.Textbox(label="Job shown (empty: the running or newest job; click a history row to pick one)",
                             scale=4, elem_id="runs-job-id")
@@ -107,14 +138,14 @@ def _view(jobs: JobManager, read_only: bool) -> dict:
     gr.Markdown("### History")
     history = gr.Dataframe(runs_initial_history, headers=h.HISTORY_COLUMNS, interactive=False, wrap=True,
                            max_height=360, elem_id="runs-history")
-    relaunch = gr.Button("Relaunch the shown job (same config and stages)", interactive=not read_only,
+    relaunch = gr.Button("Relaunch the shown job (same config and stages)", interactive=not launch_off,
                          elem_id="runs-relaunch")
     timer = gr.Timer(PROGRESS_POLL_S)
     return dict(job_id=job_id, follow=follow, progress=progress, log=log, loss=loss, dpo=dpo, dpo_shown=dpo_shown,
                 history=history, relaunch=relaunch, timer=timer)
 
 
-def _wire_form(form: dict) -> None:
+def _wire_form(jobs: JobManager, form: dict) -> None:
     def to_yaml(yaml_text: str, *values: Any):
         try:
             return h.apply_fields(yaml_text, *values)
@@ -136,13 +167,29 @@ def _wire_form(form: dict) -> None:
     form["config_yaml"].blur(to_fields, form["config_yaml"], form["fields"], api_name="runs_read_fields",
                              show_progress="hidden")
 
+    def plan(yaml_text: str, stage: str):
+        identity, estimate, whole_loop = _plan_texts(jobs, yaml_text, stage)
+        return identity, estimate, gr.update(visible=whole_loop, value=False)
+
+    # Every change of the config or the stage says anew which run it is and how long it takes.
+    gr.on([form["config_yaml"].change, form["stage"].change], plan, [form["config_yaml"], form["stage"]],
+          [form["identity"], form["estimate"], form["confirm_all"]], api_name="runs_plan", show_progress="hidden")
+    task_field, task_dir_field = (form["fields"][[p for p, _ in h.KEY_FIELDS].index(name)] for name in ("task", "task_dir"))
+
+    def tasks(task_dir: str, task: str):
+        choices = h.task_choices(task_dir)
+        return gr.update(choices=choices, value=task if task in choices else choices[0]), h.task_dir_note(task_dir)
+
+    task_dir_field.change(tasks, [task_dir_field, task_field], [task_field, form["task_note"]], api_name="runs_tasks",
+                          show_progress="hidden")
+
 
 def _wire_actions(jobs: JobManager, read_only: bool, w: dict, user: gr.Textbox | None) -> None:
     user_inputs = [user] if user is not None else []
 
-    def launch(yaml_text: str, stage: str, typed: str = "", request: gr.Request = None):
+    def launch(yaml_text: str, stage: str, typed: str, confirmed: bool, request: gr.Request = None):
         try:
-            row = h.launch_job(jobs, read_only, yaml_text, stage, _who(request, typed))
+            row = h.launch_job(jobs, read_only, yaml_text, stage, _who(request, typed), confirmed_all=bool(confirmed))
         except ArteError as exc:
             return _warn(exc), gr.skip()
         return f"Launched job `{row['job_id']}` ({row['stages']}) for run `{row['run_id']}`.", row["job_id"]
@@ -161,8 +208,9 @@ def _wire_actions(jobs: JobManager, read_only: bool, w: dict, user: gr.Textbox |
             return _warn(exc), gr.skip()
         return f"Relaunched as job `{row['job_id']}` ({row['stages']}).", row["job_id"]
 
-    w["launch"].click(launch, [w["config_yaml"], w["stage"], *user_inputs], [w["status"], w["job_id"]],
-                      api_name="runs_launch")
+    typed_name = user if user is not None else gr.State("")  # no name box: the job's who is 'studio'
+    w["launch"].click(launch, [w["config_yaml"], w["stage"], typed_name, w["confirm_all"]],
+                      [w["status"], w["job_id"]], api_name="runs_launch")
     w["stop"].click(stop, [w["job_id"], *user_inputs], w["status"], api_name="runs_stop")
     w["relaunch"].click(relaunch, [w["job_id"], *user_inputs], [w["status"], w["job_id"]], api_name="runs_relaunch")
 

@@ -1,5 +1,6 @@
 """What a run launched from the studio may load: registry models, Hub ids and folders inside the server's
-models folder, and no code shipped with a model unless the server's owner allows it.
+models folder, and no code shipped with a model unless the server's owner allows it. On a public Hugging
+Face Space no run is launched at all unless the Space's owner turns launching on (ARTE_ALLOW_RUNS=1).
 
 Whoever can open the studio can launch a run, and a run loads the models its config names in a child
 process on the server: a model folder's Python (`trust_remote_code`) or any folder on the server's disk
@@ -18,7 +19,13 @@ from arte_core.models.registry import REGISTRY, check_model_name, looks_like_hub
 
 ALLOW_REMOTE_CODE_ENV = "ARTE_ALLOW_REMOTE_CODE"  # "1": runs may set trust_remote_code
 MODELS_DIR_ENV = "ARTE_MODELS_DIR"  # the only folder whose model folders runs may load
+ALLOW_RUNS_ENV = "ARTE_ALLOW_RUNS"  # "1": visitors of a Space may launch runs
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face on every Space
 MODEL_ROLES = ("teacher", "student")
+SPACE_RUNS_OFF = ("Launching runs is off on this public Space: every run takes minutes of the Space's shared CPU "
+                  "(the demo's whole loop about 20), and a restart loses whatever it wrote. You can browse every "
+                  "run and decide pairs in your own sandbox. The Space's owner can turn launching on with "
+                  f"{ALLOW_RUNS_ENV}=1; or run the studio on your own machine (`make demo`).")
 
 
 def _env_flag(name: str) -> bool:
@@ -40,8 +47,23 @@ def allowed_models_text() -> str:
             f"{folders}. Model code (trust_remote_code): {code}.")
 
 
+def runs_off_reason() -> str | None:
+    """Why this server launches no runs at all (a Space whose owner did not allow it), else None."""
+    if os.environ.get(SPACE_ENV, "").strip() and not _env_flag(ALLOW_RUNS_ENV):
+        return SPACE_RUNS_OFF
+    return None
+
+
+def check_runs_allowed() -> None:
+    """Refuse any launch on a Space whose owner did not turn launching on."""
+    reason = runs_off_reason()
+    if reason:
+        raise ArteError(reason)
+
+
 def check_launch_allowed(config: RunConfig) -> None:
     """Refuse (ArteError, worded for the page) a config the studio must not run on this server."""
+    check_runs_allowed()
     if config.trust_remote_code and not _env_flag(ALLOW_REMOTE_CODE_ENV):
         raise ArteError("This studio does not run code shipped with a model: set trust_remote_code to false. "
                         f"Only the server's owner can allow it, by starting the studio with {ALLOW_REMOTE_CODE_ENV}=1.")

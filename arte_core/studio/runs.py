@@ -1,9 +1,14 @@
-"""The Runs tab's handlers: the launch form's config, launching, stopping and relaunching jobs, the
-progress and history views and the shown run's teacher DPO, as plain functions over a JobManager (no Gradio)."""
+"""The Runs tab's handlers: the launch form's config and task choices, what a launch will do (run_plan.py),
+launching, stopping and relaunching jobs, the progress and history views and the shown run's teacher DPO, as
+plain functions over a JobManager (no Gradio). Messages and logs are worded for the page: a stage's CLI hint
+("run `arte score` first") names the stage to pick instead, and temporary paths are left out."""
 
 from __future__ import annotations
 
 import html
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,14 +22,18 @@ from arte_core.stages.registry import STAGES
 from arte_core.store import Store, catalog
 from arte_core.store.health import teacher_training_log
 from arte_core.studio.common import table_ready
-from arte_core.studio.launch_rules import check_launch_allowed
+from arte_core.studio import run_plan
+from arte_core.studio.launch_rules import check_launch_allowed, runs_off_reason
+from arte_core.tasks import builtin_task_names, list_task_names
 from arte_core.studio.plots import dpo_figure, empty_figure
 
-STAGE_CHOICES = ["all", *STAGES]  # 'all' = what `arte run` runs; one stage alone, optional ones included
+STAGE_CHOICES = ["all", *STAGES]
+DEFAULT_STAGE = next(iter(STAGES))  # one stage, not the whole loop: 'all' takes its confirmation  # 'all' = what `arte run` runs; one stage alone, optional ones included
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
 # stays the one source of truth of what is launched.
 KEY_FIELDS = [
     ("task", "Task"),
+    ("task_dir", "Task folder (BBH layout; empty: built-in tasks only)"),
     ("teacher", "Teacher"),
     ("student", "Student"),
     ("elicit.n_questions", "Draft questions"),
@@ -34,6 +43,7 @@ KEY_FIELDS = [
 ]
 # Key fields picked from a list rather than typed.
 FIELD_CHOICES = {"pairs.signal": list(PAIR_SIGNALS), "pairs.style": list(PAIR_STYLES)}
+OPTIONAL_TEXT_FIELDS = ("task_dir",)  # an emptied box clears these (None); other empty boxes keep the YAML's value
 READ_ONLY_REASON = ("Launching and stopping runs is disabled: this studio is read-only (started with "
                     "--read-only or ARTE_READ_ONLY). Start it without them to run jobs.")
 HISTORY_COLUMNS = ["job", "run", "stages", "status", "who", "started", "finished", "message"]
@@ -84,7 +94,9 @@ def apply_fields(yaml_text: str, *values: Any) -> str:
     """The YAML with the key fields set to `values` (in KEY_FIELDS order), checked as a config."""
     data = parse_config(yaml_text).to_dict()
     for (path, _), value in zip(KEY_FIELDS, values):
-        if value is None or value == "":
+        if path in OPTIONAL_TEXT_FIELDS and isinstance(value, str):
+            value = value.strip() or None
+        elif value is None or value == "":
             continue
         section = data
         *parents, name = path.split(".")
@@ -92,6 +104,37 @@ def apply_fields(yaml_text: str, *values: Any) -> str:
             section = section[part]
         section[name] = value
     return config_from_dict(data).to_yaml()  # validates the new values too
+
+
+def task_choices(task_dir: str | None) -> list[str]:
+    """The built-in tasks, then the BBH-layout tasks (tasks/NAME.json + cot-prompts/NAME.txt) in `task_dir`."""
+    names = builtin_task_names()
+    folder = Path(task_dir).expanduser() if task_dir and str(task_dir).strip() else None
+    if folder is not None and folder.is_dir():
+        names += [name for name in list_task_names(folder) if name not in names]
+    return names
+
+
+def task_dir_note(task_dir: str | None) -> str:
+    """What the task folder box holds, in words ('' when it is empty or holds tasks)."""
+    if not task_dir or not str(task_dir).strip():
+        return ""
+    folder = Path(task_dir).expanduser()
+    if not folder.is_dir():
+        return f"⚠️ There is no folder {task_dir} on the server: the Task list shows the built-in tasks only."
+    if not list_task_names(folder):
+        return (f"⚠️ {task_dir} holds no task in the BBH layout (tasks/NAME.json with cot-prompts/NAME.txt): the "
+                "Task list shows the built-in tasks only.")
+    return ""
+
+
+def launch_plan(jobs: JobManager, yaml_text: str, stage: str | None) -> tuple[str, str, bool]:
+    """(which run the form's config is, the expected time of each stage, whether 'all' needs confirming):
+    what the form shows before anything is launched. ArteError when the config does not parse."""
+    config = parse_config(yaml_text)
+    identity = run_plan.run_identity(jobs.store, config)
+    estimates = run_plan.estimate(jobs, config, stage)
+    return identity["text"], run_plan.estimate_markdown(estimates), stage in (None, "", "all")
 
 
 # -- actions --------------------------------------------------------------------------------------
@@ -105,14 +148,25 @@ def job_owner(authenticated: str | None, typed: str | None = None) -> str:
 def _refuse_if_read_only(read_only: bool) -> None:
     if read_only:
         raise ArteError(READ_ONLY_REASON)
+    off = runs_off_reason()
+    if off:
+        raise ArteError(off)
 
 
-def launch_job(jobs: JobManager, read_only: bool, yaml_text: str, stage: str, who: str = "studio") -> dict:
+def launch_off_reason(read_only: bool) -> str | None:
+    """Why this studio launches nothing (read-only, or a Space that does not allow it), else None."""
+    return READ_ONLY_REASON if read_only else runs_off_reason()
+
+
+def launch_job(jobs: JobManager, read_only: bool, yaml_text: str, stage: str, who: str = "studio",
+               confirmed_all: bool = False) -> dict:
     """Parse the form and launch; returns the new jobs row. ArteError (nothing launched) on any problem,
-    also for models or model code the server's owner does not allow (launch_rules)."""
+    also for models or model code the server's owner does not allow (launch_rules), and for the whole
+    loop ('all') until its expected time was confirmed."""
     _refuse_if_read_only(read_only)
     config = parse_config(yaml_text)
     check_launch_allowed(config)
+    run_plan.check_all_confirmed(stage, confirmed_all, run_plan.estimate(jobs, config, stage))
     return jobs.launch(config, [stage or "all"], who=who or "studio")
 
 
@@ -155,7 +209,7 @@ def history_table(jobs: JobManager) -> pd.DataFrame:
     """Every job, newest first, as the history table shows it."""
     jobs.refresh()
     rows = [[r["job_id"], r["run_id"], r["stages"], r["status"], r["who"], _when(r["started_at"]),
-             _when(r["finished_at"]), r["message"] or ""] for r in jobs.jobs()]
+             _when(r["finished_at"]), page_message(r["message"] or "")] for r in jobs.jobs()]
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
@@ -176,7 +230,7 @@ def progress_html(progress: dict | None) -> str:
     colour = STATUS_COLOURS.get(progress["status"], "#555")
     stage = progress["bar_stage"] or progress["stage"] or "starting"
     count = f"{progress['done']}/{progress['total']}" if progress["total"] else ""
-    message = f"<div>{esc(progress['message'])}</div>" if progress["message"] else ""
+    message = f"<div>{esc(page_message(progress['message']))}</div>" if progress["message"] else ""
     return (
         f"<div id='runs-progress' data-status='{esc(progress['status'])}'>"
         f"<div><b>{esc(progress['job_id'])}</b> · run <code>{esc(progress['run_id'])}</code> · "
@@ -190,13 +244,15 @@ def progress_html(progress: dict | None) -> str:
 
 
 def loss_figure(progress: dict | None) -> go.Figure:
-    """The training loss of the job's latest training stage (empty until one logs a loss)."""
-    fig = go.Figure()
+    """The training loss of the job's latest training stage; a message, not empty axes, until one logs a loss."""
     points = (progress or {}).get("loss") or []
-    if points:
-        steps, losses = zip(*points)
-        fig.add_trace(go.Scatter(x=list(steps), y=list(losses), mode="lines+markers", name="loss"))
-    title = f"loss · {progress['loss_stage']}" if points else "loss (appears when DPO or SFT trains)"
+    if not points:
+        return empty_figure("No training loss yet: it appears while the align (DPO) or distill (SFT) stage "
+                            "trains.")
+    fig = go.Figure()
+    steps, losses = zip(*points)
+    fig.add_trace(go.Scatter(x=list(steps), y=list(losses), mode="lines+markers", name="loss"))
+    title = f"loss · {progress['loss_stage']}"
     fig.update_layout(title=title, xaxis=dict(title="step", tickformat="d"), yaxis_title="loss", height=300,
                       margin=dict(l=40, r=10, t=40, b=40))
     return fig
@@ -210,7 +266,7 @@ def progress_view(jobs: JobManager, job_id: str | None) -> tuple[str, str, go.Fi
         progress = jobs.progress(target) if target else None
     except ArteError as exc:
         return f"<p>{html.escape(str(exc))}</p>", "", loss_figure(None)
-    log = "\n".join(progress["log_tail"]) if progress else ""
+    log = "\n".join(page_log(progress["log_tail"], jobs.runs_dir)) if progress else ""
     return progress_html(progress), log, loss_figure(progress)
 
 
@@ -218,7 +274,7 @@ def run_dpo_figure(store: Store, run_id: str) -> go.Figure:
     """Loss, reward margin and reward accuracy by step of the run's aligned teacher."""
     metrics, logs = teacher_training_log(store, run_id)
     if metrics is None:
-        return empty_figure(f"run '{run_id}' has no aligned teacher yet: its DPO appears after `arte align`")
+        return empty_figure(f"run '{run_id}' has no aligned teacher yet: its DPO appears after the align stage")
     return dpo_figure(logs, metrics)
 
 
@@ -240,7 +296,7 @@ def dpo_view(jobs: JobManager, job_id: str | None) -> go.Figure:
     """The teacher DPO of the shown job's run."""
     target = shown_job(jobs, job_id)
     if not target:
-        return empty_figure("no job yet: the teacher's DPO appears after `arte align`")
+        return empty_figure("no job yet: the teacher's DPO appears after the align stage")
     try:
         return run_dpo_figure(jobs.store, jobs.job(target)["run_id"])
     except ArteError as exc:
@@ -250,3 +306,32 @@ def dpo_view(jobs: JobManager, job_id: str | None) -> go.Figure:
 def runs_table(store: Store) -> pd.DataFrame:
     """Every run in the store with how far it got (the tab's view without a job manager)."""
     return table_ready(catalog.list_runs(store))
+
+
+# -- words for the page ---------------------------------------------------------------------------
+
+_CLI_STAGE = re.compile(r"(?:run |with )?`arte ([a-z]+)[^`]*`( first)?")
+_ERROR_PREFIX = re.compile(r"^(?:arte: )?error: ", re.I)
+
+
+def _stage_hint(match: re.Match) -> str:
+    name = match.group(1)
+    if name == "run":
+        return "launch the whole loop (Stages: all)"
+    if name in STAGES:
+        return f"launch the {name} stage first (Stages: {name}, then Launch)"
+    return f"the {name} command of the `arte` tool"
+
+
+def page_message(text: str) -> str:
+    """A stage's message as the page words it: a CLI hint ("run `arte score` first") names the stage to
+    launch from this tab instead; the CLI's "arte: error:" prefix goes."""
+    return _CLI_STAGE.sub(_stage_hint, _ERROR_PREFIX.sub("", text or ""))
+
+
+def page_log(lines: list[str], runs_dir: str | Path) -> list[str]:
+    """Log lines without the server's temporary and job folders: a path inside them shows as …/NAME."""
+    roots = sorted({str(Path(runs_dir).resolve()), str(Path(runs_dir)), str(Path(tempfile.gettempdir()).resolve()),
+                    tempfile.gettempdir(), "/tmp"}, key=len, reverse=True)
+    pattern = re.compile("(?:" + "|".join(re.escape(r.rstrip("/")) for r in roots) + r")/[^\s'\"]*")
+    return [pattern.sub(lambda m: "…/" + Path(m.group(0)).name, _CLI_STAGE.sub(_stage_hint, line)) for line in lines]
