@@ -201,7 +201,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
             reporter = Reporter(None, show_bar=False)
         ctx = run_stages(config, store, stages, reporter)
         counts = run_status(store, ctx.run_id)[ctx.run_id]
-        evaluations = store.evaluations(ctx.run_id)
+        evaluations = store.evaluations(ctx.run_id, config.student)
     print(f"run {ctx.run_id}: done ({', '.join(stages)}). Store: {args.db}; run folder: {ctx.run_dir}")
     print(json.dumps({k: v for k, v in counts.items() if k != "stages_done"}))
     for row in evaluations:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,10 @@ class RunContext:
         return TeacherPrompts(self.task, self.config.elicit.prompt_format, self.config.elicit.questions_per_call,
                               self.config.pairs.step_by_step_prompt)
 
+    def student_dir(self, student: str) -> Path:
+        """The run folder's subfolder of one student's adapters and models: two students never share one."""
+        return self.run_dir / student_folder(student)
+
     @property
     def pref_items(self) -> list[dict]:
         return self.store.split(self.run_id, "pref_items")
@@ -122,6 +128,13 @@ def preference_and_test_split(config: RunConfig, task: Task) -> tuple[list[Examp
                         f"few for {n_candidates} 'irt' candidate items plus a test split; lower score.n_candidates "
                         f"(0 = 4 × n_pref) or add examples ({task.source}).")
     return task.split(n_candidates, config.eval.n_test, seed=config.seed)
+
+
+def student_folder(student: str) -> str:
+    """A folder name for a student's model name or path: readable, and distinct for distinct names
+    (a hash of the full name follows, so 'org/m' and 'org_m' differ)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._-")[-60:] or "student"
+    return f"{readable}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
 
 
 def seeded(*parts: int) -> int:

@@ -17,7 +17,7 @@ from arte_core.parsing import Deduplicator
 from arte_core.pipeline import run_stage, stage_function
 from arte_core.progress import Reporter
 from arte_core.stages.align import ADAPTER, dpo_records, run_align
-from arte_core.stages.distill import original_examples
+from arte_core.stages.distill import best_draft_examples
 from arte_core.stages.elicit import _keep_questions, generate_questions, question_id, rationale_id
 from arte_core.stages.registry import STAGES, producer
 from arte_core.stages.score import score_drafts
@@ -78,6 +78,20 @@ def test_changed_config_under_the_same_run_name_is_refused(ctx):
         open_run(changed, ctx.store)
 
 
+def add_regenerated(ctx, origin: str, student: str, question: str, text: str, temperature: float = 0.0) -> None:
+    """One regenerated question with its rationale, of one student's arm, as regenerate.py stores them."""
+    idx = len(ctx.store.questions(ctx.run_id, origin, student))
+    qid = question_id(ctx.run_id, origin, idx, student)
+    ctx.store.insert("questions", [dict(question_id=qid, run_id=ctx.run_id, origin=origin, student=student, idx=idx,
+                                        input=question, target="True", solver_target="True", solver_agrees=True,
+                                        teacher=origin, call_index=0, created_at=utcnow())])
+    ctx.store.insert("rationales", [dict(
+        rationale_id=rationale_id(qid, "step_by_step"), question_id=qid, run_id=ctx.run_id, origin=origin,
+        student=student, technique="step_by_step", prompt="p", text=text, answer="True", answer_parsed=True,
+        matches_target=True, word_count=len(text.split()), n_tokens=2, teacher=origin, temperature=temperature,
+        seed=0, created_at=utcnow())])
+
+
 def stored_config(ctx) -> dict:
     return yaml.safe_load(ctx.store.run(ctx.run_id)["config_yaml"])
 
@@ -97,14 +111,8 @@ def test_the_stored_config_says_what_each_stage_ran_with_not_what_the_run_was_cr
     assert ran_with(ctx, "pairs", ctx.config.student)["pairs"]["n_question_pairs"] == 1
 
     def regenerate_as_asked(ctx, student):  # writes what the real stage writes, at the call's temperature
-        qid = question_id(ctx.run_id, "arte", 0)
-        ctx.store.insert("questions", [dict(question_id=qid, run_id=ctx.run_id, origin="arte", idx=0, input="True is",
-                                            target="True", teacher="aligned", call_index=0, created_at=utcnow())])
-        ctx.store.insert("rationales", [dict(
-            rationale_id=rationale_id(qid, "step_by_step"), question_id=qid, run_id=ctx.run_id, origin="arte",
-            technique="step_by_step", prompt="p", text="True.", answer="True", answer_parsed=True,
-            matches_target=True, word_count=1, n_tokens=2, teacher="aligned",
-            temperature=ctx.config.regenerate.question_temperature, seed=0, created_at=utcnow())])
+        for origin in ("base", "arte"):
+            add_regenerated(ctx, origin, student, "True is", "True.", ctx.config.regenerate.question_temperature)
 
     monkeypatch.setattr("arte_core.stages.regenerate.run_regenerate", regenerate_as_asked)
     ctx.store.add_artifact(ctx.run_id, ADAPTER, "adapter", "/adapter")
@@ -112,7 +120,7 @@ def test_the_stored_config_says_what_each_stage_ran_with_not_what_the_run_was_cr
     run_stage(ctx, "regenerate")
     used = ctx.store.scalar("SELECT temperature FROM rationales WHERE run_id = ? AND origin = 'arte'", [ctx.run_id])
     assert stored_config(ctx)["regenerate"]["question_temperature"] == used == 0.7
-    assert ran_with(ctx, "regenerate") == {"backend": "transformers", "trust_remote_code": False,
+    assert ran_with(ctx, "regenerate", ctx.config.student) == {"backend": "transformers", "trust_remote_code": False,
                                            "runs_dir": ctx.config.runs_dir,
                                            "regenerate": dataclasses.asdict(ctx.config.regenerate)}
     assert stored_config(ctx)["pairs"]["n_question_pairs"] == 1  # other sections keep what their stage ran with
@@ -392,31 +400,31 @@ def test_align_distill_evaluate_on_a_tiny_model(ctx):
     run_stage(ctx, "pairs")
     adapter = run_stage(ctx, "align")
     artifact = ctx.store.artifact(ctx.run_id, ADAPTER)
-    assert artifact["path"] == adapter and (ctx.run_dir / "align" / "adapter" / "adapter_config.json").is_file()
+    student_dir = ctx.student_dir(ctx.config.student)
+    assert artifact["path"] == adapter and (student_dir / "align" / "adapter" / "adapter_config.json").is_file()
     assert json.loads(artifact["metrics_json"])["pair_signal"] == "icl"  # what the teacher learnt from
     assert ctx.store.train_logs(ctx.run_id, ADAPTER), "DPO losses are logged"
     assert run_stage(ctx, "align") is None  # done: skipped
     assert run_align(ctx, ctx.config.student) == adapter  # resumed inside the stage: the saved adapter, not retrained
 
-    # Regenerated data as the aligned teacher would store it (a random model writes no parsable question).
-    arte_q = question_id(ctx.run_id, "arte", 0)
-    ctx.store.insert("questions", [dict(question_id=arte_q, run_id=ctx.run_id, origin="arte", idx=0,
-                                        input="not not True is", target="True", solver_target="True",
-                                        solver_agrees=True, teacher="aligned", call_index=0, created_at=utcnow())])
-    ctx.store.insert("rationales", [dict(rationale_id=rationale_id(arte_q, "step_by_step"), question_id=arte_q,
-                                         run_id=ctx.run_id, origin="arte", technique="step_by_step", prompt="p",
-                                         text="not not True = True. So the answer is True.", answer="True",
-                                         answer_parsed=True, matches_target=True, word_count=6, n_tokens=9,
-                                         teacher="aligned", temperature=0.0, seed=0, created_at=utcnow())])
-    assert len(original_examples(ctx, ctx.config.student)) == 4  # best draft per question
+    # Both arms as regenerate would store them (a random model writes no parsable question); the base arm is
+    # one example longer, and every arm is cut to the smallest.
+    student = ctx.config.student
+    for origin, n in (("base", 2), ("arte", 1)):
+        for i in range(n):
+            add_regenerated(ctx, origin, student, f"not not True is {i}", "not not True = True. So the answer is True.")
+    assert len(best_draft_examples(ctx, student)) == 4  # best draft per question
+    ctx.config.distill.arms = ["original", "arte", "best_drafts"]
     paths = run_stage(ctx, "distill")
-    assert set(paths) == {"original", "arte"}
-    assert len(ctx.store.sft_examples(ctx.run_id, "original")) == 1  # sized to the smaller dataset
+    assert set(paths) == {"original", "arte", "best_drafts"}
+    assert all(len(ctx.store.sft_examples(ctx.run_id, arm)) == 1 for arm in paths)  # sized to the smallest arm
+    assert all(path.startswith(str(student_dir / "distill")) for path in paths.values())
     table = run_stage(ctx, "evaluate")
-    assert {(r["variant"], r["shots"]) for r in table} == {(v, k) for v in ("untrained", "original", "arte") for k in (0, 3)}
-    assert all(r["n_items"] == 3 for r in table)
-    assert len(ctx.store.rows("SELECT * FROM eval_items")) == 18
-    assert set(ctx.store.stages_done(ctx.run_id)) == {"pairs:" + ctx.config.student, "align", "distill", "evaluate"}
+    assert {(r["variant"], r["shots"]) for r in table} == {(v, k) for v in ("untrained", "original", "arte", "best_drafts")
+                                                           for k in (0, 3)}
+    assert all(r["n_items"] == 3 and r["student"] == student for r in table)
+    assert len(ctx.store.rows("SELECT * FROM eval_items")) == 24
+    assert set(ctx.store.stages_done(ctx.run_id)) == {f"{stage}:{student}" for stage in ("pairs", "align", "distill", "evaluate")}
 
 
 # -- the registry's rules, for every stage ----------------------------------------------------------

@@ -43,6 +43,15 @@ def _distinct(values: list) -> str | None:
     return None if len(set(values)) == len(values) else "each item may appear once"
 
 
+def _arms(values: list) -> str | None:
+    return _distinct(values) or (None if "arte" in values else "the arms must include 'arte'")
+
+
+# The students distill can train: 'original' (the unaligned teacher's regenerated data, the paper's baseline),
+# 'arte' (the aligned teacher's) and 'best_drafts' (the best-scored draft per question: a baseline the student chose).
+DISTILL_ARMS = ("original", "arte", "best_drafts")
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or str(value).strip() else "it must not be empty"
 
@@ -172,6 +181,7 @@ class DistillConfig:
     lora_dropout: float = option(0.0, "LoRA dropout when use_lora is on.", **RATIO)
     max_length: int = option(768, "Longest training example in tokens.", **TRAIN_LENGTH)
     save_steps: int = option(50, "Checkpoint every this many steps, so a killed run resumes.", **POSITIVE_INT)
+    arms: list[str] = option(["original", "arte"], "Students to train, each on the same number of examples with the same settings: 'original' (data the unaligned teacher regenerated with ARTE's prompts, decoding and sizes: the paper's baseline), 'arte' (the aligned teacher's) and 'best_drafts' (the best-scored draft per question: a baseline the student selected, not the paper's).", choices=DISTILL_ARMS, non_empty=True, check=_arms, check_text="each once, with 'arte'")
 
 
 @dataclass

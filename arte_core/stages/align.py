@@ -1,12 +1,19 @@
 """Step 4: align the teacher with the student's preferences: DPO (TRL) on question and rationale
 pairs with a LoRA adapter, the frozen base acting as the reference model.
 
+Per (run, student): each student's pairs train its own adapter, in the student's folder of the run
+(`RunContext.student_dir`). An adapter is reused only when it was trained on the same pairs (their hash)
+with the same settings and seed; otherwise it is trained anew, never resumed from another's checkpoints.
+
 Resumable: checkpoints every `align.save_steps`; the adapter is recorded only once fully saved, with
 TRL's per-step rewards (accuracy, chosen, rejected, margin) and a warning when the final margin says the
 teacher did not move (by the threshold `arte health` judges with, `config.run.DPO_UNMOVED_NATS`).
 """
 
 from __future__ import annotations
+
+import json
+import shutil
 
 from datasets import Dataset
 
@@ -58,15 +65,29 @@ def dpo_records(pairs: list[dict], render) -> list[dict]:
     return records
 
 
+def same_training(metrics_json: str | None, wanted: dict) -> bool:
+    """Whether a stored model's record (`training.provenance`) names the same data, seed and settings."""
+    metrics = json.loads(metrics_json or "{}")
+    return all(metrics.get(key) == wanted[key] for key in ("dataset", "seed", "settings"))
+
+
+def fresh_checkpoints(folder, wanted: dict) -> None:
+    """Keep a checkpoint folder only if it was written by the same training (data, seed, settings): a
+    killed run resumes, a changed one starts over instead of resuming another training's state."""
+    marker = folder / "provenance.json"
+    if folder.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != wanted):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(wanted))
+
+
 def run_align(ctx: RunContext, student: str) -> str:
-    """Train the teacher's DPO adapter on the student's (override-applied) pairs; returns the adapter folder."""
-    existing = ctx.store.artifact(ctx.run_id, ADAPTER)
-    if existing:
-        return existing["path"]
+    """Train the teacher's DPO adapter on the student's (override-applied) pairs; returns the adapter folder.
+    The student's stored adapter is kept when it was trained on these pairs with these settings."""
     pairs = ctx.store.training_pairs(ctx.run_id, student)
     if not pairs:
-        raise ArteError(f"run '{ctx.run_id}' has no preference pairs to train on (after overrides); "
-                        "run `arte pairs`, or un-exclude pairs in the studio.")
+        raise ArteError(f"run '{ctx.run_id}' has no preference pairs for student '{student}' to train on (after "
+                        "overrides); run `arte pairs` for that student, or un-exclude pairs in the studio.")
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
@@ -78,8 +99,13 @@ def run_align(ctx: RunContext, student: str) -> str:
     model, tokenizer = load_causal_lm(ctx.config.teacher, trust_remote_code=ctx.config.trust_remote_code)
     render = lambda text: ctx.prompts.render(text, lambda user: chat_prompt(tokenizer, user))  # noqa: E731
     records = dpo_records(pairs, render)
+    wanted = provenance(f"pairs:{student}", records, ctx.config.seed, cfg)
+    existing = ctx.store.artifact(ctx.run_id, ADAPTER, student)
+    if existing and same_training(existing["metrics_json"], wanted):
+        return existing["path"]
     dataset = Dataset.from_list(records)
-    out_dir = ctx.run_dir / "align"
+    out_dir = ctx.student_dir(student) / "align"
+    fresh_checkpoints(out_dir / "checkpoints", wanted)
     args = DPOConfig(
         **common_args(out_dir / "checkpoints", n_examples=len(records), learning_rate=cfg.learning_rate,
                       epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
@@ -102,21 +128,22 @@ def run_align(ctx: RunContext, student: str) -> str:
     ctx.store.add_artifact(ctx.run_id, ADAPTER, "adapter", str(adapter_dir),
                            {"n_pairs": len(pairs), "pair_signal": pair_set.get("signal"),
                             "pair_style": pair_set.get("style"), "student": student, "steps": trainer.state.global_step,
-                            "final_loss": logs[-1]["loss"] if logs else None, **outcome,
-                            **provenance(f"pairs:{student}", records, ctx.config.seed, cfg)}, logs)
+                            "final_loss": logs[-1]["loss"] if logs else None, **outcome, **wanted}, logs,
+                           student=student)
     return str(adapter_dir)
 
 
-def load_aligned_teacher(ctx: RunContext):
-    """The teacher with its DPO adapter merged in, as a Generator."""
+def load_aligned_teacher(ctx: RunContext, student: str):
+    """The teacher with the student's DPO adapter merged in, as a Generator."""
     from peft import PeftModel
 
     from arte_core.models import load_causal_lm
     from arte_core.models.hf import HFGenerator
 
-    artifact = ctx.store.artifact(ctx.run_id, ADAPTER)
+    artifact = ctx.store.artifact(ctx.run_id, ADAPTER, student)
     if not artifact:
-        raise ArteError(f"run '{ctx.run_id}' has no aligned teacher yet; run `arte align` first.")
+        raise ArteError(f"run '{ctx.run_id}' has no teacher aligned to student '{student}' yet; run "
+                        f"`arte align --student {student}` first.")
     base, tokenizer = load_causal_lm(ctx.config.teacher, trust_remote_code=ctx.config.trust_remote_code)
     merged = PeftModel.from_pretrained(base, artifact["path"]).merge_and_unload()
-    return HFGenerator(merged, tokenizer, f"{ctx.config.teacher}+dpo:{ctx.run_id}")
+    return HFGenerator(merged, tokenizer, f"{ctx.config.teacher}+dpo:{ctx.run_id}:{student}")

@@ -1,8 +1,16 @@
-"""Step 5b: fine-tune the student on the original-teacher data and on the ARTE data.
+"""Step 5b: fine-tune one student on each arm of `distill.arms`, like for like.
 
-Two SFT datasets of equal size are built per run: 'original' (the best-scored draft of every
-draft question, as the paper's original-teacher baseline) and 'arte' (questions and plain
-step-by-step rationales the aligned teacher regenerated). The student is fine-tuned on each.
+The arms (the variants evaluate.py compares):
+- 'original': what the unaligned base teacher regenerated (origin 'base'), the paper's original-teacher
+  baseline, written with exactly the prompts, decoding and sizes of the ARTE arm (regenerate.py);
+- 'arte': what the teacher aligned to this student regenerated (origin 'arte');
+- 'best_drafts' (optional): the best-scored draft of each draft question, a baseline the student itself
+  selected from the drafts, not the paper's.
+
+Every trained arm gets the same number of examples (the smallest arm's) and the same SFT settings and
+seed. Each model records its data's hash, the seed and the settings (`training.provenance`); a stored
+model is reused only when all three still match, so changing the data or a setting trains it anew.
+Models live in the student's folder of the run, so two students never share one.
 """
 
 from __future__ import annotations
@@ -12,14 +20,15 @@ from datasets import Dataset
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import sft_example
-from arte_core.training import (ProgressCallback, common_args, history_logs, last_checkpoint, provenance,
-                                save_atomically)
+from arte_core.stages.align import fresh_checkpoints, same_training
+from arte_core.training import ProgressCallback, common_args, history_logs, last_checkpoint, provenance, save_atomically
 
-DATASETS = ("original", "arte")
+# Arm -> the origin of the regenerated rationales it trains on (best_drafts: the scored drafts).
+ARM_ORIGINS = {"original": "base", "arte": "arte"}
 
 
-def original_examples(ctx: RunContext, student: str) -> list[dict]:
-    """The best-scored rationale of every draft question (ties: the first technique by name)."""
+def best_draft_examples(ctx: RunContext, student: str) -> list[dict]:
+    """The best-scored rationale of every draft question for this student (ties: the first technique by name)."""
     best: dict[str, dict] = {}
     for row in ctx.store.draft_scores(ctx.run_id, student):
         current = best.get(row["question_id"])
@@ -28,8 +37,11 @@ def original_examples(ctx: RunContext, student: str) -> list[dict]:
     return [_example(row) for _, row in sorted(best.items(), key=lambda kv: kv[1]["question_idx"])]
 
 
-def arte_examples(ctx: RunContext) -> list[dict]:
-    return [_example(row) for row in ctx.store.rationales(ctx.run_id, "arte")]
+def arm_examples(ctx: RunContext, arm: str, student: str) -> list[dict]:
+    """The SFT examples an arm offers, before the arms are cut to one size."""
+    if arm == "best_drafts":
+        return best_draft_examples(ctx, student)
+    return [_example(row) for row in ctx.store.rationales(ctx.run_id, ARM_ORIGINS[arm], student)]
 
 
 def _example(row: dict) -> dict:
@@ -37,27 +49,44 @@ def _example(row: dict) -> dict:
                 rationale=row["text"], answer=row["answer"] or row["target"])
 
 
-def run_distill(ctx: RunContext, student: str) -> dict[str, str]:
-    """Fine-tune the student on the original-teacher data and on the ARTE data; returns model folders."""
-    datasets = {"original": original_examples(ctx, student), "arte": arte_examples(ctx)}
-    n = min(len(rows) for rows in datasets.values())
-    paths = {}
-    for name, rows in datasets.items():
-        artifact = ctx.store.artifact(ctx.run_id, f"student_{name}")
-        if artifact:
-            paths[name] = artifact["path"]
-            continue
-        ctx.store.save_sft_examples(ctx.run_id, name, rows[:n])
-        paths[name] = _fine_tune(ctx, name, ctx.store.sft_examples(ctx.run_id, name))
-    return paths
-
-
 def _stored_example(row: dict) -> dict:
-    """The fields of an SFT example that define it (not its row's run id or position)."""
+    """The fields of an SFT example that define it (not its row's run id, student or position)."""
     return {key: row[key] for key in ("question_id", "rationale_id", "input", "rationale", "answer")}
 
 
-def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
+def training_record(ctx: RunContext, arm: str, rows: list[dict]) -> dict:
+    """What the arm's model records of its training (data hash, seed, settings). `distill.arms` is left
+    out of the settings: adding an arm does not change how the others train."""
+    record = provenance(arm, [_stored_example(r) for r in rows], ctx.config.seed, ctx.config.distill)
+    record["settings"].pop("arms", None)
+    return record
+
+
+def run_distill(ctx: RunContext, student: str) -> dict[str, str]:
+    """Fine-tune the student on every arm of distill.arms, each cut to the smallest arm's size; returns
+    the model folder of each arm."""
+    arms = list(ctx.config.distill.arms)
+    datasets = {arm: arm_examples(ctx, arm, student) for arm in arms}
+    empty = [arm for arm, rows in datasets.items() if not rows]
+    if empty:
+        raise ArteError(f"run '{ctx.run_id}' has no examples for the arm(s) {', '.join(empty)} of student "
+                        f"'{student}'; run `arte regenerate --student {student}` (and `arte score` for "
+                        "best_drafts) first.")
+    n = min(len(rows) for rows in datasets.values())
+    paths = {}
+    for arm, rows in datasets.items():
+        rows = rows[:n]
+        wanted = training_record(ctx, arm, rows)
+        artifact = ctx.store.artifact(ctx.run_id, f"student_{arm}", student)
+        if artifact and same_training(artifact["metrics_json"], wanted):
+            paths[arm] = artifact["path"]
+            continue
+        ctx.store.save_sft_examples(ctx.run_id, arm, rows, student)
+        paths[arm] = _fine_tune(ctx, arm, student, ctx.store.sft_examples(ctx.run_id, arm, student), wanted)
+    return paths
+
+
+def _fine_tune(ctx: RunContext, arm: str, student: str, rows: list[dict], wanted: dict) -> str:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -65,9 +94,10 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
 
     cfg = ctx.config.distill
     ctx.models.clear()
-    model, tokenizer = load_causal_lm(ctx.config.student, trust_remote_code=ctx.config.trust_remote_code)
+    model, tokenizer = load_causal_lm(student, trust_remote_code=ctx.config.trust_remote_code)
     dataset = Dataset.from_list([sft_example(ctx.task, r["input"], r["rationale"], r["answer"]) for r in rows])
-    out_dir = ctx.run_dir / "distill" / name
+    out_dir = ctx.student_dir(student) / "distill" / arm
+    fresh_checkpoints(out_dir / "checkpoints", wanted)
     args = SFTConfig(
         **common_args(out_dir / "checkpoints", n_examples=len(rows), learning_rate=cfg.learning_rate,
                       epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, per_device_batch_size=cfg.per_device_batch_size,
@@ -80,7 +110,7 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
                                  lora_dropout=cfg.lora_dropout, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
-    progress = ProgressCallback(ctx.reporter, f"SFT student ({name})")
+    progress = ProgressCallback(ctx.reporter, f"SFT student ({arm})")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[progress])
     trainer.train(resume_from_checkpoint=last_checkpoint(out_dir / "checkpoints"))
@@ -92,8 +122,7 @@ def _fine_tune(ctx: RunContext, name: str, rows: list[dict]) -> str:
     kind = "adapter" if cfg.use_lora else "model"
     folder = save_atomically(save, out_dir / kind)
     logs = history_logs(trainer.state.log_history)
-    ctx.store.add_artifact(ctx.run_id, f"student_{name}", kind, str(folder),
+    ctx.store.add_artifact(ctx.run_id, f"student_{arm}", kind, str(folder),
                            {"n_examples": len(rows), "steps": trainer.state.global_step,
-                            "final_loss": logs[-1]["loss"] if logs else None,
-                            **provenance(name, [_stored_example(r) for r in rows], ctx.config.seed, cfg)}, logs)
+                            "final_loss": logs[-1]["loss"] if logs else None, **wanted}, logs, student=student)
     return str(folder)

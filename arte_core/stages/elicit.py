@@ -2,6 +2,9 @@
 `elicit.question_source: pool`, they are drawn from the task's labelled pool), then one rationale per
 question and reasoning technique.
 
+The same functions write the regenerated arms of one student (origins 'arte' and 'base', regenerate.py),
+whose rows carry that student; the drafts' rows carry '' (every student shares them).
+
 Resumable: each batch of teacher calls commits with its questions; rationales commit per batch.
 """
 
@@ -26,26 +29,30 @@ POOL_CALL_INDEX = -1
 RAW_OUTPUT_SHOWN = 300
 
 
-def question_id(run_id: str, origin: str, idx: int) -> str:
-    return f"{run_id}:{origin}:q{idx:05d}"
+def question_id(run_id: str, origin: str, idx: int, student: str = "") -> str:
+    """A question's id: the run's, the origin's and its index; a student's arm names the student too."""
+    return f"{run_id}:{origin}:{student}:q{idx:05d}" if student else f"{run_id}:{origin}:q{idx:05d}"
 
 
 def rationale_id(qid: str, technique: str) -> str:
     return f"{qid}:{technique}"
 
 
-def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int, temperature: float) -> int:
+def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int, temperature: float,
+                       student: str = "") -> int:
     """Call the teacher until `n_questions` are kept (or the call budget ends); returns the count kept.
 
     With `elicit.question_source: pool` no teacher is called: see `draw_pool_questions`. While no
     question is kept, batches are at most `elicit.max_unparsed_calls` calls, and that many calls in a
-    row that keep nothing end the stage with the last raw output and the fixes.
+    row that keep nothing end the stage with the last raw output and the fixes. `student`: whose arm the
+    questions are ('' for drafts). The seeds depend on the call only, not on the teacher or the student, so
+    two arms written with two teachers sample alike.
     """
     cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
     if cfg.question_source == "pool":
-        return draw_pool_questions(ctx, origin, n_questions)
-    kept = store.questions(ctx.run_id, origin)
-    calls = store.generation_calls(ctx.run_id, origin)
+        return draw_pool_questions(ctx, origin, n_questions, student)
+    kept = store.questions(ctx.run_id, origin, student)
+    calls = store.generation_calls(ctx.run_id, origin, student)
     forbidden = [e.input for e in task.exemplars] + [r["input"] for r in ctx.pref_items + ctx.test_items]
     dedup = Deduplicator(cfg.near_duplicate_threshold, seen=forbidden + [q["input"] for q in kept])
     max_calls = cfg.max_question_calls or max(4, 4 * -(-n_questions // cfg.questions_per_call))
@@ -69,11 +76,11 @@ def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int
             for offset, out in enumerate(outputs):
                 text = QUESTION_PREFILL + out.text
                 new_rows, counts = _keep_questions(ctx, text, dedup, origin, n_kept, n_questions,
-                                                   call_index + offset, generator.name)
+                                                   call_index + offset, generator.name, student)
                 n_kept += len(new_rows)
                 barren = 0 if new_rows else barren + 1
                 rows_per_call.append((dict(
-                    run_id=ctx.run_id, origin=origin, call_index=call_index + offset, model=generator.name,
+                    run_id=ctx.run_id, origin=origin, student=student, call_index=call_index + offset, model=generator.name,
                     prompt=prompt_text, output=text, temperature=temperature, seed=seed, created_at=utcnow(),
                     n_kept=len(new_rows), **counts), new_rows))
                 bar.update(len(new_rows))
@@ -82,16 +89,16 @@ def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int
                     store.add_generation_call(call, rows)
             call_index += n_calls
     if n_kept == 0:
-        raise _no_question_error(ctx, generator.name, origin, call_index)
+        raise _no_question_error(ctx, generator.name, origin, call_index, student)
     if n_kept < n_questions:
         ctx.reporter.log(f"kept {n_kept} of {n_questions} questions after {call_index} teacher calls.")
     return n_kept
 
 
-def _no_question_error(ctx: RunContext, teacher: str, origin: str, n_calls: int) -> ArteError:
+def _no_question_error(ctx: RunContext, teacher: str, origin: str, n_calls: int, student: str = "") -> ArteError:
     """What the teacher wrote last and what to change, for a teacher that wrote no usable question."""
     cfg = ctx.config.elicit
-    calls = ctx.store.generation_calls(ctx.run_id, origin)
+    calls = ctx.store.generation_calls(ctx.run_id, origin, student)
     last = ""
     if calls:
         output = calls[-1]["output"]
@@ -120,12 +127,12 @@ def pool_questions(ctx: RunContext) -> list[Example]:
     return pool
 
 
-def draw_pool_questions(ctx: RunContext, origin: str, n_questions: int) -> int:
+def draw_pool_questions(ctx: RunContext, origin: str, n_questions: int, student: str = "") -> int:
     """Store the first `n_questions` of `pool_questions` (fewer if the pool is short) as `origin`
     questions; returns the count stored. The order does not depend on `origin`: the regenerated
     ('arte') data has the draft questions, so the two SFT datasets differ only in their rationales."""
     task, store = ctx.task, ctx.store
-    kept = store.questions(ctx.run_id, origin)
+    kept = store.questions(ctx.run_id, origin, student)
     pool = pool_questions(ctx)
     if not pool and not kept:
         raise ArteError(
@@ -140,7 +147,8 @@ def draw_pool_questions(ctx: RunContext, origin: str, n_questions: int) -> int:
     for idx, example in enumerate(pool[len(kept):n_questions], start=len(kept)):
         solver_target = task.solve(example.input)
         rows.append(dict(
-            question_id=question_id(ctx.run_id, origin, idx), run_id=ctx.run_id, origin=origin, idx=idx,
+            question_id=question_id(ctx.run_id, origin, idx, student), run_id=ctx.run_id, origin=origin, idx=idx,
+            student=student,
             input=example.input, target=example.target, solver_target=solver_target,
             solver_agrees=None if solver_target is None else solver_target == task.normalise(example.target),
             teacher=POOL_TEACHER, call_index=POOL_CALL_INDEX, created_at=utcnow()))
@@ -150,7 +158,7 @@ def draw_pool_questions(ctx: RunContext, origin: str, n_questions: int) -> int:
 
 
 def _keep_questions(ctx: RunContext, text: str, dedup: Deduplicator, origin: str, n_kept: int,
-                    n_wanted: int, call_index: int, teacher: str) -> tuple[list[dict], dict]:
+                    n_wanted: int, call_index: int, teacher: str, student: str = "") -> tuple[list[dict], dict]:
     """Parse one teacher reply into question rows, checking targets against the task's solver."""
     task = ctx.task
     parsed = parse_question_blocks(text)
@@ -167,7 +175,8 @@ def _keep_questions(ctx: RunContext, text: str, dedup: Deduplicator, origin: str
             continue
         solver_target = task.solve(question)
         rows.append(dict(
-            question_id=question_id(ctx.run_id, origin, n_kept + len(rows)), run_id=ctx.run_id, origin=origin,
+            question_id=question_id(ctx.run_id, origin, n_kept + len(rows), student), run_id=ctx.run_id,
+            origin=origin, student=student,
             idx=n_kept + len(rows), input=question, target=target, solver_target=solver_target,
             solver_agrees=None if solver_target is None else solver_target == normalised,
             teacher=teacher, call_index=call_index, created_at=utcnow()))
@@ -175,11 +184,11 @@ def _keep_questions(ctx: RunContext, text: str, dedup: Deduplicator, origin: str
 
 
 def generate_rationales(ctx: RunContext, generator, origin: str, techniques: list[str], temperature: float,
-                        prompt_for: Callable[[str, str], str]) -> int:
+                        prompt_for: Callable[[str, str], str], student: str = "") -> int:
     """One rationale per (question, technique) not yet stored; returns how many were written now."""
     cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
-    existing = store.rationale_ids(ctx.run_id, origin)
-    todo = [(q, t) for q in store.questions(ctx.run_id, origin) for t in techniques
+    existing = store.rationale_ids(ctx.run_id, origin, student)
+    todo = [(q, t) for q in store.questions(ctx.run_id, origin, student) for t in techniques
             if rationale_id(q["question_id"], t) not in existing]
     with ctx.reporter.bar(f"{origin} rationales", len(todo)) as bar:
         for start in range(0, len(todo), cfg.batch_size):
@@ -203,7 +212,7 @@ def _rationale_row(ctx: RunContext, question: dict, technique: str, prompt: str,
     answer = task.extract(text)
     return dict(
         rationale_id=rationale_id(question["question_id"], technique), question_id=question["question_id"],
-        run_id=ctx.run_id, origin=question["origin"], technique=technique, prompt=prompt, text=text,
+        run_id=ctx.run_id, origin=question["origin"], student=question["student"] or "", technique=technique, prompt=prompt, text=text,
         answer=answer, answer_parsed=answer is not None,
         matches_target=answer is not None and answer == task.normalise(question["target"]),
         word_count=word_count(text), n_tokens=out.n_generated_tokens, teacher=teacher,
@@ -224,7 +233,7 @@ def run_elicit(ctx: RunContext, student: str) -> dict:
     return {"question_source": cfg.question_source, "n_questions": n_questions}
 
 
-def regenerate_rationales(ctx: RunContext, generator) -> int:
-    """Final data: one rationale per regenerated question with the plain step-by-step prompt."""
-    return generate_rationales(ctx, generator, "arte", ["step_by_step"], ctx.config.regenerate.rationale_temperature,
-                               lambda q, _t: ctx.prompts.plain_rationale(q))
+def regenerate_rationales(ctx: RunContext, generator, origin: str, student: str) -> int:
+    """Final data of one arm: one rationale per regenerated question with the plain step-by-step prompt."""
+    return generate_rationales(ctx, generator, origin, ["step_by_step"], ctx.config.regenerate.rationale_temperature,
+                               lambda q, _t: ctx.prompts.plain_rationale(q), student)

@@ -7,6 +7,7 @@ below (its reads, writes and help). Nothing else lists stages.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -59,6 +60,30 @@ def _pair_settings(config: RunConfig) -> dict:
     return settings
 
 
+def _sections(config: RunConfig, *names: str) -> dict:
+    """Config sections as the stage info stores them (JSON values, so a stored and a fresh copy compare equal)."""
+    values = config.to_dict()
+    return json.loads(json.dumps({name: values[name] for name in names}))
+
+
+# Each stage after pairs is redone when its own settings or those of a stage it builds on change: the
+# teacher adapter depends on the pairs, the arms on the adapter, the students on the arms.
+def _align_settings(config: RunConfig) -> dict:
+    return {"pair_set": _pair_settings(config), **_sections(config, "align")}
+
+
+def _regenerate_settings(config: RunConfig) -> dict:
+    return {**_align_settings(config), **_sections(config, "regenerate")}
+
+
+def _distill_settings(config: RunConfig) -> dict:
+    return {**_regenerate_settings(config), **_sections(config, "distill")}
+
+
+def _evaluate_settings(config: RunConfig) -> dict:
+    return {**_distill_settings(config), **_sections(config, "eval")}
+
+
 DRAFT_QUESTIONS, DRAFT_RATIONALES = Rows("questions", origin="draft"), Rows("rationales", origin="draft")
 
 _STAGES = (
@@ -94,23 +119,24 @@ _STAGES = (
           "step 4: DPO of the teacher on the pairs (LoRA)",
           reads=(Rows("pairs"),),
           writes=(Rows("artifacts", name="teacher_adapter"), Rows("train_logs", name="teacher_adapter")),
-          per_student=False, sections=("align",)),
+          per_student=True, sections=("align",), settings=_align_settings),
     Stage("regenerate", "arte_core.stages.regenerate:run_regenerate",
-          "step 5a: the aligned teacher writes the tailored data",
+          "step 5a: the aligned teacher ('arte') and the unaligned one ('base') write data alike",
           reads=(Rows("artifacts", name="teacher_adapter"), Rows("icl_scores")),
-          writes=(Rows("questions", origin="arte"), Rows("rationales", origin="arte")),
-          per_student=False, sections=("regenerate",)),
+          writes=(Rows("questions", origin="arte"), Rows("rationales", origin="arte"),
+                  Rows("questions", origin="base"), Rows("rationales", origin="base")),
+          per_student=True, sections=("regenerate",), settings=_regenerate_settings),
     Stage("distill", "arte_core.stages.distill:run_distill",
-          "step 5b: fine-tune the student on original-teacher and ARTE data",
-          reads=(Rows("icl_scores"), Rows("rationales", origin="arte")),
-          writes=(Rows("sft_examples", dataset="original"), Rows("sft_examples", dataset="arte"),
-                  Rows("artifacts", name="student_original"), Rows("artifacts", name="student_arte")),
-          per_student=False, sections=("distill",)),
+          "step 5b: fine-tune the student on each arm of distill.arms (same size, same settings)",
+          reads=(Rows("icl_scores"), Rows("rationales", origin="arte"), Rows("rationales", origin="base")),
+          # 'arte' is always an arm; the stage itself refuses to finish without every arm asked for.
+          writes=(Rows("sft_examples", dataset="arte"), Rows("artifacts", name="student_arte")),
+          per_student=True, sections=("distill",), settings=_distill_settings),
     Stage("evaluate", "arte_core.stages.evaluate:run_evaluate",
           "zero-/few-shot accuracy of untrained and fine-tuned students",
           reads=(Rows("test_items"),),
           writes=(Rows("evaluations"), Rows("eval_items")),
-          per_student=False, sections=("eval",)),
+          per_student=True, sections=("eval",), settings=_evaluate_settings),
 )
 
 # Every stage by name, in the order a job runs them (influence feeds pairs built from that signal).

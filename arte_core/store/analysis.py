@@ -183,14 +183,14 @@ def copy_rate_vs_balanced(store: Store, run_id: str, student: str,
     return frame.sort_values("rationale_id", ignore_index=True), n
 
 
-def evaluation_table(store: Store, run_id: str) -> pd.DataFrame:
-    """Each evaluation with its Wilson 95% interval and unparsed and truncated rates (truncation is NULL
-    for evaluations run before schema 3, which did not record it)."""
+def evaluation_table(store: Store, run_id: str, student: str | None = None) -> pd.DataFrame:
+    """Each evaluation of the student (None: the run's) with its Wilson 95% interval and unparsed and
+    truncated rates (truncation is NULL for evaluations run before schema 3, which did not record it)."""
     frame = store.df(
         "SELECT variant, shots, accuracy, n_correct, n_items, n_unparsed, n_truncated, model FROM evaluations "
-        "WHERE run_id = ? ORDER BY shots, CASE variant WHEN 'untrained' THEN 0 WHEN 'original' THEN 1 "
-        "WHEN 'arte' THEN 2 ELSE 3 END, variant",
-        [run_id],
+        "WHERE run_id = ? AND student = ? ORDER BY shots, CASE variant WHEN 'untrained' THEN 0 WHEN 'original' "
+        "THEN 1 WHEN 'arte' THEN 2 WHEN 'best_drafts' THEN 3 ELSE 4 END, variant",
+        [run_id, store.student_of(run_id, student)],
     )
     intervals = [wilson_interval(c, n) for c, n in zip(frame["n_correct"], frame["n_items"])]
     frame["ci_low"] = [low for low, _ in intervals]

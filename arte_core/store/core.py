@@ -20,6 +20,7 @@ import pyarrow as pa
 import yaml
 
 from arte_core.errors import ArteError
+from arte_core.store.results import ResultsMixin
 from arte_core.store.opening import (check_version, connect, create_or_upgrade_schema, holds_rows,
                                      refuse_a_foreign_database, remove_store_files)
 from arte_core.store.schema import TABLES, table_columns
@@ -34,8 +35,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class Store:
-    """A DuckDB project store. One process owns it read-write; others may open it read-only."""
+class Store(ResultsMixin):
+    """A DuckDB project store. One process owns it read-write; others may open it read-only.
+    The reads and writes of results (adapters, SFT data, evaluations) are `ResultsMixin`'s."""
 
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
@@ -208,6 +210,15 @@ class Store:
             raise ArteError(f"no run '{run_id}' in {self.path} (runs: {known}).")
         return found[0]
 
+    def student_of(self, run_id: str, student: str | None = None) -> str:
+        """`student`, or the run's own student (runs.student) when None: whose results a call means."""
+        return student or self.run(run_id)["student"]
+
+    def origin_student(self, run_id: str, origin: str, student: str | None = None) -> str:
+        """The `student` column of `origin`'s questions and rationales: '' for the drafts every student
+        shares, else the student whose arm they are ('arte', 'base'; None = the run's student)."""
+        return "" if origin == "draft" else self.student_of(run_id, student)
+
     def list_runs(self) -> list[dict]:
         return self.rows("SELECT * FROM runs ORDER BY created_at")
 
@@ -248,8 +259,8 @@ class Store:
         else:  # icl_items: its drafts' rows in icl_scores carry the run
             clauses.append("rationale_id IN (SELECT rationale_id FROM icl_scores WHERE run_id = ?)")
         params.append(run_id)
-        if student is not None and "student" in columns:
-            clauses.append("student = ?")
+        if student is not None and "student" in columns:  # '': drafts, which every student shares
+            clauses.append("student IN (?, '')")
             params.append(student)
         for column, value in where.items():
             if column not in columns:
@@ -278,9 +289,9 @@ class Store:
 
     # -- drafts ---------------------------------------------------------------------------------
 
-    def generation_calls(self, run_id: str, origin: str) -> list[dict]:
-        return self.rows("SELECT * FROM generation_calls WHERE run_id = ? AND origin = ? ORDER BY call_index",
-                         [run_id, origin])
+    def generation_calls(self, run_id: str, origin: str, student: str | None = None) -> list[dict]:
+        return self.rows("SELECT * FROM generation_calls WHERE run_id = ? AND origin = ? AND student = ? "
+                         "ORDER BY call_index", [run_id, origin, self.origin_student(run_id, origin, student)])
 
     def add_generation_call(self, call: dict, questions: list[dict]) -> None:
         """One teacher call and the questions kept from it, committed together."""
@@ -288,23 +299,36 @@ class Store:
             self.insert("generation_calls", [call])
             self.insert("questions", questions)
 
-    def questions(self, run_id: str, origin: str = "draft") -> list[dict]:
-        return self.rows("SELECT * FROM questions WHERE run_id = ? AND origin = ? ORDER BY idx", [run_id, origin])
+    def questions(self, run_id: str, origin: str = "draft", student: str | None = None) -> list[dict]:
+        return self.rows("SELECT * FROM questions WHERE run_id = ? AND origin = ? AND student = ? ORDER BY idx",
+                         [run_id, origin, self.origin_student(run_id, origin, student)])
 
     def add_rationales(self, rows: list[dict]) -> None:
         with self.transaction():
             self.insert("rationales", rows)
 
-    def rationales(self, run_id: str, origin: str = "draft") -> list[dict]:
+    def rationales(self, run_id: str, origin: str = "draft", student: str | None = None) -> list[dict]:
+        """The rationales of one origin: the drafts ('draft'), or one student's arm ('arte', 'base';
+        student None = the run's student), each with its question."""
         return self.rows(
             "SELECT r.*, q.input AS question, q.target AS target, q.idx AS question_idx FROM rationales r "
-            "JOIN questions q USING (question_id) WHERE r.run_id = ? AND r.origin = ? ORDER BY q.idx, r.technique",
-            [run_id, origin],
-        )
+            "JOIN questions q USING (question_id) WHERE r.run_id = ? AND r.origin = ? AND r.student = ? "
+            "ORDER BY q.idx, r.technique", [run_id, origin, self.origin_student(run_id, origin, student)])
 
-    def rationale_ids(self, run_id: str, origin: str = "draft") -> set[str]:
+    def rationale_ids(self, run_id: str, origin: str = "draft", student: str | None = None) -> set[str]:
         return {r["rationale_id"] for r in self.rows(
-            "SELECT rationale_id FROM rationales WHERE run_id = ? AND origin = ?", [run_id, origin])}
+            "SELECT rationale_id FROM rationales WHERE run_id = ? AND origin = ? AND student = ?",
+            [run_id, origin, self.origin_student(run_id, origin, student)])}
+
+    def discard_arm(self, run_id: str, origin: str, student: str) -> None:
+        """Delete one student's regenerated arm (its teacher calls, questions and rationales), so that
+        it is written anew with the settings and teacher of now."""
+        if origin == "draft":
+            raise ValueError("the drafts belong to every student; they are never discarded as an arm")
+        with self.transaction():
+            for table in ("rationales", "questions", "generation_calls"):
+                self.execute(f"DELETE FROM {table} WHERE run_id = ? AND origin = ? AND student = ?",
+                             [run_id, origin, student])
 
     # -- preferences ----------------------------------------------------------------------------
 
@@ -374,45 +398,3 @@ class Store:
         from arte_core.store.decisions import training_pairs  # imported here: decisions.py imports this module
 
         return training_pairs(self, run_id, student)
-
-    # -- training artefacts ---------------------------------------------------------------------
-
-    def add_artifact(self, run_id: str, name: str, kind: str, path: str, metrics: dict | None = None,
-                     logs: list[dict] | None = None) -> None:
-        with self.transaction():
-            self.execute("DELETE FROM artifacts WHERE run_id = ? AND name = ?", [run_id, name])
-            self.execute("DELETE FROM train_logs WHERE run_id = ? AND name = ?", [run_id, name])
-            self.insert("artifacts", [dict(run_id=run_id, name=name, kind=kind, path=path,
-                                           metrics_json=json.dumps(metrics or {}), created_at=utcnow())])
-            self.insert("train_logs", [dict(run_id=run_id, name=name, step=int(r["step"]), epoch=r.get("epoch"),
-                                            loss=r.get("loss"), metrics_json=json.dumps(r)) for r in logs or []])
-
-    def artifact(self, run_id: str, name: str) -> dict | None:
-        found = self.rows("SELECT * FROM artifacts WHERE run_id = ? AND name = ?", [run_id, name])
-        return found[0] if found else None
-
-    def train_logs(self, run_id: str, name: str) -> list[dict]:
-        return self.rows("SELECT * FROM train_logs WHERE run_id = ? AND name = ? ORDER BY step", [run_id, name])
-
-    def save_sft_examples(self, run_id: str, dataset: str, rows: list[dict]) -> None:
-        with self.transaction():
-            self.execute("DELETE FROM sft_examples WHERE run_id = ? AND dataset = ?", [run_id, dataset])
-            self.insert("sft_examples", [dict(run_id=run_id, dataset=dataset, idx=i, **r) for i, r in enumerate(rows)])
-
-    def sft_examples(self, run_id: str, dataset: str) -> list[dict]:
-        return self.rows("SELECT * FROM sft_examples WHERE run_id = ? AND dataset = ? ORDER BY idx", [run_id, dataset])
-
-    # -- evaluation -----------------------------------------------------------------------------
-
-    def add_evaluation(self, row: dict, items: list[dict]) -> None:
-        with self.transaction():
-            self.insert("evaluations", [row])
-            self.insert("eval_items", items)
-
-    def evaluation(self, run_id: str, variant: str, shots: int) -> dict | None:
-        found = self.rows("SELECT * FROM evaluations WHERE run_id = ? AND variant = ? AND shots = ?",
-                          [run_id, variant, shots])
-        return found[0] if found else None
-
-    def evaluations(self, run_id: str) -> list[dict]:
-        return self.rows("SELECT * FROM evaluations WHERE run_id = ? ORDER BY shots, variant", [run_id])

@@ -22,16 +22,19 @@ def pair_provenance(store: Store, run_id: str, student: str) -> pd.DataFrame:
     )
 
 
-def sft_rows(store: Store, run_id: str, dataset: str | None = None) -> pd.DataFrame:
-    """The run's SFT examples ('original' and/or 'arte') with the run's task and teacher."""
+def sft_rows(store: Store, run_id: str, dataset: str | None = None, student: str | None = None) -> pd.DataFrame:
+    """The run's SFT examples (arms 'original', 'arte', 'best_drafts'; one or all; of one student or of
+    every student) with the run's task and teacher and the student they trained."""
     params: list[Any] = [run_id]
     clause = ""
     if dataset:
         clause, params = " AND e.dataset = ?", params + [dataset]
+    if student:
+        clause, params = clause + " AND e.student = ?", params + [student]
     return store.df(
-        "SELECT e.run_id, u.task, u.teacher, e.dataset, e.idx, e.question_id, e.rationale_id, e.input, "
+        "SELECT e.run_id, u.task, u.teacher, e.student, e.dataset, e.idx, e.question_id, e.rationale_id, e.input, "
         "  e.rationale, e.answer FROM sft_examples e JOIN runs u USING (run_id) "
-        f"WHERE e.run_id = ?{clause} ORDER BY e.dataset, e.idx",
+        f"WHERE e.run_id = ?{clause} ORDER BY e.student, e.dataset, e.idx",
         params,
     )
 

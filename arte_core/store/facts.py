@@ -53,9 +53,9 @@ _CREATE = (
 _SIGNATURE = """
 SELECT concat_ws('|',
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(idx), count(solver_agrees) FILTER (solver_agrees))
-        FROM questions WHERE run_id = $1),
+        FROM questions WHERE run_id = $1 AND student IN ('', $2)),
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(word_count), count(*) FILTER (matches_target))
-        FROM rationales WHERE run_id = $1),
+        FROM rationales WHERE run_id = $1 AND student IN ('', $2)),
     (SELECT concat_ws('/', count(*), sum(rowid), max(rowid), sum(round(accuracy * 1e9)::HUGEINT), sum(n_items), sum(n_unparsed),
                       sum(round(balanced_accuracy * 1e9)::HUGEINT), sum(round(label_copy_rate * 1e9)::HUGEINT),
                       sum(n_truncated), sum(n_lenient))
@@ -82,7 +82,7 @@ SELECT $1, $2, r.rationale_id, r.question_id, q.idx, r.origin, r.technique, r.wo
        s.n_truncated, s.n_lenient
 FROM rationales r JOIN questions q USING (question_id)
 LEFT JOIN s USING (rationale_id) LEFT JOIN inf USING (rationale_id) LEFT JOIN items USING (rationale_id)
-WHERE r.run_id = $1
+WHERE r.run_id = $1 AND r.student IN ('', $2)  -- the drafts and this student's regenerated arms
 WINDOW question AS (PARTITION BY r.question_id)
 ORDER BY r.origin, q.idx, r.technique, r.rationale_id
 """

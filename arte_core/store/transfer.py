@@ -17,13 +17,14 @@ import duckdb
 
 from arte_core.errors import ArteError
 from arte_core.store.core import Store
-from arte_core.store.schema import SCHEMA_VERSION, TABLES
+from arte_core.store.schema import (SCHEMA_VERSION, STUDENT_STAGES_SINCE_5, STUDENT_TABLES, TABLES,
+                                    run_student_sql)
 
 ALIAS = "_arte_transfer"  # catalog name of the attached job file; unlikely to clash with a store's stem
 MANIFEST = "manifest.json"
 
 # Job rows describe processes on this machine; they never travel with a run.
-MACHINE_LOCAL = ("jobs",)
+MACHINE_LOCAL = ("jobs", "pilot_results")  # pilot results belong to no run: they stay in the store measured into
 # The project store owns human decisions: a job's copy of them is read-only context for DPO.
 NEVER_INGESTED = ("pair_decisions", "jobs")
 # Tables whose writers rebuild whole groups (delete + insert): a group present in the incoming
@@ -32,8 +33,17 @@ REPLACE_GROUPS: dict[str, tuple[str, ...]] = {
     "pairs": ("run_id", "student"),  # one pair set per run and student, whatever signal built it
     # An `irt` selection shrinks the preference split to the selected candidates (stages/score.py).
     "pref_items": ("run_id",),
-    "train_logs": ("run_id", "name"),
-    "sft_examples": ("run_id", "dataset"),
+    "train_logs": ("run_id", "student", "name"),
+    "sft_examples": ("run_id", "student", "dataset"),
+}
+# Before schema 5 the 'original' arm was the best-scored draft per question; rows of an older source keep
+# their meaning under its name since, 'best_drafts' (schema.relabel_best_drafts does the same on upgrade).
+OLD_ARM_NAMES: dict[str, tuple[str, str, str]] = {
+    "artifacts": ("name", "student_original", "student_best_drafts"),
+    "train_logs": ("name", "student_original", "student_best_drafts"),
+    "sft_examples": ("dataset", "original", "best_drafts"),
+    "evaluations": ("variant", "original", "best_drafts"),
+    "eval_items": ("variant", "original", "best_drafts"),
 }
 # Tables without a run_id column reach their run through another table.
 RUN_FILTERS: dict[str, str] = {
@@ -57,11 +67,32 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[s
     return [r[0] for r in rows]
 
 
+def _incoming_columns(con: duckdb.DuckDBPyConnection, rel: str) -> set[str]:
+    return {d[0] for d in con.execute(f"SELECT * FROM {rel} LIMIT 0").description}
+
+
 def _shared_columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str, rel: str) -> list[str]:
     """The table's columns that `rel` has too: a source from an older schema lacks the newer columns,
     which then take their defaults (see schema.MIGRATIONS)."""
-    incoming = {d[0] for d in con.execute(f"SELECT * FROM {rel} LIMIT 0").description}
+    incoming = _incoming_columns(con, rel)
     return [c for c in _columns(con, catalog, table) if c in incoming]
+
+
+def _select_list(table: str, columns: list[str], incoming: set[str]) -> tuple[list[str], list[str]]:
+    """(target columns, source expressions over alias `s`) for one table. A source from before schema 5
+    has no `student`: its rows get their run's student (the runs rows are merged first) and its 'original'
+    arm its true name, 'best_drafts'."""
+    expressions = [f"s.{c}" for c in columns]
+    if table == "stage_status" and "scope" in columns:  # those stages had no student before schema 5
+        expressions[columns.index("scope")] = (
+            f"CASE WHEN s.scope = '' AND list_contains({list(STUDENT_STAGES_SINCE_5)}, s.stage) "
+            f"THEN {run_student_sql(table, 's')} ELSE s.scope END")
+    if table in STUDENT_TABLES and "student" not in incoming:
+        columns, expressions = columns + ["student"], expressions + [run_student_sql(table, "s")]
+        if table in OLD_ARM_NAMES:
+            column, old, new = OLD_ARM_NAMES[table]
+            expressions[columns.index(column)] = f"CASE WHEN s.{column} = '{old}' THEN '{new}' ELSE s.{column} END"
+    return columns, expressions
 
 
 def _main_catalog(con: duckdb.DuckDBPyConnection) -> str:
@@ -122,7 +153,8 @@ def export_run(store: Store, run_id: str, path: str | Path) -> dict[str, int]:
 
 def _replace_groups(store: Store, table: str, src_rel: str, status_rel: str) -> None:
     """Delete the stored groups of `table` that the incoming rows (or a finished pairs stage) rebuild."""
-    keys = REPLACE_GROUPS[table]
+    incoming = _incoming_columns(store.con, src_rel)
+    keys = [key for key in REPLACE_GROUPS[table] if key in incoming]  # an older source: no student
     match = " AND ".join(f"s.{k} = t.{k}" for k in keys)
     store.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {src_rel} s WHERE {match})")
     if table == "pairs":
@@ -144,11 +176,13 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
         for table, rel in sources.items():
             if table in skip:
                 continue
-            cols = ", ".join(_shared_columns(con, catalog, table, rel))
+            columns, expressions = _select_list(table, _shared_columns(con, catalog, table, rel),
+                                                _incoming_columns(con, rel))
             if table in REPLACE_GROUPS:
                 _replace_groups(store, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
-            store.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {rel}")  # Store counts text writes
+            store.execute(f"{verb} INTO {table} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
+                          f"FROM {rel} s")  # Store counts text writes
             counts[table] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
     store.checkpoint()  # the studio holds its store open for days: the merged rows go in the file, not only the .wal
     return counts

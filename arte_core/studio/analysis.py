@@ -27,7 +27,7 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
                   bins=analysis.length_bins(store, run_id, student, plots.BIN_WORDS))
     techniques = analysis.accuracy_by_technique(store, run_id, student)
     questions = analysis.question_scores(store, run_id, student)
-    evaluation = analysis.evaluation_table(store, run_id)
+    evaluation = analysis.evaluation_table(store, run_id, student)
     copies, n_copies = analysis.copy_rate_vs_balanced(store, run_id, student)
     return dict(
         length=plots.length_accuracy_figure(lengths, n_pref, **totals),

@@ -17,7 +17,7 @@ from arte_core.stats import binomial_sd, ci_half_width
 from arte_core.store.analysis import COPY_RATE_FLAG, copies_demo_label
 
 BIN_WORDS = 25  # the paper reports length effects in 25-word bins (50–75, 75–100 words)
-VARIANT_ORDER = ("untrained", "original", "arte")
+VARIANT_ORDER = ("untrained", "original", "arte", "best_drafts")
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 
 
