@@ -15,17 +15,20 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from arte_core.studio import common
+from arte_core.studio import guide as guide_text
 from arte_core.studio import runs as runs_handlers
 from ui.analysis import build_analysis_tab
 from ui.common import StudioContext, guarded
 from ui.drafts import build_drafts_tab
 from ui.export import build_export_tab
+from ui.guide import build_guide_tab
 from ui.health import build_health_tab
 from ui.items import build_items_tab
 from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
 from ui.runs import build_runs_tab
 from ui.signals import build_signals_tab
+from ui.space import login_button, on_a_space, signed_in_name, tab_store, wire_sandbox_cleanup
 from ui.study import build_study_tab
 
 if TYPE_CHECKING:  # the UI reaches the store through the handlers; the type is for reading only
@@ -37,6 +40,14 @@ READ_ONLY_NOTICE = ("**Read-only studio.** Browsing, filtering, plots and file e
 CSS = """
 .arte-notice {border-left: 4px solid #e0a800; padding: 4px 12px; background: #fff8e1;}
 .arte-side textarea {font-family: ui-monospace, monospace; font-size: 13px;}
+.arte-banner {border-left: 4px solid #3949ab; padding: 4px 12px; background: #e8eaf6;}
+/* An open dropdown list lies above the widgets below it, opaque (the Runs tab's Stages list over the Task box). */
+ul.options {z-index: 1000 !important; background: var(--background-fill-primary) !important; opacity: 1 !important;}
+/* A phone (390 px): the top bar's pickers take a line each, so a run's long label is not cut. */
+@media (max-width: 640px) {
+  #run-select, #student-select, #user-name, #hf-login {min-width: 100% !important; flex: 1 1 100% !important;}
+  #run-select input {font-size: 13px;}
+}
 """
 RUN_POLL_S = 15
 
@@ -52,8 +63,8 @@ def launch_kwargs() -> dict:
 def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir: str | Path = "runs") -> gr.Blocks:
     """The whole studio as a gr.Blocks (launch it with **launch_kwargs())."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        ctx = _top_bar(store, read_only, str(runs_dir))
-        with gr.Tabs():
+        ctx = _top_bar(tab_store(store), read_only, str(runs_dir))
+        with gr.Tabs(overflow_behavior="wrap", elem_id="arte-tabs"):  # on a phone every tab stays in sight
             with gr.Tab("Drafts", id="drafts"):
                 build_drafts_tab(ctx, demo)
             with gr.Tab("Pairs", id="pairs"):
@@ -72,7 +83,10 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):
                 build_export_tab(ctx)
+            with gr.Tab("Guide", id="guide"):
+                build_guide_tab()
         _wire_top_bar(ctx, demo)
+        wire_sandbox_cleanup(demo, ctx.store)
     return demo
 
 
@@ -80,6 +94,11 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
     gr.Markdown(f"## {TITLE} — align a teacher's data with what the student learns from")
     if read_only:
         gr.Markdown(READ_ONLY_NOTICE, elem_classes=["arte-notice"], elem_id="read-only-notice")
+    if on_a_space():
+        gr.Markdown(guide_text.SPACE_WARNING, elem_classes=["arte-notice"], elem_id="space-warning")
+    banner = guide_text.store_banner(store, on_a_space())
+    if banner:
+        gr.Markdown(banner, elem_classes=["arte-banner"], elem_id="demo-banner")
     run_id = common.default_run(store)
     students = common.student_choices(store, run_id)
     with gr.Row(equal_height=True):
@@ -88,6 +107,7 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
         student = gr.Dropdown(students, value=students[0] if students else None, label="Student (scores shown)",
                               scale=2, elem_id="student-select", allow_custom_value=True)
         user = gr.Textbox("anonymous", label="Your name (for the audit trail)", scale=2, elem_id="user-name")
+        login_button()  # a Space with Hugging Face sign-in: the signed-in name replaces the typed one
         refresh = gr.Button("↻ Reload runs", scale=1, size="sm")
     summary = gr.Markdown(common.store_summary(store), elem_id="store-summary")
     return StudioContext(store=store, read_only=read_only, run=run, student=student, user=user, runs_dir=runs_dir,
@@ -95,12 +115,12 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
 
 
 def _wire_top_bar(ctx: StudioContext, demo: gr.Blocks) -> None:
-    def load(run_id: str | None, typed: str, request: gr.Request):
+    def load(run_id: str | None, typed: str, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """Fresh run choices (a job may have added runs), and the signed-in user's name."""
         choices = common.run_choices(ctx.store)
         known = {value for _, value in choices}
         run_id = run_id if run_id in known else common.default_run(ctx.store)
-        username = getattr(request, "username", None)
+        username = signed_in_name(request, profile)
         user = gr.update(value=username, interactive=False, label="Signed in as") if username else gr.update()
         return gr.update(choices=choices, value=run_id), user, common.store_summary(ctx.store)
 
