@@ -85,8 +85,10 @@ def pairs_query(client: Client, page: int = 1, **overrides):
     return client.predict(RUN, STUDENT, *values.values(), page, api_name="/pairs_query")
 
 
-def decide(client: Client, pair_id: str, action: str, why: str, who: str, expected_last: int):
-    return client.predict(pair_id, action, why, who, expected_last, False, False, RUN, api_name="/pairs_decide")
+def decide(client: Client, pair_id: str, action: str, why: str, who: str):
+    """A decision on `pair_id`; its conflict check is the client's hidden state: the latest decision id of
+    the pair this client opened last (0 before it opened any)."""
+    return client.predict(pair_id, action, why, who, False, False, RUN, api_name="/pairs_decide")
 
 
 def array_length(value) -> int:
@@ -206,13 +208,15 @@ def test_pairs_query_decide_conflict_undo_and_trail(served_fresh):
     table, info, agreement, page = pairs_query(client, contested=True)
     assert column(table, "pair_id") == ["pr-2"] and info.startswith("Pairs 1–1 of 1")
     before = {p["pair_id"]: p for p in store.training_pairs(RUN, STUDENT)}["pr-4"]
-    status, *_ = decide(client, "pr-4", "swap", "the shorter one is better", "bob", 0)
+    alice = Client(client.src, verbose=False)  # a second visitor, with her own hidden conflict check
+    alice.predict("pr-4", False, False, RUN, api_name="/pairs_open")  # alice opens the pair: no decision yet
+    status, *_ = decide(client, "pr-4", "swap", "the shorter one is better", "bob")
     assert "Recorded decision" in status and "bob" in status
     after = {p["pair_id"]: p for p in store.training_pairs(RUN, STUDENT)}["pr-4"]
     assert (after["chosen"], after["rejected"]) == (before["rejected"], before["chosen"])
-    status, header, *_rest = decide(client, "pr-4", "accept", "no, keep it", "alice", 0)  # alice saw no decision
+    status, header, *_rest = decide(alice, "pr-4", "accept", "no, keep it", "alice")  # alice saw no decision
     assert "⚠️" in status and "bob recorded 'swap'" in status
-    trail = client.predict("pr-4", False, RUN, api_name="/pairs_trail")
+    trail = client.predict("pr-4", False, RUN, False, api_name="/pairs_trail")
     assert column(trail, "who")[:2] == ["alice", "bob"]
     latest = column(trail, "decision_id")[0]
     status, *_ = client.predict(latest, "misclick", "alice", "pr-4", False, False, RUN, api_name="/pairs_undo")
@@ -226,16 +230,13 @@ def test_pairs_query_decide_conflict_undo_and_trail(served_fresh):
 def test_decide_and_undo_refuse_impossible_ids_and_store_nothing(served_fresh):
     """Before: a decision with a latest-seen id of 7 on an undecided pair was stored, then the call failed
     (a retry stored it twice); undo of 1.5 was rounded by the number box and undid decision 2."""
-    store, client = served_fresh
-    for seen in (7, -1):
-        with pytest.raises(Exception, match="latest decision id you saw"):
-            decide(client, "pr-0", "accept", "", "bob", seen)
-    assert store.scalar("SELECT count(*) FROM pair_decisions") == 0
-    decide(client, "pr-0", "accept", "", "bob", 0)
-    decide(client, "pr-1", "accept", "", "bob", 0)
-    for bad_id in (1.5, -1):
-        with pytest.raises(Exception, match="decision id to undo"):
-            client.predict(bad_id, "", "bob", "pr-1", False, False, RUN, api_name="/pairs_undo")
+    store, client = served_fresh  # (the latest id seen is hidden state now: handler tests refuse bad ones)
+    decide(client, "pr-0", "accept", "", "bob")
+    client.predict("pr-1", False, False, RUN, api_name="/pairs_open")  # the conflict check follows the open pair
+    decide(client, "pr-1", "accept", "", "bob")
+    for bad_id in (1.5, -1):  # refused in place: the status line says why
+        status, *_ = client.predict(bad_id, "", "bob", "pr-1", False, False, RUN, api_name="/pairs_undo")
+        assert "decision id to undo" in status
     assert [r["action"] for r in store.rows("SELECT action FROM pair_decisions")] == ["accept", "accept"]
 
 
@@ -337,8 +338,10 @@ def test_runs_history(served):
 def test_bulk_decision_on_the_filtered_pairs(served_fresh):
     store, client = served_fresh
     filters = {**PAIR_DEFAULTS, "kind": "question"}
-    status, *_ = client.predict(RUN, STUDENT, *filters.values(), "exclude", "question pairs are off-task", "carol",
-                                "", False, api_name="/pairs_decide_bulk")
+    _, question = client.predict(RUN, STUDENT, *filters.values(), "exclude", api_name="/pairs_bulk_preview")
+    assert "**4 pair(s)**" in question and not store.scalar("SELECT count(*) FROM pair_decisions")
+    status, *_ = client.predict("question pairs are off-task", "carol", "", False, False, RUN,
+                                api_name="/pairs_decide_bulk")
     assert "Recorded **exclude** on 4 pair(s) by carol" in status
     assert not [p for p in store.training_pairs(RUN, STUDENT) if p["kind"] == "question"]
 
@@ -346,7 +349,7 @@ def test_bulk_decision_on_the_filtered_pairs(served_fresh):
 def test_read_only_app_refuses_decisions(served_read_only):
     store, client = served_read_only
     with pytest.raises(Exception, match="read-only"):
-        decide(client, "pr-0", "swap", "nope", "mallory", 0)
+        decide(client, "pr-0", "swap", "nope", "mallory")
     assert store.scalar("SELECT count(*) FROM pair_decisions") == 0
     table, _, _ = drafts_query(client)  # browsing still works
     assert len(table["data"]) == 24
@@ -362,7 +365,7 @@ def test_signed_in_user_is_recorded_not_the_typed_name(fixture_file, tmp_path):
                 auth=[("alice", "wonderland")])
     try:
         client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "wonderland"), verbose=False)
-        status, *_ = decide(client, "pr-1", "exclude", "off-task", "mallory", 0)
+        status, *_ = decide(client, "pr-1", "exclude", "off-task", "mallory")
         assert "by alice" in status
         assert store.rows("SELECT who FROM pair_decisions") == [{"who": "alice"}]
     finally:

@@ -1,4 +1,5 @@
-"""What the studio's tabs share: the context of the top bar, the error guard, row selection and paging."""
+"""What the studio's tabs share: the context of the top bar, the error guards (a dialog, or a warning that
+leaves every output in place), row selection and paging."""
 
 from __future__ import annotations
 
@@ -47,6 +48,75 @@ def guarded(fn: Callable) -> Callable:
         except ArteError as exc:
             raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
     return wrapper
+
+
+def in_place(fn: Callable, n_outputs: int, notice: bool = False) -> Callable:
+    """A listener whose errors stay in place: an ArteError shows a warning toast and leaves each of the
+    `n_outputs` outputs as it was (gr.skip()), so no table or panel is blanked by an error pill.
+
+    With `notice`, the listener has one more output after those: a gr.State that holds the warning
+    ("" after a success), shown next to the form by `show_notice`; a State, so API callers see only the
+    real outputs. Other exceptions (read-only refusals are gr.Error) still raise.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+        except ArteError as exc:
+            gr.Warning(str(exc), title="Cannot do that")
+            skipped = tuple(gr.skip() for _ in range(n_outputs))
+            return (*skipped, f"⚠️ {exc}") if notice else (skipped if n_outputs > 1 else gr.skip())
+        if not notice:
+            return result
+        return (*(result if isinstance(result, tuple) else (result,)), "")
+    return wrapper
+
+
+def in_place_status(fn: Callable, n_outputs: int, at: int = 0) -> Callable:
+    """Like `in_place`, for a listener with a status line among its `n_outputs` outputs (at index `at`):
+    an ArteError shows there (and as a toast) and every other output stays as it was."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArteError as exc:
+            gr.Warning(str(exc), title="Cannot do that")
+            values: list[Any] = [gr.skip() for _ in range(n_outputs)]
+            values[at] = f"⚠️ {exc}"
+            return tuple(values)
+    return wrapper
+
+
+# Where the reviewer's name is kept in the browser. A fixed secret, so the name survives a restart of
+# the studio (a random one, Gradio's default, changes with every start); the name is no secret.
+REVIEWER_STORAGE_KEY = "arte-reviewer-name"
+REVIEWER_SECRET = "arte-studio-reviewer-name"
+
+
+def remember_reviewer(ctx: StudioContext, demo: gr.Blocks) -> None:
+    """The typed reviewer name persists in the browser (localStorage via gr.BrowserState) across reloads;
+    a signed-in user's name comes from the login instead and is never replaced by a stored one."""
+    stored = gr.BrowserState("", storage_key=REVIEWER_STORAGE_KEY, secret=REVIEWER_SECRET)
+
+    def restore(name: str | None, request: gr.Request):
+        if getattr(request, "username", None) or not (name or "").strip():
+            return gr.skip()
+        return name.strip()
+
+    def keep(name: str | None):
+        return (name or "").strip()
+
+    demo.load(restore, stored, ctx.user, api_visibility="private", show_progress="hidden")
+    ctx.user.change(keep, ctx.user, stored, api_visibility="private", show_progress="hidden")
+
+
+def notice_state(elem_id: str) -> tuple[gr.State, gr.Markdown]:
+    """A warning line next to a form (`elem_id`), fed by the gr.State an `in_place(..., notice=True)`
+    listener writes: (state, markdown)."""
+    state = gr.State("")
+    shown = gr.Markdown("", elem_id=elem_id, elem_classes=["arte-notice-inline"])
+    state.change(lambda text: text, state, shown, api_visibility="private", show_progress="hidden")
+    return state, shown
 
 
 def selected_row_id(frame: Any, evt: gr.SelectData, column: str) -> str:

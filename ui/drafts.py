@@ -4,11 +4,14 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import common, drafts
-from ui.common import StudioContext, guarded, page_listeners, selected_row_id
+from ui.common import StudioContext, guarded, in_place, notice_state, page_listeners, selected_row_id
 from ui.health import health_pointer
 
-ITEM_COLUMNS = ["item", "preference question", "target", "student answer", "correct", "parse mode", "cut off",
-                "student output"]
+ITEM_COLUMNS = list(drafts.ITEM_HEADERS.get(c, c) for c in ("item_index", "preference_question", "target",
+                                                           "student_answer", "correct", "parse_mode", "truncated",
+                                                           "student_output"))
+# The answers table wraps its cells: fixed widths keep each header on one line and the output readable.
+ITEM_WIDTHS = ["5%", "24%", "8%", "9%", "8%", "10%", "8%", "28%"]
 
 
 def build_drafts_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
@@ -17,17 +20,19 @@ def build_drafts_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
                 "accuracy is the mean recall per label (chance: 1 / labels); the label-copy rate is the share "
                 "of answers equal to the demo's own; cut off / lenient count answers cut at the token cap / "
                 "read only by the fallback parser.")
-    filters = _filter_widgets(ctx)
+    with gr.Accordion("Filters", open=True, elem_id="drafts-filters"):
+        filters = _filter_widgets(ctx)
     with gr.Row():
         apply = gr.Button("Apply filters", variant="primary", elem_id="drafts-apply")
         prev_page = gr.Button("◀ Previous", elem_id="drafts-prev")
         page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="drafts-page")
         next_page = gr.Button("Next ▶", elem_id="drafts-next")
     health_pointer(ctx, demo, "drafts")
+    notice = notice_state("drafts-notice")
     info = gr.Markdown(elem_id="drafts-info")
     table = gr.Dataframe(label="Drafts", interactive=False, wrap=False, max_height=620, elem_id="drafts-table")
     detail = _detail_widgets()
-    _wire(ctx, demo, filters, page, apply, prev_page, next_page, info, table, detail)
+    _wire(ctx, demo, filters, page, apply, prev_page, next_page, info, table, detail, notice[0])
 
 
 def _filter_widgets(ctx: StudioContext) -> dict:
@@ -66,6 +71,7 @@ def _detail_widgets() -> dict:
         rationale_id = gr.Textbox(label="Draft id (click a row, or paste an id and press Enter)", scale=4,
                                   elem_id="drafts-rationale-id")
         show = gr.Button("Open", scale=1)
+    notice = notice_state("drafts-detail-notice")
     meta = gr.Markdown(elem_id="drafts-detail-meta")
     with gr.Row():
         question = gr.Textbox(label="Question", lines=4, interactive=False, elem_classes=["arte-side"])
@@ -74,14 +80,16 @@ def _detail_widgets() -> dict:
     with gr.Accordion("Teacher prompt", open=False):
         prompt = gr.Textbox(show_label=False, lines=6, interactive=False, elem_classes=["arte-side"])
     items = gr.Dataframe(pd.DataFrame(columns=ITEM_COLUMNS), interactive=False, wrap=True, max_height=420,
+                         column_widths=ITEM_WIDTHS,
                          label="The student's answers on the preference questions with this draft as its demo",
                          elem_id="drafts-items")
     return dict(rationale_id=rationale_id, show=show, meta=meta, question=question, rationale=rationale,
-                prompt=prompt, items=items)
+                prompt=prompt, items=items, notice=notice[0])
 
 
 def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, apply: gr.Button,
-          prev_page: gr.Button, next_page: gr.Button, info: gr.Markdown, table: gr.Dataframe, detail: dict) -> None:
+          prev_page: gr.Button, next_page: gr.Button, info: gr.Markdown, table: gr.Dataframe, detail: dict,
+          notice: gr.State) -> None:
     store = ctx.store
     filter_inputs = [ctx.run, ctx.student, *filters.values()]
 
@@ -94,13 +102,17 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
         return view["table"], view["info"], view["page"]
 
     first_page, previous, following = page_listeners(query)
-    outputs = [table, info, page]
+    outputs = [table, info, page, notice]  # a bad filter value: a warning, and the table stays as it was
+
+    def kept(fn):
+        return in_place(fn, 3, notice=True)
+
     gr.on([demo.load, apply.click, filters["search"].submit, filters["origin"].change, ctx.run.change,
-           ctx.student.change], guarded(first_page),
+           ctx.student.change], kept(first_page),
           filter_inputs, outputs, api_name="drafts_apply")
-    page.submit(guarded(query), filter_inputs + [page], outputs, api_name="drafts_query")
-    prev_page.click(guarded(previous), filter_inputs + [page], outputs, api_name="drafts_page_prev")
-    next_page.click(guarded(following), filter_inputs + [page], outputs, api_name="drafts_page_next")
+    page.submit(kept(query), filter_inputs + [page], outputs, api_name="drafts_query")
+    prev_page.click(kept(previous), filter_inputs + [page], outputs, api_name="drafts_page_prev")
+    next_page.click(kept(following), filter_inputs + [page], outputs, api_name="drafts_page_next")
 
     def techniques(run_id):
         return gr.update(choices=common.technique_choices(store, run_id), value="all")
@@ -121,6 +133,8 @@ def _wire_detail(ctx: StudioContext, table: gr.Dataframe, detail: dict) -> None:
         rationale_id = selected_row_id(frame, evt, "rationale_id")
         return (rationale_id, *open_draft(rationale_id, student))
 
-    gr.on([detail["show"].click, detail["rationale_id"].submit], guarded(open_draft),
-          [detail["rationale_id"], ctx.student], shown, api_name="drafts_detail")
-    table.select(guarded(select), [table, ctx.student], [detail["rationale_id"], *shown], api_name="drafts_select")
+    # A bogus id: a warning, and the draft shown stays (never blanked).
+    gr.on([detail["show"].click, detail["rationale_id"].submit], in_place(open_draft, len(shown), notice=True),
+          [detail["rationale_id"], ctx.student], [*shown, detail["notice"]], api_name="drafts_detail")
+    table.select(in_place(select, 1 + len(shown), notice=True), [table, ctx.student],
+                 [detail["rationale_id"], *shown, detail["notice"]], api_name="drafts_select")
