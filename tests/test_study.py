@@ -18,8 +18,9 @@ from arte_core.store import Store, utcnow
 from arte_core.store.study import has_column, study_eval_items
 from arte_core.study.aggregate import arm_table, differences
 from arte_core.study.evaluation import arm_accuracy, arm_comparisons, items_of_runs
-from arte_core.study.report import FILES, display_table, load_study, study_result, write_study
+from arte_core.study.report import FILES, display_table, load_study, study_markdown, study_result, write_study
 from arte_core.study.runner import study_cells, study_stages, time_left
+from helpers import make_config
 
 Z975, Z80 = 1.959963984540054, 0.8416212335729143  # the normal quantiles behind 2.80 × SE
 
@@ -218,3 +219,52 @@ def test_study_cells_set_task_and_seed_and_keep_named_runs_apart(tmp_path):
     config.pairs.signal = "influence"
     assert "influence" in study_stages(config) and study_stages(config).index("influence") < study_stages(config).index("pairs")
     assert time_left([60.0, 120.0], 2) == "~3m00s left" and time_left([], 2).startswith("estimate after")
+
+
+def test_a_study_whose_arms_never_differ_says_so_instead_of_a_zero_width_interval():
+    items = hand_items()
+    items["correct"] = False  # a tiny random student: every arm wrong on every item
+    arms = arm_table(items, n_resamples=200, seed=0)
+    assert (arms["ci_low"] == 0).all() and arms["ci_high"].to_numpy() == pytest.approx(wilson(0, 20)[1])
+    row = differences(items, n_resamples=200, seed=0).iloc[0]
+    assert (row["difference"], row["treatment_only"], row["control_only"], row["p_mcnemar"]) == (0.0, 0, 0, 1.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-wilson(0, 20)[1], wilson(0, 20)[1]))
+    assert pd.isna(row["mde"]) and pd.isna(row["se"])
+    markdown = study_markdown(study_result(items, [], n_resamples=200))
+    assert "difference undefined: no item tells the arms apart" in markdown
+
+
+@pytest.mark.slow  # two whole loops: about 95 s on a loaded 2-core machine
+def test_a_two_seed_study_on_a_tiny_random_model_runs_end_to_end_and_a_rerun_computes_nothing(tmp_path, tiny_model_dir,
+                                                                                            capsys):
+    from arte_core.cli import main
+
+    config = make_config(tiny_model_dir, tmp_path)
+    # A random model writes no parsable question and answers nothing right, so every draft ties on ICL
+    # accuracy: questions come from the task's pool and pairs rank drafts by influence, which differs.
+    config.elicit.question_source, config.elicit.n_questions = "pool", 4
+    config.elicit.rationale_max_new_tokens = 16
+    config.score.max_new_tokens = config.eval.max_new_tokens = 16
+    config.pairs.signal = "influence"
+    config.align.batch_size = config.distill.batch_size = 2
+    config_path, db = tmp_path / "study.yaml", tmp_path / "arte.duckdb"
+    config_path.write_text(config.to_yaml())
+    command = ["study", "--config", str(config_path), "--db", str(db), "--seeds", "0", "1", "--quiet"]
+    assert main([*command, "--out", str(tmp_path / "report")]) == 0
+    assert "study " in capsys.readouterr().out
+    result = load_study(tmp_path / "report")
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted(FILES)
+    assert [(r["seed"], r["computed"]) for r in result["runs"]] == [(0, True), (1, True)]
+    assert len({r["run_id"] for r in result["runs"]}) == 2
+    assert {(a["variant"], a["shots"]) for a in result["arms"]} == {(v, k) for v in ("untrained", "original", "arte")
+                                                                     for k in (0, 3)}
+    assert {(a["n_seeds"], a["n_items"]) for a in result["arms"]} == {(2, 8)}  # 4 test items × 2 seeds
+    assert all(a["ci_low"] <= a["accuracy"] <= a["ci_high"] for a in result["arms"])
+    assert [(d["task"], d["n_items"]) for d in result["differences"]] == [("boolean_expressions", 8)] * 2
+    assert set(result["design"]) == {"0", "3"} and len(result["per_run"]) == 12
+    # Rerun: every stage of both cells is stored, nothing is computed; the default folder is runs_dir/study-HASH.
+    assert main(command) == 0
+    (folder,) = (tmp_path / "elsewhere").glob("study-*")
+    again = load_study(folder)
+    assert [r["computed"] for r in again["runs"]] == [False, False]
+    assert again["arms"] == result["arms"] and again["differences"] == result["differences"]

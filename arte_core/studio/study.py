@@ -69,7 +69,7 @@ def _summary(result: dict) -> str:
              f"(items over all seeds)."]
     for shots, d in result["design"].items():
         where = "pooled over tasks" if d["task"] == "pooled" else f"on {html.escape(d['task'])}"
-        mde = "undefined" if d["mde"] is None else f"{d['mde']:.3f}"
+        mde = "undefined (no item tells the arms apart)" if d["mde"] is None else f"{d['mde']:.3f}"
         lines.append(f"- {shots}-shot, {where}: the smallest {result['treatment']} − {result['control']} difference "
                      f"this design detects at α {d['alpha']} with {d['power']:.0%} power is **{mde}** "
                      f"({d['n_items']} paired items, {d['n_seeds']} runs).")

@@ -6,7 +6,9 @@ items with `task` and `seed` beside the columns of `store.study.study_eval_items
 
 - **Arm accuracy** per task × arm × shots: the mean over seeds of each seed's accuracy, with a 95%
   percentile interval from a hierarchical bootstrap (resample seeds, then items within each drawn seed;
-  `stats.hierarchical_bootstrap`), so both seed-to-seed and item-to-item variation widen it. The unparsed
+  `stats.hierarchical_bootstrap`), so both seed-to-seed and item-to-item variation widen it; never
+  narrower than the Wilson interval of the cell's pooled items (a bootstrap of all-wrong answers collapses
+  to [0, 0]). The unparsed
   and truncated rates are pooled shares of the cell's items.
 - **ARTE − original** per task × shots and pooled over tasks (the mean of the tasks' differences): the
   same bootstrap over the per-item paired differences (treatment right − control right on one item of
@@ -15,7 +17,8 @@ items with `task` and `seed` beside the columns of `store.study.study_eval_items
   test of the per-seed mean differences (the seeds as the unit; None with fewer than two seeds).
 - **Minimum detectable effect**: (z_{1-α/2} + z_{power}) × SE, with SE the standard deviation of the
   hierarchical bootstrap distribution of the difference (which carries the observed paired SD of items
-  and the spread between seeds); at α 0.05 and 80% power that is 2.80 × SE (`stats.minimum_detectable_effect`,
+  and the spread between seeds; undefined, None, when no item tells the arms apart, and the difference's
+  interval is then ± the Wilson upper bound of 0 discordant items); at α 0.05 and 80% power that is 2.80 × SE (`stats.minimum_detectable_effect`,
   statsmodels' NormalIndPower). A true difference smaller than it would usually go unseen by this design.
 """
 
@@ -27,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from arte_core.stats import hierarchical_bootstrap, mcnemar_exact, minimum_detectable_effect
+from arte_core.stats import hierarchical_bootstrap, mcnemar_exact, minimum_detectable_effect, wilson_interval
 from arte_core.study.evaluation import N_RESAMPLES, arm_rank, cell_seed, paired_items
 
 ALPHA, POWER, LEVEL = 0.05, 0.8, 0.95
@@ -60,6 +63,10 @@ def arm_table(items: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0
         seeds, groups = _seed_groups(cell, "correct")
         boot = hierarchical_bootstrap(groups, n_resamples, np.random.default_rng(cell_seed(seed, task, variant, shots)))
         low, high, _ = _interval(boot)
+        # Never narrower than the Wilson interval of the pooled items: a bootstrap of identical answers
+        # (0/n, n/n) collapses to one point, while n items cannot rule out a rate of about 3/n.
+        wilson_low, wilson_high = wilson_interval(int(cell["correct"].sum()), len(cell))
+        low, high = min(low, wilson_low), max(high, wilson_high)
         known = cell["truncated"].notna()
         rows.append(dict(task=task, variant=variant, shots=int(shots), n_seeds=len(seeds), n_items=len(cell),
                          accuracy=float(np.mean([g.mean() for g in groups])), ci_low=low, ci_high=high,
@@ -84,6 +91,12 @@ def _difference_row(task, shots, treatment, control, paired: pd.DataFrame, boot:
     diffs = paired["treatment"].astype(float) - paired["control"].astype(float)
     treatment_only, control_only = int((diffs > 0).sum()), int((diffs < 0).sum())
     low, high, se = _interval(boot)
+    if treatment_only + control_only == 0:
+        # No item tells the arms apart, so every resample gives 0: the bootstrap says nothing. The arms
+        # differ on at most the Wilson upper bound of 0 discordant items out of n, and so does their
+        # accuracy; a detectable effect cannot be estimated without a paired SD.
+        bound = wilson_interval(0, len(paired))[1]
+        low, high, se = -bound, bound, None
     return dict(task=task, shots=int(shots), treatment=treatment, control=control,
                 n_seeds=len(paired[["task", "seed"]].drop_duplicates()),  # pooled: task × seed runs
                 n_items=len(paired), difference=None, ci_low=low, ci_high=high, se=se,
@@ -122,6 +135,10 @@ def differences(items: pd.DataFrame, treatment: str = "arte", control: str = "or
     return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
 
 
+def _number(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def design_summary(table: pd.DataFrame, diffs: pd.DataFrame) -> dict:
     """What the design can detect: per shots, the pooled (or single task's) minimum detectable effect of
     treatment − control and the sizes behind it."""
@@ -130,6 +147,6 @@ def design_summary(table: pd.DataFrame, diffs: pd.DataFrame) -> dict:
         headline = part[part["task"] == POOLED]
         headline = headline if len(headline) else part
         row = headline.iloc[0]
-        out[int(shots)] = dict(task=row["task"], mde=row["mde"], se=row["se"], n_items=int(row["n_items"]),
+        out[int(shots)] = dict(task=row["task"], mde=_number(row["mde"]), se=_number(row["se"]), n_items=int(row["n_items"]),
                                n_seeds=int(row["n_seeds"]), alpha=ALPHA, power=POWER)
     return out

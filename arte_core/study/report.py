@@ -106,10 +106,14 @@ def _design_lines(result: dict) -> list[str]:
     lines = []
     for shots, d in result["design"].items():
         where = "pooled over tasks" if d["task"] == POOLED else f"on {d['task']}"
+        sizes = f"{d['n_items']} paired items over {d['n_seeds']} task × seed runs"
+        if d["mde"] is None:
+            lines.append(f"- {shots}-shot, {where}: minimum detectable {result['treatment']} − {result['control']} "
+                         f"difference undefined: no item tells the arms apart ({sizes}).")
+            continue
         lines.append(f"- {shots}-shot, {where}: minimum detectable {result['treatment']} − {result['control']} "
                      f"difference {_fmt(d['mde'])} (a fraction: 0.10 is 10 points) at α {d['alpha']} and "
-                     f"{d['power']:.0%} power = 2.80 × SE {_fmt(d['se'], 4)} (hierarchical bootstrap), "
-                     f"{d['n_items']} paired items over {d['n_seeds']} task × seed runs.")
+                     f"{d['power']:.0%} power = 2.80 × SE {_fmt(d['se'], 4)} (hierarchical bootstrap), {sizes}.")
     return lines
 
 
