@@ -103,9 +103,11 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
     students = common.student_choices(store, run_id)
     with gr.Row(equal_height=True):
         run = gr.Dropdown(common.run_choices(store), value=run_id, label="Run (task · run id (teacher → student))",
-                          scale=4, elem_id="run-select", allow_custom_value=True)  # runs appear after launch
+                          scale=4, elem_id="run-select", allow_custom_value=True,  # runs appear after launch
+                          info=guide_text.term_info("run"))
         student = gr.Dropdown(students, value=students[0] if students else None, label="Student (scores shown)",
-                              scale=2, elem_id="student-select", allow_custom_value=True)
+                              scale=2, elem_id="student-select", allow_custom_value=True,
+                              info=guide_text.term_info("student"))
         user = gr.Textbox("anonymous", label="Your name (for the audit trail)", scale=2, elem_id="user-name")
         login_button()  # a Space with Hugging Face sign-in: the signed-in name replaces the typed one
         refresh = gr.Button("↻ Reload runs", scale=1, size="sm")

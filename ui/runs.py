@@ -16,10 +16,21 @@ from arte_core.config import RunConfig, field_help
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
 from arte_core.studio import runs as h
+from arte_core.studio.guide import term_info
 from arte_core.studio.launch_rules import allowed_models_text
 from ui.common import selected_row_id
 
 PROGRESS_POLL_S = 2  # how often the tab rereads the shown job's progress and the history
+# Glossary entries a key field's tooltip adds to the field's own help.
+FIELD_TERMS = {"teacher": ("teacher",), "student": ("student",), "elicit.n_questions": ("draft",),
+               "align.learning_rate": ("DPO",), "pairs.signal": ("one-shot score", "influence"),
+               "pairs.style": ("pair",)}
+
+
+def _info(helps: dict, path: str) -> str | None:
+    """A field's tooltip: its config help, then the glossary's words for the terms it uses."""
+    parts = [helps.get(path) or "", term_info(*FIELD_TERMS.get(path, ()))] if path in FIELD_TERMS else [helps.get(path)]
+    return " ".join(p for p in parts if p) or None
 
 
 def _who(request: gr.Request | None, typed: str | None = None) -> str:
@@ -62,19 +73,19 @@ def _form(jobs: JobManager, default_config: RunConfig, off: str | None) -> dict:
             value = h.field_value(default_config, path)
             if path == "task":
                 fields.append(gr.Dropdown(h.task_choices(default_config.task_dir), value=value, label=label,
-                                          info=helps.get(path), elem_id="runs-field-task", filterable=True))
+                                          info=_info(helps, path), elem_id="runs-field-task", filterable=True))
             elif path == "task_dir":
-                fields.append(gr.Textbox(value or "", label=label, info=helps.get(path), elem_id="runs-field-task_dir",
+                fields.append(gr.Textbox(value or "", label=label, info=_info(helps, path), elem_id="runs-field-task_dir",
                                          placeholder="/path/to/BIG-Bench-Hard"))
             elif path in h.FIELD_CHOICES:
-                fields.append(gr.Dropdown(h.FIELD_CHOICES[path], value=value, label=label, info=helps.get(path),
+                fields.append(gr.Dropdown(h.FIELD_CHOICES[path], value=value, label=label, info=_info(helps, path),
                                           elem_id=f"runs-field-{path}"))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 precision = 0 if isinstance(value, int) else None
-                fields.append(gr.Number(value, label=label, info=helps.get(path), precision=precision,
+                fields.append(gr.Number(value, label=label, info=_info(helps, path), precision=precision,
                                         step=1 if precision == 0 else 1e-7, elem_id=f"runs-field-{path}"))
             else:
-                fields.append(gr.Textbox(value, label=label, info=helps.get(path), elem_id=f"runs-field-{path}"))
+                fields.append(gr.Textbox(value, label=label, info=_info(helps, path), elem_id=f"runs-field-{path}"))
     with gr.Accordion("Effective config (YAML): every field of the run", open=False):
         config_yaml = gr.Code(default_config.to_yaml(), language="yaml", label="config.yaml", lines=18,
                               interactive=True, elem_id="runs-config")

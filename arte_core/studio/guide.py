@@ -28,6 +28,8 @@ ARTE_PARAGRAPH = (
 
 # One definition per term the studio shows; the tabs' tooltips (`info=`) read them through term_info.
 GLOSSARY: dict[str, str] = {
+    "run": "One pass of the ARTE loop under one config (task, teacher, student, sizes, seed); its id ends in a "
+           "hash of that config, so a changed config is a new run.",
     "teacher": "The larger model that writes the training data (questions and rationales).",
     "student": "The small model the data is for: its answers decide which drafts are better.",
     "draft": "One question written by the teacher together with one rationale (worked reasoning) for it, in one "
