@@ -241,6 +241,97 @@ def test_bulk_undo_and_trail(store):
         pairs.undo_decision(store, None, "carol")
 
 
+def test_a_bulk_decision_is_asked_with_its_count_and_undone_as_one(store):
+    before = store.training_pairs(RUN, STUDENT)
+    asked = pairs.bulk_preview(store, RUN, STUDENT, pairs.pair_filter(kind="question"), "exclude")
+    assert asked["count"] == 4 and "**4 pair(s)**" in asked["message"]
+    assert store.scalar("SELECT count(*) FROM pair_decisions") == 0  # asking records nothing
+    pairs.decide(store, "pr-0", "swap", "dave", "")  # a single decision before: not part of the batch
+    done = pairs.decide_pairs(store, asked["pair_ids"], "exclude", "carol", "off-task")
+    assert done["bulk_id"] == 2 and "as bulk action 2" in done["message"]
+    trail = pairs.trail_view(store, None, RUN, whole_run=True)
+    assert sorted(trail[trail["bulk"] == 2]["pair_id"]) == ["pq-0-3", "pq-0-4", "pq-1-3", "pq-1-4"]
+    assert trail[trail["pair_id"] == "pr-0"]["bulk"].tolist() == ["—"]
+    assert pairs.latest_bulk(store, RUN) == 2
+    undone = pairs.undo_bulk(store, 2, "carol", "wrong filter")
+    assert "Bulk action 2 undone: 4 decision(s)" in undone["message"]
+    after = {p["pair_id"]: p for p in store.training_pairs(RUN, STUDENT)}
+    assert {p["pair_id"] for p in before} == set(after)  # every excluded pair is back
+    assert decisions.effective_decisions(store, RUN) == {"pr-0": "swap"}  # the single decision stays
+    assert pairs.latest_bulk(store, RUN) is None
+    with pytest.raises(ArteError, match="already undone"):
+        pairs.undo_bulk(store, 2, "carol")
+    with pytest.raises(ArteError, match="no bulk action with id 1"):
+        pairs.undo_bulk(store, 1, "carol")
+    with pytest.raises(ArteError, match="no pairs match"):
+        pairs.bulk_preview(store, RUN, STUDENT, pairs.pair_filter(search="no such text"), "exclude")
+
+
+def test_blind_review_hides_margin_decisions_and_reviewers_until_decided(store):
+    pairs.decide(store, "pr-0", "accept", "alice", "")
+    pairs.decide(store, "pr-1", "note", "bob", "the left one restates the question")
+    table = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(), blind=True)["table"]
+    assert not {"margin", "decision", "by", "notes", "chosen score", "chosen"} & set(table.columns)
+    assert dict(zip(table["pair_id"], table["decided"]))["pr-0"] == "yes"
+    assert dict(zip(table["pair_id"], table["decided"]))["pr-1"] == "no"
+    # bob's note on the undecided pr-1 is not shown to a blind reviewer; alice's decided pr-0 is
+    assert pairs.trail_view(store, "pr-1", RUN, blind=True).empty
+    assert not pairs.trail_view(store, "pr-1", RUN).empty
+    assert set(pairs.trail_view(store, None, RUN, whole_run=True, blind=True)["pair_id"]) == {"pr-0"}
+    hidden = pairs.pair_panel(store, "pr-1", blind=True)
+    assert "margin 0." not in hidden["header"] and "bob" not in hidden["header"] and hidden["items"].empty
+    # after the decision the sides are revealed but keep their A/B labels and the options their wording
+    shown = pairs.pair_panel(store, "pr-0", blind=True)
+    assert shown["left_label"].startswith("A (left) · student's") and shown["right_label"].startswith("B (right) · ")
+    assert [label for label, _ in shown["choices"]][:2] == ["A (left) is better", "B (right) is better"]
+    assert "A (left) correct" in shown["items"].columns
+
+
+def test_the_panel_shows_each_sides_target_with_the_solver_and_the_answers_side_by_side(store):
+    # question 2's target is wrong by the task's solver (SOLVER_AGREES[2] is False)
+    wrong = pairs.pair_panel(store, "pr-2")
+    assert "solver agrees: **no**" in wrong["sides"] and "a wrong target" in wrong["sides"]
+    assert "**chosen**: target `False` · solver agrees: **no**" in wrong["sides"]
+    right = pairs.pair_panel(store, "pr-0")
+    assert right["sides"].count("solver agrees: yes") == 2
+    items = right["items"]  # (0, 0) scores 0.9: items 0-8 right; (0, 3) scores 0.6: items 0-5 right
+    assert list(items.columns) == ["#", "question", "target", "chosen answer", "chosen correct", "rejected answer",
+                                   "rejected correct"]
+    assert items["chosen correct"].tolist() == ["yes"] * 9 + ["no"]
+    assert items["rejected correct"].tolist() == ["yes"] * 6 + ["no"] * 4
+    assert items["chosen answer"].tolist()[-1] == "—"  # the unparsed answer of draft (0, 0)
+    assert items.iloc[0]["question"] == "pref question 0" and items.iloc[0]["target"] == "True"
+    # a question side: how many of the question's drafts got each item right (accuracies 0.9 0.8 0.7 0.6)
+    question = pairs.pair_panel(store, "pq-0-3")["items"]
+    assert question["chosen drafts right"].tolist()[5:] == ["4/4", "3/4", "2/4", "1/4", "0/4"]
+
+
+def test_tables_render_questions_and_show_a_dash_for_what_is_missing(store):
+    table = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(kind="question"))["table"]
+    chosen = dict(zip(table["pair_id"], table["chosen"]))["pq-0-3"]
+    assert chosen == "True and not False → target True" and "<input>" not in "".join(table["rejected"])
+    assert pairs.pair_panel(store, "pq-0-3")["left"] == "True and not False\n\nTarget: True"
+    assert set(table["decision"]) == {"—"} and set(table["by"]) == {"—"}
+    drafts_table = drafts.drafts_view(store, RUN, OTHER_STUDENT, drafts.draft_filter())["table"]
+    assert not drafts_table.isna().any().any() and set(drafts_table["influence"]) == {"—"}
+    assert set(drafts_table["solver ok"]) == {"yes", "no", "—"}  # one boolean style; question 5 has no solver
+
+
+def test_an_error_leaves_every_output_in_place():
+    import gradio as gr
+
+    from ui.common import in_place, in_place_status
+
+    def refuse(value):
+        raise ArteError(f"min score must be a number, got {value!r}; clear the box to drop this filter.")
+
+    skipped = in_place(refuse, 3, notice=True)("50%")
+    assert [type(v) for v in skipped[:3]] == [type(gr.skip())] * 3 and skipped[3].startswith("⚠️ min score")
+    assert in_place(lambda: ("table", "info", 1), 3, notice=True)() == ("table", "info", 1, "")
+    status = in_place_status(refuse, 4, at=3)("x")
+    assert status[3].startswith("⚠️") and all(type(v) is type(gr.skip()) for v in status[:3])
+
+
 def test_agreement_numbers(store):
     assert pairs.agreement(store, RUN, STUDENT)["agreement"] is None
     pairs.decide(store, "pr-0", "accept", "a", "")
