@@ -67,6 +67,9 @@ def _summary(result: dict) -> str:
              f"{', '.join(map(str, result['seeds']))}; student {html.escape(str(result.get('student', '?')))}. "
              f"Cells: mean accuracy over seeds [95% interval: hierarchical bootstrap over seeds, then items] and n "
              f"(items over all seeds)."]
+    if result.get("study_id") == "store":
+        lines[0] += (" This view pools every evaluated run of the store by task and seed; pick a `study-*` folder "
+                     "to see one study's runs alone.")
     for shots, d in result["design"].items():
         where = "pooled over tasks" if d["task"] == "pooled" else f"on {html.escape(d['task'])}"
         mde = "undefined (no item tells the arms apart)" if d["mde"] is None else f"{d['mde']:.3f}"
