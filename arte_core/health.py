@@ -1,6 +1,6 @@
 """Signal health: does a run's student-preference signal measure what it claims? One line per check
 (label balance, above chance, label copying, unparsed and truncated answers, reliability, significant
-pairs, agreement of the two signals, the aligned teacher's DPO rewards), each ok / warn / bad with its
+pairs, agreement of the two signals, the aligned teacher's DPO rewards, the alignment check), each ok / warn / bad with its
 number, its n, its 95% interval where one applies, and one sentence on what to change.
 
 `n/a` marks a line nothing can be measured for yet (no influence run, no aligned teacher, an open-answer
@@ -23,6 +23,7 @@ from arte_core.config.run import DPO_UNMOVED_NATS
 from arte_core.errors import ArteError
 from arte_core.stats import bootstrap_ci, crossed_bootstrap_ci, spearman_ci, wilson_interval, youden_j
 from arte_core.store import Store
+from arte_core.store import alignment as alignment_store
 from arte_core.store import health as queries
 from arte_core.store import signals
 
@@ -75,6 +76,7 @@ TITLES = {
     "signal_agreement": "agreement of ICL and influence",
     "dpo_reward_accuracy": "DPO reward accuracy",
     "dpo_reward_margin": "DPO reward margin",
+    "alignment_check": "alignment check (aligned − base teacher drafts)",
 }
 RESCORE = "not measured: scored by an older version; run `arte rescore`."
 
@@ -119,7 +121,8 @@ def signal_health(store: Store, run_id: str, student: str, config: RunConfig | N
     return [label_balance(targets, labels), above_chance(table, labels), label_copy(scores, labels),
             unparsed(table), truncated(table), reliability(store, run_id, student, "icl"), *influence,
             significant_pairs(queries.pair_p_values(store, run_id, student), config.pairs.max_p),
-            signal_agreement(comparison), *dpo_lines(store, run_id, config.align.beta)]
+            signal_agreement(comparison), *dpo_lines(store, run_id, config.align.beta),
+            *alignment_check_lines(store, run_id, student)]
 
 
 def _run_config(run: dict) -> RunConfig:
@@ -365,6 +368,26 @@ def dpo_lines(store: Store, run_id: str, beta: float) -> list[HealthLine]:
                   message=f"the teacher's implicit reward ranks the chosen side first on {accuracy:.0%} of the last "
                           f"logged batch {step} (TRL logs a batch mean, so no interval){acc_advice}"),
             _line("dpo_reward_margin", margin_status, margin, n=n_pairs, message=advice)]
+
+
+def alignment_check_lines(store: Store, run_id: str, student: str) -> list[HealthLine]:
+    """The direct test of alignment (stages/check.py): ok when the interval of aligned − base accuracy on the
+    held-out check items lies above 0, warn when it holds 0, bad below. No line while the run lacks either arm."""
+    check = alignment_store.alignment_check(store, run_id, student)
+    if check is None or "difference" not in check:
+        return [_line("alignment_check", "n/a", n=0, message="not measured yet; run `arte check` (after "
+                      "`arte regenerate`).")] if alignment_store.has_both_arms(store, run_id) else []
+    d, ci, n, arms = check["difference"], (check["ci_low"], check["ci_high"]), check["n_items"], check["arms"]
+    what = (f"the student's accuracy with aligned minus base teacher drafts as demo {d:+.3f} on {n} held-out "
+            f"items ({arms['arte']['n_drafts']} aligned, {arms['base']['n_drafts']} base drafts; "
+            f"{check['n_better']} items better, {check['n_worse']} worse; Wilcoxon p = {check['wilcoxon_p']:.3g})")
+    if ci[0] is not None and ci[0] > 0:
+        return [_line("alignment_check", "ok", d, ci, n, f"{what}: the aligned teacher writes what this student learns from.")]
+    if ci[1] is not None and ci[1] < 0:
+        return [_line("alignment_check", "bad", d, ci, n, f"{what}: alignment made the drafts worse for this "
+                      "student; check the pairs' and DPO lines above before training on them.")]
+    return [_line("alignment_check", "warn", d, ci, n, f"{what}: within noise; more check items (`check.n_items`) "
+                  "or drafts narrow the interval.")]
 
 
 def summary_counts(lines: list[HealthLine]) -> dict[str, int]:

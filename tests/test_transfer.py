@@ -46,6 +46,10 @@ def populate_run(store: Store, run_id: str, decision_base: int) -> None:
         store.insert("candidate_answers", [dict(run_id=run_id, rationale_id=f"{run_id}:draft:q00000:common_sense",
                                                 student="student-a", item_index=0, output="True", answer="True",
                                                 correct=True)])
+        store.insert("check_items", [dict(run_id=run_id, item_index=0, input="not True", target="False")])
+        store.insert("alignment_scores", [dict(run_id=run_id, student="student-a", origin="base", item_index=0,
+                                               rationale_id=f"{run_id}:base:q00000:step_by_step", output="False",
+                                               answer="False", correct=True)])
         store.replace_pairs(run_id, "student-a", [pair_row(run_id, f"{run_id}-p1"), pair_row(run_id, f"{run_id}-p2")])
         store.insert("pair_decisions", [decision_row(decision_base + 1, f"{run_id}-p1")])
         store.add_artifact(run_id, "teacher_adapter", "adapter", f"/runs/{run_id}/adapter", {"steps": 2},

@@ -13,7 +13,8 @@ def build_analysis_tab(ctx: StudioContext, tab: gr.Tab) -> None:
                 "accuracy (moderate lengths did best), a small student prefers one consistent technique, and "
                 "question quality matters more than rationale quality. Score differences below the binomial "
                 "noise level are not evidence. A draft whose student repeats the demo's label (label-copy rate "
-                "≥ 0.9) at chance-level balanced accuracy measures the label, not the rationale.")
+                "≥ 0.9) at chance-level balanced accuracy measures the label, not the rationale. The alignment check "
+                "scores base and aligned teacher drafts on held-out items: the direct test of alignment.")
     refresh = gr.Button("Refresh plots", elem_id="analysis-refresh")
     summary = gr.Markdown(elem_id="analysis-summary")
     plots = {}
@@ -24,7 +25,8 @@ def build_analysis_tab(ctx: StudioContext, tab: gr.Tab) -> None:
         plots["questions"] = gr.Plot(show_label=False, label="Question scores", elem_id="plot-questions")
         plots["teacher_answer"] = gr.Plot(show_label=False, label="Teacher answer wrong vs right", elem_id="plot-teacher-answer")
     with gr.Row():
-        plots["origin"] = gr.Plot(show_label=False, label="Draft vs regenerated data", elem_id="plot-origin")
+        plots["origin"] = gr.Plot(show_label=False, label="Alignment check: aligned vs base teacher drafts",
+                                   elem_id="plot-origin")
         plots["evaluation"] = gr.Plot(show_label=False, label="Evaluation", elem_id="plot-evaluation")
     with gr.Row():
         plots["label_copy"] = gr.Plot(show_label=False, label="Label-copy rate vs balanced accuracy",

@@ -165,6 +165,15 @@ class RegenerateConfig:
 
 
 @dataclass
+class CheckConfig:
+    """The alignment check before SFT: base and aligned teacher drafts scored by the student on held-out items."""
+
+    n_items: int = option(40, "Held-out check items, drawn once per run (stratified by label) from the task's pool outside the preference and test splits and every question of the run (ours: 40 keeps a 2-core check to minutes; more narrow the interval).", **POSITIVE_INT)
+    n_drafts: int = option(0, "Drafts of each teacher scored, the first by question (0 = every regenerated draft).", minimum=0)
+    n_resamples: int = option(2000, "Bootstrap resamples of check items for the intervals (seeded by the run's seed).", minimum=100)
+
+
+@dataclass
 class DistillConfig:
     """Step 5b: fine-tune the student on the original-teacher data and on the regenerated data (TRL SFT)."""
 
@@ -251,6 +260,7 @@ class RunConfig:
     pairs: PairConfig = section(PairConfig, "Pair building.")
     align: AlignConfig = section(AlignConfig, "Teacher DPO.")
     regenerate: RegenerateConfig = section(RegenerateConfig, "Regeneration with the aligned teacher.")
+    check: CheckConfig = section(CheckConfig, "Alignment check: base vs aligned teacher drafts on held-out items.")
     distill: DistillConfig = section(DistillConfig, "Student SFT.")
     eval: EvalConfig = section(EvalConfig, "Evaluation.")
     influence: InfluenceConfig = section(InfluenceConfig, "Local data influence (optional signal).")

@@ -194,6 +194,30 @@ TABLES: dict[str, str] = {
         target VARCHAR NOT NULL,
         PRIMARY KEY (run_id, item_index)
     """,
+    # The alignment check's held-out items (stages/check.py): drawn from the task's pool outside the
+    # preference and test splits and every question of the run, stratified by label, once per run.
+    "check_items": """
+        run_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        input VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, item_index)
+    """,
+    # The student's answer to one check item with a base ('base') or aligned ('arte') teacher draft as its
+    # only demo (the score stage's one-shot prompt; parse_mode and truncated as in icl_items).
+    "alignment_scores": """
+        run_id VARCHAR NOT NULL,
+        student VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        rationale_id VARCHAR NOT NULL,
+        item_index INTEGER NOT NULL,
+        output VARCHAR NOT NULL,
+        answer VARCHAR,
+        correct BOOLEAN NOT NULL,
+        parse_mode VARCHAR,
+        truncated BOOLEAN,
+        PRIMARY KEY (run_id, student, rationale_id, item_index)
+    """,
     # student (schema 5): '' for the drafts (origin 'draft', shared by every student), else the student
     # whose arm ('arte': the teacher aligned to them, 'base': the unaligned teacher under the same settings).
     "generation_calls": STUDENT_KEYED_COLUMNS["generation_calls"],

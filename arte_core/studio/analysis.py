@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from arte_core.stats import binomial_sd, spearman
-from arte_core.store import Store, analysis, catalog
+from arte_core.store import Store, alignment, analysis, catalog
 from arte_core.studio import plots
 from arte_core.studio.common import NO_RUN, require, require_run, table_ready
 
@@ -34,14 +34,34 @@ def analysis_view(store: Store, run_id: Any, student: Any) -> dict:
         technique=plots.technique_figure(techniques, n_pref),
         questions=plots.question_histogram(questions),
         teacher_answer=plots.teacher_answer_figure(analysis.teacher_answer_accuracy(store, run_id, student)),
-        origin=plots.origin_figure(analysis.origin_scores(store, run_id, student)),
+        origin=_alignment_or_origin_figure(store, run_id, student),
         evaluation=plots.evaluation_figure(evaluation),
         label_copy=plots.copy_rate_figure(copies, n_copies, analysis.label_chance(store, run_id),
                                           analysis.old_score_count(store, run_id, student)),
         evaluation_table=table_ready(_evaluation_columns(evaluation)),
         summary=_analysis_summary(lengths, totals, techniques, questions, n_pref)
-        + _label_copy_line(copies, n_copies, analysis.label_chance(store, run_id)),
+        + _label_copy_line(copies, n_copies, analysis.label_chance(store, run_id))
+        + _alignment_line(alignment.alignment_check(store, run_id, student)),
     )
+
+
+def _alignment_or_origin_figure(store: Store, run_id: str, student: str):
+    """The alignment check's figure once `arte check` ran for the student; before, the scores of draft vs
+    regenerated rationales where both were scored on the preference items (else a figure saying what to run)."""
+    check = alignment.alignment_check(store, run_id, student)
+    if check is not None:
+        return plots.alignment_figure(check, alignment.check_draft_scores(store, run_id, student))
+    return plots.origin_figure(analysis.origin_scores(store, run_id, student))
+
+
+def _alignment_line(check: dict | None) -> str:
+    if check is None or "difference" not in check:
+        return ""
+    arms = check["arms"]
+    return (f"\n- Alignment check: accuracy with aligned teacher drafts {arms['arte']['accuracy']['value']:.3f} vs base "
+            f"{arms['base']['accuracy']['value']:.3f}; aligned − base {check['difference']:+.3f} "
+            f"[{plots.interval_text(check)}] over {check['n_items']} held-out items (Wilcoxon p = {check['wilcoxon_p']:.3g}).")
+
 
 
 def _analysis_summary(lengths: pd.DataFrame, totals: dict, techniques: pd.DataFrame, questions: pd.DataFrame,

@@ -146,8 +146,8 @@ def teacher_answer_figure(df: pd.DataFrame) -> go.Figure:
 def origin_figure(df: pd.DataFrame) -> go.Figure:
     """Score distribution of the draft data vs the regenerated (ARTE) data, when the latter is scored."""
     if df.empty or df["origin"].nunique() < 2:
-        return empty_figure("Regenerated data is not scored for this student yet "
-                            "(score the 'arte' rationales to compare).")
+        return empty_figure("No alignment check for this student yet: run `arte check` (after `arte regenerate`) "
+                            "to score base and aligned teacher drafts on held-out items.")
     fig = go.Figure()
     for i, origin in enumerate(sorted(df["origin"].unique(), key=lambda o: (o != "draft", o))):
         part = df[df["origin"] == origin]
@@ -157,6 +157,47 @@ def origin_figure(df: pd.DataFrame) -> go.Figure:
                              jitter=0.4, marker_color=PALETTE[i % len(PALETTE)], boxmean=True))
     return _layout(fig, "Before vs after alignment: one-shot accuracy of the data", "box = quartiles, dashed = mean",
                    yaxis_title="one-shot accuracy", yaxis_range=[-0.05, 1.05])
+
+
+def alignment_figure(check: dict, drafts: pd.DataFrame) -> go.Figure:
+    """The alignment check (stages/check.py): each arm's per-draft accuracy on the held-out check items (`drafts`:
+    the store's check_draft_scores) beside the paired difference aligned − base with its 95% bootstrap
+    interval over items, n and p (`check`: the stored summary)."""
+    from plotly.subplots import make_subplots
+
+    names = {"base": "base teacher", "arte": "aligned teacher"}
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.12)
+    for i, origin in enumerate(("base", "arte")):
+        part, arm = drafts[drafts["origin"] == origin], check["arms"].get(origin)
+        if part.empty or arm is None:
+            continue
+        accuracy = arm["accuracy"]
+        fig.add_trace(go.Box(y=part["accuracy"], name=f"{names[origin]} (n = {arm['n_drafts']} drafts)",
+                             boxpoints="all", jitter=0.4, boxmean=True, marker_color=PALETTE[i],
+                             hovertemplate=f"{names[origin]}: mean {accuracy['value']:.3f} "
+                                           f"[{interval_text(accuracy)}]<extra></extra>"), row=1, col=1)
+    if "difference" in check:
+        low, high = check["ci_low"], check["ci_high"]
+        d = check["difference"]
+        fig.add_trace(go.Scatter(x=["aligned − base"], y=[d], mode="markers", name="difference (95% CI)",
+                                 marker=dict(size=12, color=PALETTE[2]),
+                                 error_y=dict(type="data", visible=low is not None,
+                                              array=[(high - d) if high is not None else 0],
+                                              arrayminus=[(d - low) if low is not None else 0])), row=1, col=2)
+        fig.add_hline(y=0, line_dash="dash", line_color="#666", row=1, col=2)
+        subtitle = (f"aligned − base {d:+.3f} [{interval_text(check)}] over n = {check['n_items']} held-out items "
+                    f"(paired bootstrap) · {check['n_better']} better, {check['n_worse']} worse, "
+                    f"{check['n_tied']} tied · Wilcoxon p = {check['wilcoxon_p']:.3g}, sign p = {check['sign_p']:.3g}")
+    else:
+        subtitle = f"one arm only, over n = {check['n_items']} held-out items"
+    fig.update_yaxes(title_text="accuracy on check items (per draft)", range=[-0.05, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text="difference in accuracy", row=1, col=2)
+    return _layout(fig, "Alignment check: does the aligned teacher write what the student learns from?", subtitle)
+
+
+def interval_text(values: dict) -> str:
+    low, high = values["ci_low"], values["ci_high"]
+    return "CI undefined" if low is None or high is None else f"95% CI {low:+.3f} … {high:+.3f}"
 
 
 def evaluation_figure(df: pd.DataFrame) -> go.Figure:
