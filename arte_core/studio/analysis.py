@@ -63,7 +63,6 @@ def _alignment_line(check: dict | None) -> str:
             f"[{plots.interval_text(check)}] over {check['n_items']} held-out items (Wilcoxon p = {check['wilcoxon_p']:.3g}).")
 
 
-
 def _analysis_summary(lengths: pd.DataFrame, totals: dict, techniques: pd.DataFrame, questions: pd.DataFrame,
                       n_pref: int) -> str:
     """Bullet points on the figures; counts, means and bins over every draft, ρ over the plotted ones."""
