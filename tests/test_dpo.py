@@ -43,6 +43,7 @@ def test_align_and_health_judge_the_margin_by_one_threshold(tmp_path, margin):
     assert MARGIN_NATS_BAD is DPO_UNMOVED_NATS
     logs = [dict(DEMO_LAST_STEP, **{"rewards/margins": margin})]
     with Store(tmp_path / "s.duckdb") as store:
+        store.ensure_run("r", "boolean_expressions", "builtin", "teacher", "student", "fp", "")
         store.add_artifact("r", ADAPTER, "adapter", "/a", {"n_pairs": 12, **dpo_outcome(logs, 0.1)}, logs)
         line = {line.key: line for line in dpo_lines(store, "r", 0.1)}["dpo_reward_margin"]
     assert (line.status == "bad") == (not dpo_outcome(logs, 0.1)["moved"])

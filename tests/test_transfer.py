@@ -117,7 +117,7 @@ def simulate_child(path, decision_base: int) -> None:
                                [dict(run_id="run-a", variant="arte", shots=3, item_index=i, output="o", answer="True",
                                      correct=i == 0) for i in range(2)])
             job.add_artifact("run-a", "teacher_adapter", "adapter", "/new", {}, [{"step": 1, "loss": 0.5}])
-        job.mark_done("run-a", "align")
+        job.mark_done("run-a", "align", "student-a")
 
 
 def test_ingest_upserts_replaces_pair_groups_and_keeps_decisions(project, tmp_path):
@@ -138,7 +138,7 @@ def test_ingest_upserts_replaces_pair_groups_and_keeps_decisions(project, tmp_pa
     assert project.evaluation("run-a", "arte", 3)["accuracy"] == 0.5
     assert project.artifact("run-a", "teacher_adapter")["path"] == "/new"
     assert [r["step"] for r in project.train_logs("run-a", "teacher_adapter")] == [1]  # old step 2 gone
-    assert project.is_done("run-a", "align")
+    assert project.is_done("run-a", "align", "student-a")
     for table, rows in run_b_before.items():  # the other run is untouched
         assert [r for r in all_rows(project, table) if "run-b" in repr(r)] == rows, table
     assert ingest(project, job_path) == counts  # idempotent
@@ -186,11 +186,11 @@ def test_ingest_reads_what_a_killed_writer_committed(project, tmp_path):
     job_path = tmp_path / "job.duckdb"
     export_run(project, "run-a", job_path)
     script = ("import os, sys; from arte_core.store import Store; "
-              "s = Store(sys.argv[1]); s.mark_done('run-a', 'distill'); os._exit(0)")  # no close, no checkpoint
+              "s = Store(sys.argv[1]); s.mark_done('run-a', 'distill', 'student-a'); os._exit(0)")  # no close, no checkpoint
     subprocess.run([sys.executable, "-c", script, str(job_path)], check=True, timeout=60)
     assert job_path.with_name("job.duckdb.wal").exists()
     ingest(project, job_path)
-    assert project.is_done("run-a", "distill")
+    assert project.is_done("run-a", "distill", "student-a")
 
 
 def backup_without_wal(path, tmp_path) -> Store:
@@ -289,8 +289,15 @@ def test_export_from_a_read_only_store(project, tmp_path):
 def downgrade(store: Store, version: int) -> None:
     """What a store written by an older ARTE Studio looks like: without the columns that MIGRATIONS
     added after `version` (schema 1: no pairs.style; 2: no answer readings or balanced scores)."""
-    later = [stmt for v in range(version + 1, SCHEMA_VERSION + 1) for stmt in MIGRATIONS[v]]
-    added = [re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt).groups() for stmt in later if stmt.startswith("ALTER")]
+    if version < 5:  # schema 5 rebuilt the tables of results with a student: rebuild them without
+        downgrade(store, 5)
+        store_to_schema_4(store)
+        version_now = 4
+    else:
+        version_now = SCHEMA_VERSION
+    later = [stmt for v in range(version + 1, version_now + 1) for stmt in MIGRATIONS[v]]
+    added = [re.match(r"ALTER TABLE (\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+)", stmt).groups()
+             for stmt in later if stmt.startswith("ALTER")]
     for table in [re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", s).group(1) for s in later if s.startswith("CREATE")]:
         store.execute(f"DROP TABLE {table}")  # a table a later schema added
     for table, column in added:
@@ -301,6 +308,26 @@ def downgrade(store: Store, version: int) -> None:
         for sql in indexes:
             store.execute(sql)
     store.execute("UPDATE schema_version SET version = ?", [version])
+
+
+def store_to_schema_4(store: Store) -> None:
+    """Schema 5's tables of results as schema 4 had them: no student column, the key without it."""
+    from arte_core.store.schema import _SCHEMA_4_COLUMNS
+
+    for table, (columns, key) in _SCHEMA_4_COLUMNS.items():
+        store.execute(f"CREATE TABLE {table}_v5 AS SELECT * EXCLUDE (student) FROM {table}")
+        store.execute(f"DROP TABLE {table}")
+        store.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({key.replace('student, ', '')}))")
+        store.execute(f"INSERT INTO {table} SELECT * FROM {table}_v5")
+        store.execute(f"DROP TABLE {table}_v5")
+    for table in ("questions", "rationales"):
+        indexes = [r["sql"] for r in store.rows("SELECT sql FROM duckdb_indexes() WHERE table_name = ?", [table])]
+        for sql in indexes:  # DuckDB drops no column of a table with an index
+            store.execute("DROP INDEX " + re.search(r"INDEX (\w+)", sql).group(1))
+        store.execute(f"ALTER TABLE {table} DROP COLUMN student")
+        for sql in indexes:
+            store.execute(sql)
+    store.execute("UPDATE schema_version SET version = 4")
 
 
 def downgrade_to_schema_1(store: Store) -> None:
