@@ -18,6 +18,7 @@ from arte_core.store import Store, alignment, utcnow
 from arte_core.studio import analysis as analysis_view
 from arte_core.tasks import load_task
 from arte_core.tasks.base import input_key
+from test_stages import scored_run, tiny_config
 
 RUN = "check-run"
 
@@ -169,7 +170,7 @@ def test_check_stage_stores_both_teachers_scores_and_resumes(tmp_path, tiny_mode
     assert set(scored["n_items"]) == {4}
     assert ctx.store.count_rows("alignment_scores", RUN, student) == 16
     stored = alignment.alignment_check(ctx.store, RUN, student)
-    assert stored == {k: v for k, v in info.items()}  # the stage's summary is what the store reads back
+    assert stored == info  # the stage's summary, as the store reads it back from the stage's status
     assert stored["n_items"] == 4 and stored["n_scored_now"] == 4
     assert {o: stored["arms"][o]["n_drafts"] for o in ("base", "arte")} == {"base": 2, "arte": 2}
     answers = alignment.check_answers(ctx.store, RUN, student)
@@ -196,6 +197,31 @@ def test_check_stage_stores_both_teachers_scores_and_resumes(tmp_path, tiny_mode
     figure = analysis_view._alignment_or_origin_figure(ctx.store, RUN, student)
     assert [len(t.y) for t in figure.data] == [2, 2, 1]
     assert "n = 4 held-out items" in figure.layout.title.text
+    ctx.store.close()
+
+
+@pytest.mark.slow
+def test_check_after_a_real_regenerate_scores_both_arms_on_items_no_arm_question_is(tmp_path, tiny_model_dir):
+    """pairs → align → regenerate for real on a tiny model (pool questions, so the random teacher writes both
+    arms), then the check."""
+    config = tiny_config(tiny_model_dir, tmp_path, elicit__question_source="pool")
+    config.check.n_items, config.check.n_resamples = 6, 200
+    ctx = open_run(config, Store(tmp_path / "store.duckdb"), Reporter(tmp_path / "events.jsonl", show_bar=False))
+    scored_run(ctx)
+    for stage in ("pairs", "align", "regenerate"):
+        run_stage(ctx, stage)
+    student = ctx.config.student
+    arms = {origin: ctx.store.rationales(ctx.run_id, origin, student) for origin in alignment.ARMS}
+    assert arms["base"] and len(arms["base"]) == len(arms["arte"])
+    summary = run_stage(ctx, "check")
+    assert summary["n_items"] == 6 and summary["n_scored_now"] == 2 * len(arms["base"])
+    assert {o: summary["arms"][o]["n_drafts"] for o in alignment.ARMS} == {o: len(arms[o]) for o in alignment.ARMS}
+    scored = alignment.check_draft_scores(ctx.store, ctx.run_id, student)
+    assert set(scored["rationale_id"]) == {r["rationale_id"] for arm in arms.values() for r in arm}
+    held_out = {input_key(r["input"]) for r in ctx.store.split(ctx.run_id, "check_items")}
+    assert not held_out & {input_key(r["question"]) for arm in arms.values() for r in arm}
+    assert not held_out & {input_key(r["input"]) for r in ctx.pref_items + ctx.test_items}
+    assert alignment_check_lines(ctx.store, ctx.run_id, student)[0].n == 6
     ctx.store.close()
 
 
