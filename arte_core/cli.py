@@ -85,6 +85,9 @@ class ArteParser(ArgumentParser):
         if command == "health":
             out.__dict__.update(db=own.db, run=own.run, student=own.student, json=own.json)
             return out
+        if command == "pilot":  # its own flags (arte_core/pilot.py), no run config
+            out.__dict__.update(own.as_dict())
+            return out
         base = None
         if not (command == "config" and own.help_fields):
             base = load_config(own.config or demo_config_path())
@@ -129,6 +132,11 @@ def build_parser() -> ArteParser:
     health.add_argument("--student", help="the student whose preferences to audit (default: the run's student)")
     health.add_argument("--json", action="store_true", help="print the lines as JSON")
     commands.add_subcommand("health", health, help=HEALTH_HELP)
+    from arte_core.pilot import PILOT_HELP, add_pilot_arguments
+
+    pilot = ArgumentParser(description=PILOT_HELP, exit_on_error=False)
+    add_pilot_arguments(pilot)
+    commands.add_subcommand("pilot", pilot, help=PILOT_HELP)
     study = _config_parser(STUDY_HELP)
     study.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run each task with")
     study.add_argument("--tasks", nargs="+", help="the tasks to run (default: the config's task)")
@@ -217,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "health":
             return cmd_health(args)
+        if args.command == "pilot":
+            from arte_core.pilot import cmd_pilot
+
+            return cmd_pilot(args)
         if args.command == "study":
             from arte_core.study.runner import cmd_study
 

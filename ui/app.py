@@ -26,6 +26,7 @@ from ui.health import build_health_tab
 from ui.items import build_items_tab
 from ui.login_guard import HideAppFromStrangers
 from ui.pairs import build_pairs_tab
+from ui.pilot import build_pilot_tab
 from ui.runs import build_runs_tab
 from ui.signals import build_signals_tab
 from ui.space import login_button, on_a_space, signed_in_name, tab_store, wire_sandbox_cleanup
@@ -79,6 +80,8 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
                 build_items_tab(ctx, items_tab)
             with gr.Tab("Study", id="study") as study_tab:
                 build_study_tab(ctx, study_tab)
+            with gr.Tab("Student zone (pilot)", id="pilot") as pilot_tab:
+                build_pilot_tab(ctx, pilot_tab)
             with gr.Tab("Runs", id="runs"):
                 _runs_tab(ctx, jobs)
             with gr.Tab("Export", id="export"):

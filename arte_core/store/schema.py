@@ -361,6 +361,33 @@ TABLES: dict[str, str] = {
     "eval_items": STUDENT_KEYED_COLUMNS["eval_items"],
 }
 
+# `arte pilot` (arte_core/pilot.py, store/pilot.py): one row per student × built-in task × difficulty level
+# × shots × seed × size, the student's accuracy there with its Wilson interval against the task's baseline.
+# Belongs to no run: kept by the store it was measured into, never exported with a run (store/transfer.py).
+TABLES["pilot_results"] = """
+        student VARCHAR NOT NULL,
+        task VARCHAR NOT NULL,
+        level INTEGER NOT NULL,
+        default_level INTEGER NOT NULL,
+        level_meaning VARCHAR NOT NULL,
+        shots INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        n_items INTEGER NOT NULL,
+        n_correct INTEGER NOT NULL,
+        accuracy DOUBLE NOT NULL,
+        ci_low DOUBLE NOT NULL,
+        ci_high DOUBLE NOT NULL,
+        baseline DOUBLE NOT NULL,
+        baseline_kind VARCHAR NOT NULL,
+        n_unparsed INTEGER NOT NULL,
+        n_truncated INTEGER NOT NULL,
+        max_new_tokens INTEGER NOT NULL,
+        seconds_per_item DOUBLE NOT NULL,
+        in_zone BOOLEAN NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (student, task, level, shots, seed, n_items)
+    """
+
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS questions_run ON questions(run_id, origin)",
     "CREATE INDEX IF NOT EXISTS rationales_question ON rationales(question_id)",

@@ -53,15 +53,16 @@ def pool_size(min_examples: int) -> int:
     return max(N_EXAMPLES, min_examples + POOL_MARGIN) if min_examples > 0 else N_EXAMPLES
 
 
-def build_task(spec: TaskSpec, seed: int, difficulty: int = 0, min_examples: int = 0) -> Task:
+def build_task(spec: TaskSpec, seed: int, difficulty: int = 0, min_examples: int = 0, n_examples: int = 0) -> Task:
     """The Task of `spec` at `difficulty` (0 = default level) with `pool_size(min_examples)` examples drawn
-    from `random.Random(seed)`."""
+    from `random.Random(seed)`, or exactly `n_examples` when given (a pilot's sample of a level whose
+    question space is too small for a run's pool); either way the first examples of a seed are the same."""
     level = resolved_level(spec, difficulty)
     return Task(
         name=spec.name,
         description=spec.description,
         exemplars=list(spec.exemplars),
-        examples=generate_examples(spec, seed, pool_size(min_examples), level),
+        examples=generate_examples(spec, seed, n_examples or pool_size(min_examples), level),
         answer_format=spec.answer_format,
         solver=spec.solve,
         source="builtin" if level == spec.default_level else f"builtin, difficulty level {level}",
