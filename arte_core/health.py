@@ -121,7 +121,7 @@ def signal_health(store: Store, run_id: str, student: str, config: RunConfig | N
     return [label_balance(targets, labels), above_chance(table, labels), label_copy(scores, labels),
             unparsed(table), truncated(table), reliability(store, run_id, student, "icl"), *influence,
             significant_pairs(queries.pair_p_values(store, run_id, student), config.pairs.max_p),
-            signal_agreement(comparison), *dpo_lines(store, run_id, config.align.beta),
+            signal_agreement(comparison), *dpo_lines(store, run_id, config.align.beta, student),
             *alignment_check_lines(store, run_id, student)]
 
 
@@ -337,8 +337,8 @@ def signal_agreement(comparison: dict) -> HealthLine:
     return _line("signal_agreement", "ok", rho, ci, n, f"{what}: the signals agree.")
 
 
-def dpo_lines(store: Store, run_id: str, beta: float) -> list[HealthLine]:
-    metrics, logs = queries.teacher_training_log(store, run_id)
+def dpo_lines(store: Store, run_id: str, beta: float, student: str | None = None) -> list[HealthLine]:
+    metrics, logs = queries.teacher_training_log(store, run_id, student)
     rewarded = [row for row in logs if "rewards/accuracies" in row and "rewards/margins" in row]
     if metrics is None or not rewarded:
         why = ("no aligned teacher yet; run `arte align`." if metrics is None

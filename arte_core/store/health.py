@@ -42,11 +42,11 @@ def pair_p_values(store: Store, run_id: str, student: str) -> list[float | None]
         "SELECT p_value FROM pairs WHERE run_id = ? AND student = ? ORDER BY pair_id", [run_id, student])]
 
 
-def teacher_training_log(store: Store, run_id: str) -> tuple[dict | None, list[dict]]:
-    """(the aligned teacher's artifact metrics, or None when no teacher was aligned; each logged DPO
-    step's whole log row, in step order)."""
-    artifact = store.artifact(run_id, "teacher_adapter")
+def teacher_training_log(store: Store, run_id: str, student: str | None = None) -> tuple[dict | None, list[dict]]:
+    """(the metrics of the teacher aligned to the student (None: the run's), or None when none was aligned;
+    each logged DPO step's whole log row, in step order)."""
+    artifact = store.artifact(run_id, "teacher_adapter", student)
     if artifact is None:
         return None, []
-    logs = [json.loads(r["metrics_json"] or "{}") for r in store.train_logs(run_id, "teacher_adapter")]
+    logs = [json.loads(r["metrics_json"] or "{}") for r in store.train_logs(run_id, "teacher_adapter", student)]
     return json.loads(artifact.get("metrics_json") or "{}"), logs
