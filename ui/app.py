@@ -18,7 +18,7 @@ from arte_core.studio import common
 from arte_core.studio import guide as guide_text
 from arte_core.studio import runs as runs_handlers
 from ui.analysis import build_analysis_tab
-from ui.common import StudioContext, guarded
+from ui.common import StudioContext, guarded, remember_reviewer
 from ui.drafts import build_drafts_tab
 from ui.export import build_export_tab
 from ui.guide import build_guide_tab
@@ -65,6 +65,7 @@ def build_app(store: Store, jobs: Any = None, read_only: bool = False, runs_dir:
     """The whole studio as a gr.Blocks (launch it with **launch_kwargs())."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         ctx = _top_bar(tab_store(store), read_only, str(runs_dir))
+        remember_reviewer(ctx, demo)  # outside the tabs: a hidden tab's components are not mounted yet
         with gr.Tabs(overflow_behavior="wrap", elem_id="arte-tabs"):  # on a phone every tab stays in sight
             with gr.Tab("Drafts", id="drafts"):
                 build_drafts_tab(ctx, demo)

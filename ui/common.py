@@ -11,6 +11,7 @@ import gradio as gr
 
 from arte_core.errors import ArteError
 from arte_core.studio import common as studio_common
+from ui.space import signed_in_name
 
 if TYPE_CHECKING:  # the UI reaches the store through the handlers; the type is for reading only
     from arte_core.store import Store
@@ -95,11 +96,12 @@ REVIEWER_SECRET = "arte-studio-reviewer-name"
 
 def remember_reviewer(ctx: StudioContext, demo: gr.Blocks) -> None:
     """The typed reviewer name persists in the browser (localStorage via gr.BrowserState) across reloads;
-    a signed-in user's name comes from the login instead and is never replaced by a stored one."""
+    a signed-in user's name (studio or Hugging Face login) comes from the login instead and is never
+    replaced by a stored one. Call it outside the tabs: a hidden tab's components are not mounted."""
     stored = gr.BrowserState("", storage_key=REVIEWER_STORAGE_KEY, secret=REVIEWER_SECRET)
 
-    def restore(name: str | None, request: gr.Request):
-        if getattr(request, "username", None) or not (name or "").strip():
+    def restore(name: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        if signed_in_name(request, profile) or not (name or "").strip():
             return gr.skip()
         return name.strip()
 

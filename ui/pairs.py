@@ -11,8 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import pairs
-from ui.common import (StudioContext, in_place, in_place_status, notice_state, page_listeners, remember_reviewer,
-                       selected_row_id)
+from ui.common import StudioContext, in_place, in_place_status, notice_state, page_listeners, selected_row_id
 from ui.health import health_pointer
 from ui.pair_decisions import decision_widgets, wire_decisions
 
@@ -46,7 +45,6 @@ def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
                    agreement=agreement, table=table, notice=notice)
     _wire_listing(ctx, demo, listing)
     _wire_panel(ctx, listing, panel)
-    remember_reviewer(ctx, demo)
 
 
 def _filter_widgets() -> dict:
