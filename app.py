@@ -6,6 +6,10 @@ or --port (default 7860), GRADIO_SERVER_NAME (default 127.0.0.1), ARTE_AUTH="use
 for a login, ARTE_READ_ONLY=1 for a public demo, ARTE_MODELS_DIR (the only folder whose model folders a
 run launched from the studio may load) and ARTE_ALLOW_REMOTE_CODE=1 (let such runs set trust_remote_code).
 An empty store is filled from `assets/demo/` when that folder exists.
+
+On a Hugging Face Space (SPACE_ID set) the store is shared read-only: each visitor decides in a private copy
+(ui/space.py), launching runs is off unless ARTE_ALLOW_RUNS=1, and with `hf_oauth: true` in the README's
+front matter the Hugging Face sign-in names the reviewer.
 """
 
 import argparse

@@ -370,6 +370,17 @@ def test_the_estimate_uses_measured_rates_and_falls_back_to_the_demos(jobs, tmp_
     assert runs.launch_plan(jobs, config.to_yaml(), "all")[2] is True  # 'all' shows its confirmation
 
 
+def test_a_stage_never_timed_is_not_given_a_made_up_time(jobs, tmp_path, monkeypatch):
+    from arte_core.studio import run_plan
+
+    monkeypatch.delitem(run_plan.DEMO_SECONDS, "pairs")  # as for a stage newer than the demo's timing
+    config = runs.parse_config(config_yaml(tmp_path))
+    text = run_plan.estimate_markdown(run_plan.estimate(jobs, config, "pairs"))
+    assert "**Expected time: not known yet**" in text and "no run of this stage was timed" in text
+    whole = run_plan.estimate_markdown(run_plan.estimate(jobs, config, "all"))
+    assert "plus pairs (never timed here)" in whole and "**Expected time: about " in whole
+
+
 def test_errors_and_logs_are_worded_for_the_page(jobs, tmp_path):
     message = "arte: error: run 'r' has no draft scores for student s; run `arte score` first."
     worded = runs.page_message(message)

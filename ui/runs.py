@@ -67,25 +67,11 @@ def _form(jobs: JobManager, default_config: RunConfig, off: str | None) -> dict:
         gr.Markdown(f"🔒 {off}", elem_id="runs-read-only", elem_classes=["arte-notice"])
     else:
         gr.Markdown(allowed_models_text(), elem_id="runs-allowed-models")
-    with gr.Row(elem_classes=["arte-runs-fields"]):
-        fields = []
-        for path, label in h.KEY_FIELDS:
-            value = h.field_value(default_config, path)
-            if path == "task":
-                fields.append(gr.Dropdown(h.task_choices(default_config.task_dir), value=value, label=label,
-                                          info=_info(helps, path), elem_id="runs-field-task", filterable=True))
-            elif path == "task_dir":
-                fields.append(gr.Textbox(value or "", label=label, info=_info(helps, path), elem_id="runs-field-task_dir",
-                                         placeholder="/path/to/BIG-Bench-Hard"))
-            elif path in h.FIELD_CHOICES:
-                fields.append(gr.Dropdown(h.FIELD_CHOICES[path], value=value, label=label, info=_info(helps, path),
-                                          elem_id=f"runs-field-{path}"))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                precision = 0 if isinstance(value, int) else None
-                fields.append(gr.Number(value, label=label, info=_info(helps, path), precision=precision,
-                                        step=1 if precision == 0 else 1e-7, elem_id=f"runs-field-{path}"))
-            else:
-                fields.append(gr.Textbox(value, label=label, info=_info(helps, path), elem_id=f"runs-field-{path}"))
+    fields = []
+    half = (len(h.KEY_FIELDS) + 1) // 2  # two rows of fields: each keeps room for its tooltip
+    for row_fields in (h.KEY_FIELDS[:half], h.KEY_FIELDS[half:]):
+        with gr.Row(elem_classes=["arte-runs-fields"]):
+            fields += [_field(default_config, helps, path, label) for path, label in row_fields]
     with gr.Accordion("Effective config (YAML): every field of the run", open=False):
         config_yaml = gr.Code(default_config.to_yaml(), language="yaml", label="config.yaml", lines=18,
                               interactive=True, elem_id="runs-config")
@@ -111,6 +97,23 @@ def _form(jobs: JobManager, default_config: RunConfig, off: str | None) -> dict:
     status = gr.Markdown(off or "", elem_id="runs-status")
     return dict(fields=fields, config_yaml=config_yaml, stage=stage, launch=launch, stop=stop, status=status,
                 identity=identity, estimate=estimate, confirm_all=confirm_all, task_note=task_note)
+
+
+def _field(config: RunConfig, helps: dict, path: str, label: str) -> gr.components.Component:
+    """One key field of the form: a list where the values are known, else a number or a text box."""
+    value, info, elem_id = h.field_value(config, path), _info(helps, path), f"runs-field-{path}"
+    if path == "task":
+        return gr.Dropdown(h.task_choices(config.task_dir), value=value, label=label, info=info, elem_id=elem_id,
+                           filterable=True)
+    if path == "task_dir":
+        return gr.Textbox(value or "", label=label, info=info, elem_id=elem_id, placeholder="/path/to/BIG-Bench-Hard")
+    if path in h.FIELD_CHOICES:
+        return gr.Dropdown(h.FIELD_CHOICES[path], value=value, label=label, info=info, elem_id=elem_id)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        precision = 0 if isinstance(value, int) else None
+        return gr.Number(value, label=label, info=info, precision=precision, step=1 if precision == 0 else 1e-7,
+                         elem_id=elem_id)
+    return gr.Textbox(value, label=label, info=info, elem_id=elem_id)
 
 
 def _plan_texts(jobs: JobManager, yaml_text: str, stage: str | None) -> tuple[str, str, bool]:

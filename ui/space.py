@@ -6,6 +6,7 @@ name is the reviewer's.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,9 @@ def tab_store(store: Store) -> Store | SessionRoutedStore:
     """What the tabs read and write: on a Space, each visitor's own sandbox over `store`; else `store`."""
     if not on_a_space():
         return store
-    return SessionRoutedStore(SessionStores(store), visitor_session)
+    stores = SessionStores(store)
+    atexit.register(stores.close)  # the copies' temp folder goes with the process
+    return SessionRoutedStore(stores, visitor_session)
 
 
 def wire_sandbox_cleanup(demo: gr.Blocks, tab_store_: Any) -> None:

@@ -11,6 +11,7 @@ yet, the demo's documented rates (DEMO_SECONDS) stand in and the page says so.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Callable
@@ -41,6 +42,8 @@ STAGE_WORK: dict[str, tuple[str, Callable[[RunConfig], float]]] = {
 DEMO_SECONDS = {"elicit": 150, "score": 360, "rescore": 360, "influence": 101, "pairs": 5, "align": 90,
                 "regenerate": 150, "distill": 150, "evaluate": 240}
 FINISHED = ("done", "failed", "stopped")
+# A stage without a work measure here (a stage added to the registry later) is timed per run of it.
+PER_RUN = ("runs of the stage", lambda c: 1)
 
 
 @dataclass
@@ -96,8 +99,8 @@ def measured_rates(jobs: JobManager) -> dict[str, list[float]]:
             except json.JSONDecodeError:
                 continue
             stage, seconds = event.get("stage_finished"), event.get("seconds")
-            if stage in STAGE_WORK and isinstance(seconds, (int, float)) and seconds > 0:
-                rates.setdefault(stage, []).append(seconds / max(1.0, STAGE_WORK[stage][1](config)))
+            if stage in STAGES and isinstance(seconds, (int, float)) and seconds > 0:
+                rates.setdefault(stage, []).append(seconds / max(1.0, STAGE_WORK.get(stage, PER_RUN)[1](config)))
     for run in catalog.list_runs(jobs.store)["run_id"]:  # the influence stage stores its own rate
         info = jobs.store.stage_info(run, "influence", jobs.store.run(run)["student"]) or {}
         if isinstance(info.get("seconds_per_probe"), (int, float)):
@@ -114,13 +117,15 @@ def estimate(jobs: JobManager, config: RunConfig, stage: str | None) -> list[Sta
     rates = measured_rates(jobs)
     out = []
     for name in stages_of(stage):
-        if name not in STAGE_WORK:
+        if name not in STAGES:
             raise ArteError(f"unknown stage {name!r}; choose one of: all, {', '.join(STAGES)}.")
-        work = max(1.0, STAGE_WORK[name][1](config))
+        work = max(1.0, STAGE_WORK.get(name, PER_RUN)[1](config))
         measured = rates.get(name, [])
         if measured:
             out.append(StageEstimate(name, statistics.median(measured) * work, len(measured),
                                      min(measured) * work, max(measured) * work))
+        elif name not in DEMO_SECONDS:  # nothing measured, and the demo's timing predates the stage
+            out.append(StageEstimate(name, math.nan, 0, math.nan, math.nan))
         else:
             demo_work = STAGE_WORK[name][1](_demo_config())
             seconds = DEMO_SECONDS[name] / max(1.0, demo_work) * work
@@ -135,27 +140,39 @@ def _demo_config() -> RunConfig:
 
 
 def minutes(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "not known yet"
     return "under 1 min" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def _total(estimates: list[StageEstimate]) -> str:
+    known = [e.seconds for e in estimates if not math.isnan(e.seconds)]
+    unknown = [e.stage for e in estimates if math.isnan(e.seconds)]
+    text = minutes(sum(known)) if known else "not known yet"
+    return text + (f" plus {', '.join(unknown)} (never timed here)" if unknown and known else "")
 
 
 def estimate_markdown(estimates: list[StageEstimate]) -> str:
     """The per-stage estimate as a short table, with where each number comes from."""
     rows = ["| stage | expected time | from |", "|---|---|---|"]
     for e in estimates:
-        if e.n_measured == 0:
+        if math.isnan(e.seconds):
+            source = "no run of this stage was timed in this store, and the demo has no rate for it"
+        elif e.n_measured == 0:
             source = "the demo's rate (nothing measured in this store yet)"
         elif e.n_measured == 1:
             source = "1 measured run"
         else:
             source = f"n = {e.n_measured} measured runs, range {minutes(e.low_s)} – {minutes(e.high_s)}"
         rows.append(f"| {e.stage} | {minutes(e.seconds)} | {source} |")
-    total = sum(e.seconds for e in estimates)
-    return f"**Expected time: about {minutes(total)}** (stages already done are skipped)\n\n" + "\n".join(rows)
+    total = _total(estimates)
+    total = total if total.startswith("not known") else f"about {total}"
+    return f"**Expected time: {total}** (stages already done are skipped)\n\n" + "\n".join(rows)
 
 
 def check_all_confirmed(stage: str | None, confirmed: bool, estimates: list[StageEstimate]) -> None:
     """The whole loop launches only once its expected time was confirmed."""
     if stage in (None, "", "all") and not confirmed:
-        total = minutes(sum(e.seconds for e in estimates))
+        total = _total(estimates)
         raise ArteError(f"'all' runs every stage ({' → '.join(RUN_ORDER)}), about {total}. Tick "
                         "'Yes, run the whole loop' and press Launch again, or pick one stage.")

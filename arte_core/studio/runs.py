@@ -247,8 +247,8 @@ def loss_figure(progress: dict | None) -> go.Figure:
     """The training loss of the job's latest training stage; a message, not empty axes, until one logs a loss."""
     points = (progress or {}).get("loss") or []
     if not points:
-        return empty_figure("No training loss yet: it appears while the align (DPO) or distill (SFT) stage "
-                            "trains.")
+        return empty_figure("No training loss yet:<br>it appears while the align (DPO)<br>or distill (SFT) "
+                            "stage trains.")
     fig = go.Figure()
     steps, losses = zip(*points)
     fig.add_trace(go.Scatter(x=list(steps), y=list(losses), mode="lines+markers", name="loss"))

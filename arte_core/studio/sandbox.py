@@ -75,7 +75,8 @@ class SessionStores:
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / Path(self.shared.path).name
             with self.shared._lock:  # no write of a job lands between the checkpoint and the copy
-                self.shared.checkpoint()
+                if not self.shared.read_only:  # a read-only file has no log to fold in
+                    self.shared.checkpoint()
                 shutil.copyfile(self.shared.path, target)
             sandbox = Store(target)
             self._serials[id(sandbox)] = next(self._next_serial)
