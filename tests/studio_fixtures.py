@@ -222,10 +222,12 @@ def _insert_regenerated(store: Store) -> None:
     questions, rationales, scores = [], [], []
     for q, acc in enumerate(REGENERATED_ACCURACY):
         qid, rid = question_id(q, "arte"), rationale_id(q, 0, "arte")
-        questions.append(dict(question_id=qid, run_id=RUN, origin="arte", idx=q, input=f"regenerated question {q}",
+        questions.append(dict(question_id=qid, run_id=RUN, origin="arte", student=STUDENT, idx=q,
+                              input=f"regenerated question {q}",
                               target="True", solver_target="True", solver_agrees=True, teacher=TEACHER + "+dpo",
                               call_index=0, created_at=T0))
-        rationales.append(dict(rationale_id=rid, question_id=qid, run_id=RUN, origin="arte", technique="plain",
+        rationales.append(dict(rationale_id=rid, question_id=qid, run_id=RUN, origin="arte", student=STUDENT,
+                               technique="plain",
                                prompt="Let's think step by step.", text=f"Regenerated reasoning {q}. <ans>True</ans>",
                                answer="True", answer_parsed=True, matches_target=True, word_count=30 + q,
                                n_tokens=60, teacher=TEACHER + "+dpo", temperature=0.0, seed=q, created_at=T0))
@@ -239,17 +241,17 @@ def _insert_regenerated(store: Store) -> None:
 def _insert_sft(store: Store) -> None:
     rows = []
     for i in range(3):
-        rows.append(dict(run_id=RUN, dataset="original", idx=i, question_id=question_id(i),
+        rows.append(dict(run_id=RUN, student=STUDENT, dataset="original", idx=i, question_id=question_id(i),
                          rationale_id=rationale_id(i, 0), input=QUESTIONS[i], rationale=rationale_text(i, 0),
                          answer=TARGETS[i]))
-        rows.append(dict(run_id=RUN, dataset="arte", idx=i, question_id=question_id(i, "arte"),
+        rows.append(dict(run_id=RUN, student=STUDENT, dataset="arte", idx=i, question_id=question_id(i, "arte"),
                          rationale_id=rationale_id(i, 0, "arte"), input=f"regenerated question {i}",
                          rationale=f"Regenerated reasoning {i}. <ans>True</ans>", answer="True"))
     store.insert("sft_examples", rows)
 
 
 def _insert_evaluations(store: Store) -> None:
-    store.insert("evaluations", [dict(run_id=RUN, variant=v, shots=s, accuracy=c / N_TEST, n_items=N_TEST,
+    store.insert("evaluations", [dict(run_id=RUN, student=STUDENT, variant=v, shots=s, accuracy=c / N_TEST, n_items=N_TEST,
                                       n_correct=c, n_unparsed=2, model=f"{STUDENT}+{v}", created_at=T0)
                                  for v, s, c in EVALUATIONS])
 

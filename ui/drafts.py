@@ -52,7 +52,8 @@ def _filter_widgets(ctx: StudioContext) -> dict:
                             elem_id="drafts-search")
         sort = gr.Dropdown(list(drafts.DRAFT_SORT_LABELS), value="score", label="Sort by")
         direction = gr.Radio(["desc", "asc"], value="desc", label="Order")
-        origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte")], value="draft", label="Data",
+        origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte"),
+                           ("regenerated (base teacher)", "base")], value="draft", label="Data",
                           elem_id="drafts-origin")
     with gr.Row():  # after the older filters, so the API's argument order stays as it was
         min_balanced = gr.Textbox(label="Min balanced accuracy", placeholder="any (0–1)",

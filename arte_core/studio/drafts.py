@@ -35,8 +35,8 @@ def draft_filter(technique: Any = None, min_score: Any = None, max_score: Any = 
                  origin: str = "draft", min_balanced: Any = None, max_balanced: Any = None,
                  copies_label: Any = None) -> draft_queries.DraftFilter:
     """A DraftFilter from form values, with each value checked and named on error."""
-    if origin not in ("draft", "arte"):
-        raise ArteError(f"data origin must be 'draft' or 'arte', got {origin!r}.")
+    if origin not in ("draft", "arte", "base"):  # base: the unaligned teacher's arm, written like 'arte'
+        raise ArteError(f"data origin must be 'draft', 'arte' or 'base', got {origin!r}.")
     return draft_queries.DraftFilter(
         technique=None if technique in (None, "", "all") else str(technique),
         # Scores are accuracies, so a bound outside [0, 1] is a typo, not a filter that matches nothing.
