@@ -9,6 +9,13 @@ where the sides differ (discordant items) carry information.
   binomial test; with one rationale per question it is McNemar's). Chosen because it is exact whatever
   the ties: per-item shares tie often (4 rationales give 5 values), and a Wilcoxon test with ties has
   no exact distribution in scipy.
+- Pairs ranked on answer log-probability (`pairs.score: answer_logprob`), a continuous per-item score:
+  a Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided; exact without ties up to 50 items) over
+  the items' differences chosen − rejected (for question pairs, of each question's mean over its
+  rationales). Items with no difference carry no direction and are dropped (scipy's 'wilcox' rule).
+  `n_chosen_only` / `n_rejected_only` then count the items where the chosen / rejected side is higher.
+  The chosen side has the higher mean log-probability by construction (that is how it was chosen), so
+  a pair passes at p ≤ max_p; a sign count against it is still shown.
 The influence signal has one loss change per draft (no per-item outcome is paired), and 'both' ranks
 on combined ranks of two signals, so their pairs carry no test (NULL p) and say why.
 """
@@ -18,10 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+from scipy import stats as scipy_stats
+
 from arte_core.stats import mcnemar_exact
 
 MCNEMAR = "mcnemar_exact"
 SIGN_TEST = "item_sign_test"
+WILCOXON = "wilcoxon_signed_rank"
 UNTESTED_REASONS = {
     "influence": "none: influence is one reference-loss change per draft, no per-item outcome to pair",
     "both": "none: 'both' ranks on combined ranks of two signals; no one paired test covers both",
@@ -41,6 +52,8 @@ class PairTest:
         max_p = 1 keeps every candidate; an untested pair (no p) is always kept."""
         if self.p_value is None or max_p >= 1:
             return True
+        if self.pair_test == WILCOXON:  # direction: the chosen side's higher mean, by construction
+            return self.p_value <= max_p
         return self.n_chosen_only > self.n_rejected_only and self.p_value <= max_p
 
     def columns(self) -> dict:
@@ -88,3 +101,31 @@ def question_test(chosen: list[dict[int, bool]], rejected: list[dict[int, bool]]
         better += difference > 0
         worse += difference < 0
     return PairTest(mcnemar_exact(better, worse), len(shared), better, worse, SIGN_TEST)
+
+
+def wilcoxon_p(differences) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired differences; zero differences are dropped, and with no
+    nonzero difference there is no evidence either way (p = 1)."""
+    differences = np.asarray(differences, dtype=float)
+    if not np.any(differences != 0):
+        return 1.0
+    return float(scipy_stats.wilcoxon(differences, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def _wilcoxon_test(differences: list[float]) -> PairTest:
+    return PairTest(wilcoxon_p(differences), len(differences), sum(d > 0 for d in differences),
+                    sum(d < 0 for d in differences), WILCOXON)
+
+
+def rationale_logprob_test(chosen: dict[int, float], rejected: dict[int, float]) -> PairTest:
+    """Wilcoxon signed-rank test of two drafts' answer log-probabilities on the items both have."""
+    shared = sorted(chosen.keys() & rejected.keys())
+    return _wilcoxon_test([chosen[i] - rejected[i] for i in shared])
+
+
+def question_logprob_test(chosen: list[dict[int, float]], rejected: list[dict[int, float]]) -> PairTest:
+    """Wilcoxon signed-rank test over items of two questions' mean answer log-probabilities (each list holds
+    one item -> log-probability dict per rationale; items are those every rationale of both has)."""
+    sides = chosen + rejected
+    shared = sorted(set.intersection(*(set(o) for o in sides))) if sides and all(sides) else []
+    return _wilcoxon_test([float(np.mean([o[i] for o in chosen]) - np.mean([o[i] for o in rejected])) for i in shared])

@@ -5,7 +5,8 @@ score with the draft as its demo (ARTE), 'influence' = minus the draft's local d
 (Montessori-Instruct), 'both' = the mean of the draft's percentile ranks under the two (drafts that
 have both only). The one-shot score is `pairs.score`: balanced accuracy by default on label tasks (a
 draft that only makes the student repeat its own answer earns chance, not the share of that label),
-accuracy on open-answer tasks. A question's score is the mean of its rationales' scores.
+accuracy on open-answer tasks, or the mean answer log-probability (`pairs.score: answer_logprob`, measured
+by `score.metric: answer_logprob`). A question's score is the mean of its rationales' scores.
 
 Two pairing styles (`pairs.style`):
 - 'arte': question pairs chosen from the top quantile of question scores and rejected from the
@@ -18,9 +19,11 @@ Two pairing styles (`pairs.style`):
 Rationale pairs always carry the plain step-by-step prompt.
 
 ICL scores rank as exact fractions of integer counts (pair_evidence.exact_score), so equal counts tie
-wherever they are compared or averaged, and ties are never split across a group boundary. Every
-candidate pair carries its paired exact test on the shared preference items (pair_evidence.py); a pair
-is formed only when the test favours its chosen side at p ≤ `pairs.max_p`.
+wherever they are compared or averaged, and ties are never split across a group boundary; answer
+log-probabilities are continuous and rank as they are. Every candidate pair carries its paired test on
+the shared preference items (pair_evidence.py: exact McNemar or sign tests on counts, Wilcoxon
+signed-rank on log-probabilities); a pair is formed only when the test favours its chosen side at
+p ≤ `pairs.max_p`.
 
 The pure functions take scores and return pairs; `run_pairs` reads and writes the store, replacing
 the student's previous pair set (the registry's runner marks it done with the signal, style, neutral
@@ -39,7 +42,8 @@ from arte_core.config import check_field
 from arte_core.context import RunContext
 from arte_core.errors import ArteError
 from arte_core.prompts import format_question_block
-from arte_core.stages.pair_evidence import PairTest, exact_score, question_test, rationale_test, untested
+from arte_core.stages.pair_evidence import (WILCOXON, PairTest, exact_score, question_logprob_test, question_test,
+                                            rationale_logprob_test, rationale_test, untested)
 from arte_core.stats import average_ranks, min_discordant_for
 from arte_core.store import decisions, signals, utcnow
 from arte_core.tasks.answers import is_label_task
@@ -148,10 +152,15 @@ def pair_id(run_id: str, student: str, signal: str, kind: str, pair: ScoredPair,
 
 def icl_score_column(ctx: RunContext) -> str:
     """The icl_scores column drafts rank on: `pairs.score`, but accuracy where answers are open (an
-    integer or free-text task has no label set to balance over)."""
+    integer or free-text task has no label set to balance over); answer_logprob reads its mean."""
+    if ctx.config.pairs.score == "answer_logprob":
+        return LOGPROB_COLUMN
     if ctx.config.pairs.score == "balanced_accuracy" and is_label_task(ctx.task.answer_format, ctx.task.labels):
         return "balanced_accuracy"
     return "accuracy"
+
+
+LOGPROB_COLUMN = "mean_answer_logprob"
 
 
 def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]:
@@ -161,6 +170,9 @@ def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]
         return [dict(row, score=-row["influence"]) for row in influence]
     column = icl_score_column(ctx)
     drafts = ctx.store.draft_scores(ctx.run_id, student)
+    if column == LOGPROB_COLUMN:
+        rows = _logprob_rows(ctx, student, drafts)
+        return combined_scores(rows, influence, key="score") if signal == "both" else rows
     _check_scored_with(ctx, student, drafts, column)
     outcomes = decisions.draft_item_outcomes(ctx.store, ctx.run_id, student)
     missing = [row["rationale_id"] for row in drafts if not outcomes.get(row["rationale_id"])]
@@ -174,6 +186,19 @@ def load_signal_scores(ctx: RunContext, student: str, signal: str) -> list[dict]
     rows = [dict(row, score=row[column], outcomes=outcomes[row["rationale_id"]],
                  exact_score=exact_score(outcomes[row["rationale_id"]], targets)) for row in drafts]
     return combined_scores(rows, influence, key="score") if signal == "both" else rows
+
+
+def _logprob_rows(ctx: RunContext, student: str, drafts: list[dict]) -> list[dict]:
+    """Draft rows ranked on their mean answer log-probability, `outcomes` = its per-item values (what the
+    Wilcoxon test pairs). Refused while any scored draft has none: a mix would rank on two rules."""
+    found = signals.draft_logprob_scores(ctx.store, ctx.run_id, student)
+    missing = [row["rationale_id"] for row in drafts if found[row["rationale_id"]]["mean"] is None]
+    if missing:
+        raise ArteError(f"{len(missing)} of {len(drafts)} drafts of student '{student}' in run '{ctx.run_id}' have no "
+                        f"answer log-probability (e.g. {missing[0]}): measure it with `arte score --score.metric "
+                        "answer_logprob` (no answer is generated again), or rank on another pairs.score.")
+    return [dict(row, score=found[row["rationale_id"]]["mean"], outcomes=found[row["rationale_id"]]["items"])
+            for row in drafts]
 
 
 def _check_scored_with(ctx: RunContext, student: str, drafts: list[dict], column: str) -> None:
@@ -243,6 +268,12 @@ def within_noise_advice(ctx: RunContext, candidates: list[dict]) -> str:
     max_p, n_items = ctx.config.pairs.max_p, len(ctx.pref_items)
     kinds = {kind: sum(c["kind"] == kind for c in candidates) for kind in ("rationale", "question")}
     best = min(candidates, key=lambda c: (c["p_value"], -c["n_chosen_only"]))
+    if best["pair_test"] == WILCOXON:
+        return (f"no pairs: all {len(candidates)} candidate pairs are within noise: none passes a Wilcoxon "
+                f"signed-rank test of answer log-probabilities at p ≤ pairs.max_p = {max_p:g} on the {n_items} "
+                f"preference items (the closest: chosen higher on {best['n_chosen_only']} of {best['n_shared']} items, "
+                f"p = {best['p_value']:.3g}; with no item against it, 6 items reach 0.05). Score on more preference "
+                "items (score.n_pref, in a new run) or raise pairs.max_p (1 keeps every candidate, each with its p).")
     needed = min_discordant_for(max_p)
     reach = (f"a pair needs at least {needed} discordant items, all favouring its chosen side, to reach p ≤ {max_p:g}"
              if needed is not None else "no pair can reach p ≤ 0")
@@ -254,19 +285,22 @@ def within_noise_advice(ctx: RunContext, candidates: list[dict]) -> str:
             "(--pairs.max_p 0.2; 1 keeps every candidate, each with its p).")
 
 
-def pair_tests(signal: str, found: dict[str, list[ScoredPair]], rows: list[dict]) -> dict[tuple, PairTest]:
-    """(kind, chosen, rejected) -> the pair's paired exact test; untested pairs where `signal` has no
-    per-item outcomes."""
+def pair_tests(signal: str, found: dict[str, list[ScoredPair]], rows: list[dict],
+               continuous: bool = False) -> dict[tuple, PairTest]:
+    """(kind, chosen, rejected) -> the pair's paired test: exact tests on right/wrong outcomes, Wilcoxon on
+    `continuous` ones (answer log-probabilities); untested pairs where `signal` has no per-item outcomes."""
     pairs = [(kind, pair) for kind in ("question", "rationale") for pair in found[kind]]
     if signal != "icl":
         return {(kind, p.chosen, p.rejected): untested(signal) for kind, p in pairs}
+    rationale_test_, question_test_ = ((rationale_logprob_test, question_logprob_test) if continuous
+                                       else (rationale_test, question_test))
     by_rationale = {r["rationale_id"]: r["outcomes"] for r in rows}
     by_question: dict[str, list[dict]] = {}
     for row in rows:
         by_question.setdefault(row["question_id"], []).append(row["outcomes"])
     return {(kind, p.chosen, p.rejected):
-            rationale_test(by_rationale[p.chosen], by_rationale[p.rejected]) if kind == "rationale"
-            else question_test(by_question[p.chosen], by_question[p.rejected]) for kind, p in pairs}
+            rationale_test_(by_rationale[p.chosen], by_rationale[p.rejected]) if kind == "rationale"
+            else question_test_(by_question[p.chosen], by_question[p.rejected]) for kind, p in pairs}
 
 
 def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte") -> list[dict]:
@@ -284,7 +318,7 @@ def build_pairs(ctx: RunContext, student: str, signal: str, style: str = "arte")
         # The teacher never writes questions in this run (they come from the task's pool), so teaching
         # it which questions the student prefers would train a skill it is never asked to use.
         found["question"] = []
-    tests = pair_tests(signal, found, rows)
+    tests = pair_tests(signal, found, rows, continuous=icl_score_column(ctx) == LOGPROB_COLUMN)
     q_prompt = ctx.prompts.questions()
     out = []
     for pair in found["question"]:

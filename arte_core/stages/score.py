@@ -7,7 +7,14 @@ every candidate item (open_run stored n_candidates of them), a 2PL model is fitt
 items (arte_core/irt.py), the n_pref most informative candidates are kept, and the pilot drafts are scored
 on those from their stored answers; every other draft then answers only the selected items.
 
-Resumable: a draft's score and items commit together; scored drafts are never recomputed. A pilot
+With `score.metric: answer_logprob` the stage also measures, per draft and preference item, the student's
+teacher-forced log-probability of the item's target after the one-shot prompt and the answer cue
+(`answer_context`), after the answers are generated: health compares the two metrics' reliability on the
+same drafts, and pairs may rank on either. A run scored with accuracy alone gets only the
+log-probabilities when asked again with the metric (no answer is regenerated); an accuracy-only run
+computes none.
+
+Resumable: a draft's score and items commit together, and so do its log-probabilities; scored drafts are never recomputed. A pilot
 draft's answers commit together too, and the selection with the pilot's scores in one transaction, so a
 kill after the pilot keeps its answers and a kill after the fit keeps the fit.
 """
@@ -22,8 +29,10 @@ import numpy as np
 from arte_core.context import RunContext, seeded
 from arte_core.irt import fit_2pl, most_informative
 from arte_core.models import SamplingParams
+from arte_core.models.logprob import answer_logprobs
 from arte_core.prompts import STUDENT_STOP, answer_budget, icl_prompt
 from arte_core.store import items as item_store
+from arte_core.store import signals
 from arte_core.store import utcnow
 from arte_core.tasks import Task
 from arte_core.tasks.answers import ParseMode, is_label_task, read_answer
@@ -81,7 +90,49 @@ def score_drafts(ctx: RunContext, student: str | None = None) -> int:
     if todo:
         _answer_drafts(ctx, student, todo, items, f"ICL scores ({student})",
                        lambda draft, answers: _store_draft_score(ctx, draft, student, items, answers))
+    if cfg.metric == "answer_logprob":
+        add_answer_logprobs(ctx, student)
     return n_pilot_scored + len(todo)
+
+
+# The cue every demo rationale ends with before its answer (prompts.demo_block: "… So the answer is X.").
+ANSWER_CUE = "So the answer is"
+
+
+def answer_context(prompt: str, icl_format: str) -> str:
+    """The text a preference item's target is scored after: the one-shot prompt exactly as the student
+    gets it for generation (`student_prompt(icl_prompt(...))`, ending "A: Let's think step by step."),
+    then the demo's answer cue, so the student states its answer at once, with no chain of its own. In
+    the completion format the cue continues that line after a space; in the chat format it opens the
+    assistant's turn. The target follows as " X" (answer_target), the demo's own "So the answer is X"."""
+    return f"{prompt}{'' if icl_format == 'chat' else ' '}{ANSWER_CUE}"
+
+
+def answer_target(target: str) -> str:
+    return " " + str(target).strip()
+
+
+def add_answer_logprobs(ctx: RunContext, student: str) -> int:
+    """Measure the answer log-probability of every scored draft that has none yet, one draft's items per
+    call (they share the draft as prefix, whose key/value cache is computed once); returns how many."""
+    store, fmt = ctx.store, ctx.config.score.icl_format
+    missing = signals.drafts_missing_answer_logprob(store, ctx.run_id, student)
+    drafts = [r for r in store.rationales(ctx.run_id, "draft") if r["rationale_id"] in missing]
+    if not drafts:
+        return 0
+    generator = ctx.models.student(student)
+    items = ctx.pref_items
+    targets = [answer_target(item["target"]) for item in items]
+    with ctx.reporter.bar(f"answer log-probabilities ({student})", len(drafts)) as bar:
+        for draft in drafts:
+            contexts = [answer_context(student_prompt(generator, icl_prompt(draft["question"], draft["text"],
+                                                                           demo_answer(draft), item["input"]), fmt), fmt)
+                        for item in items]
+            found = answer_logprobs(generator, contexts, targets)
+            signals.add_answer_logprobs(store, student, draft["rationale_id"],
+                                        {item["item_index"]: (lp.total, lp.per_token) for item, lp in zip(items, found)})
+            bar.update(1)
+    return len(drafts)
 
 
 def _answer_drafts(ctx: RunContext, student: str, drafts: list[dict], items: list[dict], title: str, keep) -> None:
@@ -198,7 +249,7 @@ def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[d
 
 
 def run_score(ctx: RunContext, student: str) -> dict:
-    info = {"n_scored_now": score_drafts(ctx, student)}
+    info = {"n_scored_now": score_drafts(ctx, student), "metric": ctx.config.score.metric}
     candidates = item_store.item_candidates(ctx.store, ctx.run_id)
     if candidates:  # an 'irt' selection: what it was made from, shown with the stage
         info["item_selection"] = dict(fit=candidates[0]["fit"], fitted_on=candidates[0]["student"],

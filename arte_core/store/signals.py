@@ -1,7 +1,9 @@
 """Store reads and writes of the local-data-influence signal, and its comparison with ICL accuracy.
 
 Also each signal's split-half reliability over the preference (or reference) items, per run and
-student (`signal_reliability`).
+student (`signal_reliability`), the reads and writes of the answer log-probability metric
+(`score.metric: answer_logprob`), and how its reliability compares with accuracy's on the same drafts
+(`metric_reliability_difference`).
 
 Sign convention: `influence = loss_after - loss_before` (negative = the draft helps the student), so a
 draft the influence signal prefers has a LOW influence; comparisons rank by `-influence`.
@@ -12,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from arte_core.errors import ArteError
-from arte_core.stats import (average_ranks, items_needed, permutation_null, spearman, spearman_ci,
-                             split_half_ci, split_half_reliability)
+from arte_core.stats import (average_ranks, bootstrap_ci, items_needed, permutation_null, spearman, spearman_brown,
+                             spearman_ci, split_half_ci, split_half_reliability, split_half_scores, split_halves)
 from arte_core.store.core import Store
 
 # Seeded, so the same store always reports the same figures; 200 splits and 1000 resamples keep the
@@ -23,7 +25,7 @@ N_RESAMPLES = 1000
 N_PERMUTATIONS = 2000
 SEED = 0
 RELIABILITY_TARGET = 0.8
-SIGNALS = ("icl", "accuracy", "balanced_accuracy", "influence")
+SIGNALS = ("icl", "accuracy", "balanced_accuracy", "answer_logprob", "influence")
 
 _DRAFT_COLUMNS = (
     "r.rationale_id, r.question_id, r.technique, r.prompt, r.text, r.answer, r.matches_target, "
@@ -147,8 +149,8 @@ def signal_reliability(store: Store, run_id: str, student: str, signal: str = "i
     """Split-half reliability of one signal's draft scores for one run and student.
 
     `signal`: 'icl' (the ICL score the pairs rank on by default: balanced accuracy where the stored
-    scores have it, else accuracy), 'accuracy', 'balanced_accuracy' or 'influence' (the mean loss
-    decrease over the reference items). Items are split in halves stratified by their target
+    scores have it, else accuracy), 'accuracy', 'balanced_accuracy', 'answer_logprob' (the mean
+    log-probability of the targets) or 'influence' (the mean loss decrease over the reference items). Items are split in halves stratified by their target
     (N_SPLITS seeded splits); each draft's score on each half; Pearson's r of the halves over drafts,
     averaged over splits, Spearman–Brown corrected. `ci_low`/`ci_high`: percentile bootstrap over
     drafts (N_RESAMPLES); `n_items_for_0_8`: the items that prophecy says reach 0.8 (None when the
@@ -156,7 +158,8 @@ def signal_reliability(store: Store, run_id: str, student: str, signal: str = "i
     (fewer than 3 drafts or 2 items, or no spread); `score` names the score used."""
     if signal not in SIGNALS:
         raise ArteError(f"unknown signal {signal!r}; choose one of {', '.join(SIGNALS)}.")
-    data = (influence_item_matrix if signal == "influence" else icl_item_matrix)(store, run_id, student)
+    readers = {"influence": influence_item_matrix, "answer_logprob": logprob_item_matrix}
+    data = readers.get(signal, icl_item_matrix)(store, run_id, student)
     score = signal
     if signal == "icl":
         score = "balanced_accuracy" if data.get("has_balanced") else "accuracy"
@@ -173,3 +176,98 @@ def signal_reliability(store: Store, run_id: str, student: str, signal: str = "i
     n_drafts, n_items = matrix.shape
     return dict(n_drafts=n_drafts, n_items=n_items, reliability=reliability, ci_low=low, ci_high=high,
                 n_items_for_0_8=items_needed(reliability, n_items, RELIABILITY_TARGET), score=score)
+
+
+# -- the answer log-probability metric --------------------------------------------------------------
+
+
+def drafts_missing_answer_logprob(store: Store, run_id: str, student: str) -> set[str]:
+    """The student's scored teacher drafts without a mean answer log-probability yet."""
+    return {r["rationale_id"] for r in store.rows(
+        "SELECT s.rationale_id FROM icl_scores s JOIN rationales r ON r.rationale_id = s.rationale_id "
+        "WHERE s.run_id = ? AND s.student = ? AND r.origin = 'draft' AND s.mean_answer_logprob IS NULL",
+        [run_id, student])}
+
+
+def add_answer_logprobs(store: Store, student: str, rationale_id: str, by_item: dict[int, tuple[float, float]]) -> None:
+    """One draft's per-item answer log-probabilities (item_index -> (sum over the target's tokens, per
+    token)) and its mean over those items, committed together onto its stored answers and score."""
+    with store.transaction():
+        for item_index, (total, per_token) in by_item.items():
+            store.execute("UPDATE icl_items SET answer_logprob = ?, answer_logprob_per_token = ? "
+                          "WHERE rationale_id = ? AND student = ? AND item_index = ?",
+                          [total, per_token, rationale_id, student, item_index])
+        store.execute("UPDATE icl_scores SET mean_answer_logprob = (SELECT avg(answer_logprob) FROM icl_items "
+                      "WHERE rationale_id = ? AND student = ?) WHERE rationale_id = ? AND student = ?",
+                      [rationale_id, student, rationale_id, student])
+
+
+def draft_logprob_scores(store: Store, run_id: str, student: str) -> dict[str, dict]:
+    """rationale_id -> {`mean`: the draft's mean answer log-probability (None until measured), `items`:
+    {item_index: log-probability}} for every draft the student scored (what logprob pairs rank and test)."""
+    found: dict[str, dict] = {r["rationale_id"]: dict(mean=r["mean_answer_logprob"], items={}) for r in store.rows(
+        "SELECT rationale_id, mean_answer_logprob FROM icl_scores WHERE run_id = ? AND student = ?", [run_id, student])}
+    for row in store.rows(
+            "SELECT i.rationale_id, i.item_index, i.answer_logprob FROM icl_items i "
+            "JOIN icl_scores s USING (rationale_id, student) "
+            "WHERE s.run_id = ? AND i.student = ? AND i.answer_logprob IS NOT NULL", [run_id, student]):
+        found[row["rationale_id"]]["items"][int(row["item_index"])] = float(row["answer_logprob"])
+    return found
+
+
+def logprob_item_matrix(store: Store, run_id: str, student: str) -> dict:
+    """The drafts × preference items table of answer log-probabilities (`icl_items.answer_logprob`), with
+    `rationale_ids`, `item_indexes` and `targets` as `icl_item_matrix` gives them; drafts without a value
+    on every item are left out."""
+    items = store.rows("SELECT item_index, target FROM pref_items WHERE run_id = ? ORDER BY item_index", [run_id])
+    rows = store.rows(
+        "SELECT i.rationale_id, i.item_index, i.answer_logprob FROM icl_items i "
+        "JOIN rationales r ON r.rationale_id = i.rationale_id AND r.run_id = ? AND r.origin = 'draft' "
+        "WHERE i.student = ? AND i.answer_logprob IS NOT NULL ORDER BY i.rationale_id, i.item_index",
+        [run_id, student])
+    return dict(_matrix(rows, [i["item_index"] for i in items], "answer_logprob", lambda r: r["answer_logprob"]),
+                targets=[i["target"].strip() for i in items])
+
+
+def metric_reliability_difference(store: Store, run_id: str, student: str) -> dict:
+    """Split-half reliability of answer log-probability minus that of the ICL score (balanced accuracy on
+    label tasks, else accuracy) over the same drafts (those with both on every item) and the same seeded
+    item splits, with a paired percentile bootstrap interval over drafts (N_RESAMPLES): both
+    reliabilities are recomputed on each resample of drafts, so their correlation is accounted for.
+    Returns `difference`, `ci_low`, `ci_high` (None where undefined), `n_drafts`, `n_items`, `score`."""
+    correct, logprob = icl_item_matrix(store, run_id, student), logprob_item_matrix(store, run_id, student)
+    common = [d for d in correct["rationale_ids"] if d in set(logprob["rationale_ids"])]
+    score = "balanced_accuracy" if correct["has_balanced"] else "accuracy"
+    result = dict(difference=None, ci_low=None, ci_high=None, n_drafts=len(common), n_items=len(correct["targets"]),
+                  score=score)
+    if len(common) < 3 or len(correct["targets"]) < 2:
+        return result
+    halves = split_halves(len(correct["targets"]), N_SPLITS, SEED, strata=correct["targets"])
+
+    def halves_of(data: dict, labels) -> tuple[np.ndarray, np.ndarray]:
+        position = {d: k for k, d in enumerate(data["rationale_ids"])}
+        return split_half_scores(data["matrix"][[position[d] for d in common]], halves, labels)
+
+    first_a, second_a = halves_of(correct, correct["targets"] if score == "balanced_accuracy" else None)
+    first_l, second_l = halves_of(logprob, None)
+
+    def difference(rows: np.ndarray) -> float | None:
+        a = _corrected_mean_r(first_a[:, rows], second_a[:, rows])
+        b = _corrected_mean_r(first_l[:, rows], second_l[:, rows])
+        return None if a is None or b is None else b - a
+
+    low, high = bootstrap_ci(difference, len(common), N_RESAMPLES, SEED)
+    return dict(result, difference=difference(np.arange(len(common))), ci_low=low, ci_high=high)
+
+
+def _corrected_mean_r(first: np.ndarray, second: np.ndarray) -> float | None:
+    """`stats.split_half_reliability`'s rule on precomputed half scores (splits × drafts): Pearson's r per
+    split (undefined without spread), their mean, Spearman–Brown corrected and floored at -1."""
+    dx, dy = first - first.mean(axis=1, keepdims=True), second - second.mean(axis=1, keepdims=True)
+    sxx, syy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1)
+    defined = (sxx > 1e-12) & (syy > 1e-12)
+    if not defined.any():
+        return None
+    r = (dx * dy).sum(axis=1)[defined] / np.sqrt(sxx[defined] * syy[defined])
+    corrected = spearman_brown(float(np.clip(r, -1.0, 1.0).mean()))
+    return None if corrected is None else max(-1.0, corrected)
