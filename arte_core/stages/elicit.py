@@ -45,10 +45,11 @@ def generate_questions(ctx: RunContext, generator, origin: str, n_questions: int
     With `elicit.question_source: pool` no teacher is called: see `draw_pool_questions`. While no
     question is kept, batches are at most `elicit.max_unparsed_calls` calls, and that many calls in a
     row that keep nothing end the stage with the last raw output and the fixes. `student`: whose arm the
-    questions are ('' for drafts). The seeds depend on the call only, not on the teacher or the student, so
-    two arms written with two teachers sample alike.
+    questions are (ignored for drafts; '' for an arm means the run's student). The seeds depend on the
+    call only, not on the teacher or the student, so two arms written with two teachers sample alike.
     """
     cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
+    student = store.origin_student(ctx.run_id, origin, student or None)  # '' for drafts, else (the run's) student
     if cfg.question_source == "pool":
         return draw_pool_questions(ctx, origin, n_questions, student)
     kept = store.questions(ctx.run_id, origin, student)
@@ -132,6 +133,7 @@ def draw_pool_questions(ctx: RunContext, origin: str, n_questions: int, student:
     questions; returns the count stored. The order does not depend on `origin`: the regenerated
     ('arte') data has the draft questions, so the two SFT datasets differ only in their rationales."""
     task, store = ctx.task, ctx.store
+    student = store.origin_student(ctx.run_id, origin, student or None)
     kept = store.questions(ctx.run_id, origin, student)
     pool = pool_questions(ctx)
     if not pool and not kept:
@@ -187,6 +189,7 @@ def generate_rationales(ctx: RunContext, generator, origin: str, techniques: lis
                         prompt_for: Callable[[str, str], str], student: str = "") -> int:
     """One rationale per (question, technique) not yet stored; returns how many were written now."""
     cfg, store, task = ctx.config.elicit, ctx.store, ctx.task
+    student = store.origin_student(ctx.run_id, origin, student or None)
     existing = store.rationale_ids(ctx.run_id, origin, student)
     todo = [(q, t) for q in store.questions(ctx.run_id, origin, student) for t in techniques
             if rationale_id(q["question_id"], t) not in existing]
