@@ -72,6 +72,7 @@ TITLES = {
     "truncated": "truncated answers",
     "reliability": "split-half reliability (ICL)",
     "reliability_influence": "split-half reliability (influence)",
+    "reliability_answer_logprob": "split-half reliability (answer log-probability)",
     "significant_pairs": "significant pairs",
     "signal_agreement": "agreement of ICL and influence",
     "dpo_reward_accuracy": "DPO reward accuracy",
@@ -118,8 +119,11 @@ def signal_health(store: Store, run_id: str, student: str, config: RunConfig | N
     comparison = signals.signal_comparison(store, run_id, student)
     # Influence's reliability only where the run has influence scores; its agreement line says how to get them.
     influence = [reliability(store, run_id, student, "influence")] if comparison["n"] else []
+    # The answer log-probability's line, beside accuracy's, once `score.metric: answer_logprob` measured it.
+    logprob = ([reliability(store, run_id, student, "answer_logprob")]
+               if signals.logprob_item_matrix(store, run_id, student)["rationale_ids"] else [])
     return [label_balance(targets, labels), above_chance(table, labels), label_copy(scores, labels),
-            unparsed(table), truncated(table), reliability(store, run_id, student, "icl"), *influence,
+            unparsed(table), truncated(table), reliability(store, run_id, student, "icl"), *logprob, *influence,
             significant_pairs(queries.pair_p_values(store, run_id, student), config.pairs.max_p),
             signal_agreement(comparison), *dpo_lines(store, run_id, config.align.beta, student),
             *alignment_check_lines(store, run_id, student)]
@@ -286,11 +290,22 @@ def reliability(store: Store, run_id: str, student: str, signal: str) -> HealthL
     target = (f"about {needed} preference items would reach {RELIABILITY_OK}" if needed
               else f"no number of items reaches {RELIABILITY_OK} at this reliability")
     what = f"split-half reliability of {found['score']} {r:.2f} over {n_drafts} drafts × {n_items} items; {target}"
+    if signal == "answer_logprob":
+        what += _versus_icl_score(store, run_id, student)
     if r >= RELIABILITY_OK:
         return _line(key, "ok", r, ci, n_drafts, f"{what}.")
     status = "warn" if r >= RELIABILITY_WARN else "bad"
     advice = f"start a run with `score.n_pref {needed}`" if needed else "use a student whose answers follow the question"
     return _line(key, status, r, ci, n_drafts, f"{what}: {advice}.")
+
+
+def _versus_icl_score(store: Store, run_id: str, student: str) -> str:
+    """How the answer log-probability's reliability compares with the ICL score's on the same drafts."""
+    d = signals.metric_reliability_difference(store, run_id, student)
+    if d["difference"] is None:
+        return f"; its difference from {d['score']}'s is undefined on these drafts"
+    ci = "" if d["ci_low"] is None else f", 95% CI [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] (paired bootstrap over drafts)"
+    return f"; minus {d['score']}'s on the same {d['n_drafts']} drafts: {d['difference']:+.2f}{ci}"
 
 
 def significant_pairs(p_values: list[float | None], max_p: float) -> HealthLine:

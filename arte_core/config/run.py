@@ -27,7 +27,8 @@ BACKENDS = ("transformers", "vllm")
 PAIR_SIGNALS = ("icl", "influence", "both")
 PAIR_STYLES = ("arte", "montessori")
 PAIR_NEUTRALS = ("auto", "median")
-PAIR_SCORES = ("balanced_accuracy", "accuracy")
+PAIR_SCORES = ("balanced_accuracy", "accuracy", "answer_logprob")
+SCORE_METRICS = ("accuracy", "answer_logprob")
 SELECTIONS = ("balanced", "random", "irt")
 INFLUENCE_MODES = ("lora", "full")
 INFLUENCE_OPTIMIZERS = ("adamw", "sgd")
@@ -109,6 +110,7 @@ class ScoreConfig:
     selection: str = option("balanced", "How the n_pref preference items are chosen: 'balanced' (a seeded draw stratified by label, equal shares within one item; ours), 'random' (a plain seeded draw) or 'irt' (the paper: a pilot of drafts answers n_candidates items, a 2-parameter IRT model is fitted over drafts × items, and the n_pref items with the most information over the pilot drafts' abilities are kept).", choices=SELECTIONS)
     n_candidates: int = option(0, "'irt' selection: candidate items the pilot answers (0 = 4 × n_pref; ours). Must exceed n_pref.", minimum=0)
     n_pilot_drafts: int = option(100, "'irt' selection: drafts in the pilot, drawn with the run's seed (ours: 100 pilot drafts recover 2PL parameters far better than 40 on simulated data, and add 100 × (n_candidates − n_pref) answers to the stage). Fewer drafts than this: all of them.", minimum=2)
+    metric: str = option("accuracy", "What the score stage measures per preference item: 'accuracy' (the student's generated answer is right, the paper) or 'answer_logprob' (ours: that too, plus the student's teacher-forced log-probability of the item's target after the one-shot prompt and the cue ' So the answer is', a continuous per-item score; costs one forward pass per item; a run already scored gets only the log-probabilities). Rank pairs on it with pairs.score: answer_logprob.", choices=SCORE_METRICS)
 
 
 def candidate_count(score: ScoreConfig) -> int:
@@ -125,7 +127,7 @@ class PairConfig:
     min_margin: float = option(0.0, "A pair needs chosen − rejected score above this; ties are skipped.", minimum=0.0)
     signal: str = option("icl", "Student preference signal: 'icl' (one-shot accuracy, ARTE), 'influence' (local data influence, Montessori-Instruct) or 'both' (mean of a draft's percentile ranks under the two).", choices=PAIR_SIGNALS)
     style: str = option("arte", "'arte' (top vs bottom quantile questions, best vs worst rationale per question) or 'montessori' (per teacher prompt, every helpful × harmful draft; helpful and harmful as `neutral` says).", choices=PAIR_STYLES)
-    score: str = option("balanced_accuracy", "ICL score the 'icl' and 'both' signals rank drafts on: 'balanced_accuracy' (the mean recall per label over the labels of the preference set, ours: a student that repeats the demo's own answer scores 0.5 on a two-label task, whatever the labels' shares) or 'accuracy' (the share correct, the paper). Tasks with open answers (integers, free text) always rank on accuracy.", choices=PAIR_SCORES)
+    score: str = option("balanced_accuracy", "ICL score the 'icl' and 'both' signals rank drafts on: 'balanced_accuracy' (the mean recall per label over the labels of the preference set, ours: a student that repeats the demo's own answer scores 0.5 on a two-label task, whatever the labels' shares) 'accuracy' (the share correct, the paper) or 'answer_logprob' (the mean log-probability of the targets, scored with score.metric: answer_logprob; its pairs are tested by a Wilcoxon signed-rank test over items). Tasks with open answers (integers, free text) always rank on accuracy.", choices=PAIR_SCORES)
     neutral: str = option("auto", "Montessori style: the score that splits helpful from harmful drafts. 'auto' = 0 for influence (the paper's rule) and the median draft for 'icl' and 'both'; 'median' = the median draft for every signal (use it when nearly every draft lowers the reference loss).", choices=PAIR_NEUTRALS)
     step_by_step_prompt: str = option("Let's think step by step.", "The plain prompt that replaces the technique prompt in rationale pairs.", check=_text, check_text="not empty")
     max_p: float = option(0.05, "A pair is formed only when its paired exact test on the preference items both sides answered (McNemar for rationale pairs, a sign test over items for question pairs) favours the chosen side at p ≤ this (ours). A pair needs at least 6 discordant items (items only one side got right), all favouring its chosen side, to reach 0.05. 1 keeps every candidate, each still with its p. Influence and 'both' pairs have no per-item test and are kept untested.", minimum=0, maximum=1)

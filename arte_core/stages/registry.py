@@ -51,6 +51,12 @@ class Stage:
         return self.function.partition(":")[0]
 
 
+def _score_settings(config: RunConfig) -> dict:
+    """A run scored for accuracy is scored again (log-probabilities only) when answer_logprob is asked for;
+    accuracy asks nothing, so every score done before the metric existed stays done."""
+    return {"metric": config.score.metric} if config.score.metric != "accuracy" else {}
+
+
 def _pair_settings(config: RunConfig) -> dict:
     settings = {"signal": config.pairs.signal, "style": config.pairs.style, "neutral": config.pairs.neutral}
     if config.pairs.signal != "influence":  # the ICL score ranks the 'icl' and 'both' signals' drafts
@@ -98,7 +104,7 @@ _STAGES = (
           "step 2: one-shot ICL accuracy of every draft for the student",
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items")),
           writes=(Rows("icl_scores"), Rows("icl_items")),
-          per_student=True, sections=("score",)),
+          per_student=True, sections=("score",), settings=_score_settings),
     Stage("rescore", "arte_core.stages.rescore:run_rescore",
           "step 2 again: score anew the drafts an older ARTE Studio scored (answers read before parse modes)",
           reads=(DRAFT_QUESTIONS, DRAFT_RATIONALES, Rows("pref_items"), Rows("icl_scores")),

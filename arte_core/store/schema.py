@@ -41,6 +41,8 @@ ICL_ITEM_COLUMNS = """
         correct BOOLEAN NOT NULL,
         parse_mode VARCHAR,
         truncated BOOLEAN,
+        answer_logprob DOUBLE,
+        answer_logprob_per_token DOUBLE,
         PRIMARY KEY (rationale_id, student, item_index)
     """
 CANDIDATE_ANSWERS_COLUMNS = "\n        run_id VARCHAR NOT NULL," + ICL_ITEM_COLUMNS
@@ -153,6 +155,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE stage_status ADD COLUMN config_json VARCHAR"],
     # Results keyed by student (align, regenerate, distill, evaluate belong to a (run, student)).
     5: _migrate_to_5(),
+    # score.metric = answer_logprob (models/logprob.py): each answer's teacher-forced log-probability of its
+    # target after the answer cue (summed over the target's tokens, and per token), and each draft's mean.
+    # Drafts scored before keep NULL until `arte score --score.metric answer_logprob` fills them in.
+    # IF NOT EXISTS: migrations 5 and 6 were written side by side; either may meet the other's tables.
+    6: [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} DOUBLE"
+        for table in ("icl_items", "candidate_answers") for column in ("answer_logprob", "answer_logprob_per_token")]
+       + ["ALTER TABLE icl_scores ADD COLUMN IF NOT EXISTS mean_answer_logprob DOUBLE"],
     # A bulk decision's rows share a bulk id (the batch's first decision id), so the batch can be undone as
     # one. Decisions recorded before keep NULL: each is undone on its own.
     7: ["ALTER TABLE pair_decisions ADD COLUMN IF NOT EXISTS bulk_id BIGINT"],
@@ -268,6 +277,7 @@ TABLES: dict[str, str] = {
         label_copy_rate DOUBLE,
         n_truncated INTEGER,
         n_lenient INTEGER,
+        mean_answer_logprob DOUBLE,
         PRIMARY KEY (rationale_id, student)
     """,
     # parse_mode: 'strict' (the task's explicit answer form), 'lenient' (the last answer word of a
