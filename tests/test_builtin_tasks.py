@@ -13,7 +13,7 @@ import pytest
 from arte_core.errors import ArteError
 from arte_core.tasks import AnswerFormat, load_task
 from arte_core.tasks.bbh import parse_cot_prompt
-from arte_core.tasks.builtin import BUILTIN_TASKS
+from arte_core.tasks.builtin import BUILTIN_TASKS, POOL_MARGIN, SPEC_OF
 
 from paths import require_bbh
 
@@ -391,3 +391,124 @@ def test_a_split_too_large_for_the_distinct_pool_is_refused():
     task = _hand_task(["Yes", "No"] * 20, AnswerFormat.YES_NO, inputs)
     with pytest.raises(ArteError, match="4 usable examples .* lower score.n_pref"):
         task.split(4, 10, 0)
+
+
+# --- difficulty levels and pool size (issue 16) ---------------------------------------------------
+
+# sha256 of "input\ttarget" lines of the 300 examples, computed before levels existed: the default level
+# must keep every stored run's questions.
+DEFAULT_LEVEL_DIGESTS = {
+    ("boolean_expressions", 0): "9f68b6012cc5e99e", ("boolean_expressions", 7): "4a1b6781bbaf4a49",
+    ("dyck_languages", 0): "64b6d46080219261", ("dyck_languages", 7): "94cc05cc67290da7",
+    ("multistep_arithmetic_two", 0): "2eeac9e5c0fe45fa", ("multistep_arithmetic_two", 7): "a24b8da8b7b6e689",
+    ("navigate", 0): "6b2667d8b3d1ff6a", ("navigate", 7): "a162980b4b126d2d",
+    ("object_counting", 0): "4987a774769267a5", ("object_counting", 7): "4c70f3155e19cbd2",
+    ("web_of_lies", 0): "4b9a5236b0922319", ("web_of_lies", 7): "d48f2995e83c3b00",
+    ("word_sorting", 0): "b42218579c269c15", ("word_sorting", 7): "b68d418303bf6c4e",
+}
+
+
+def _digest(examples) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(f"{e.input}\t{e.target}" for e in examples).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name, seed", sorted(DEFAULT_LEVEL_DIGESTS))
+def test_the_default_level_yields_the_questions_stored_runs_were_made_from(name, seed):
+    spec = SPEC_OF[name]
+    assert _digest(BUILTIN_TASKS[name](seed).examples) == DEFAULT_LEVEL_DIGESTS[name, seed]
+    assert _digest(BUILTIN_TASKS[name](seed, spec.default_level).examples) == DEFAULT_LEVEL_DIGESTS[name, seed]
+    assert _digest(load_task(name, seed=seed, difficulty=0).examples) == DEFAULT_LEVEL_DIGESTS[name, seed]
+
+
+def _sizes(name: str, level: int) -> list[int]:
+    """A measure of each question's size at `level`, in the unit the level counts."""
+    questions = [e.input for e in BUILTIN_TASKS[name](0, level, 0).examples]
+    if name == "boolean_expressions":
+        return [len(q.split()) - 1 for q in questions]  # tokens before "is"
+    if name == "multistep_arithmetic_two":
+        return [len(re.findall(r"-?\d+", q.split(") ")[0])) for q in questions]  # numbers in the first group
+    if name == "word_sorting":
+        return [len(q.split("List:")[1].split()) for q in questions]
+    if name == "object_counting":
+        return [q.count(",") + 1 for q in questions]  # "a, b, and c": items
+    if name == "web_of_lies":
+        return [len(re.findall(r"\.", q.split(" Does ")[0])) for q in questions]  # one sentence per person
+    if name == "navigate":
+        return [q.split("?", 1)[1].split("\nOptions")[0].count(".") for q in questions]  # instructions
+    return [len(q.split("Input:")[1].split()) for q in questions]  # dyck: symbols
+
+
+@pytest.mark.parametrize("name, low, high, rule", [
+    ("boolean_expressions", 3, 5, lambda level, sizes: set(sizes) == {2 * level + 2}),
+    ("multistep_arithmetic_two", 1, 6, lambda level, sizes: set(sizes) == {level}),
+    ("word_sorting", 3, 12, lambda level, sizes: max(sizes) == level and min(sizes) == 2),
+    ("object_counting", 3, 9, lambda level, sizes: max(sizes) == level and min(sizes) == 2),
+    ("web_of_lies", 2, 8, lambda level, sizes: set(sizes) == {level}),
+    ("navigate", 2, 11, lambda level, sizes: max(sizes) <= level + 2 and min(sizes) >= 3),
+    ("dyck_languages", 3, 9, lambda level, sizes: True),
+])
+def test_a_level_changes_the_questions_shape_as_its_spec_says(name, low, high, rule):
+    low_sizes, high_sizes = _sizes(name, low), _sizes(name, high)
+    assert rule(low, low_sizes) and rule(high, high_sizes)
+    assert sum(high_sizes) / len(high_sizes) >= 1.4 * sum(low_sizes) / len(low_sizes)  # harder is bigger
+    task = BUILTIN_TASKS[name](0, low, 0)
+    assert all(task.solve(e.input) == task.normalise(e.target) for e in task.examples)  # still exactly labelled
+    assert task.extra["difficulty_level"] == low
+    assert task.source == ("builtin" if low == SPEC_OF[name].default_level else f"builtin, difficulty level {low}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_spec_declares_its_levels_and_the_config_help_names_them(name):
+    from arte_core.config.run import RunConfig
+    from arte_core.config import field_specs
+
+    spec = SPEC_OF[name]
+    assert spec.default_level in spec.levels and spec.level_meaning
+    help_text = next(s.help for s in field_specs(RunConfig) if s.path == "task_difficulty")
+    assert f"{name} {spec.levels.start}-{spec.levels.stop - 1} (" in help_text
+    assert f"default {spec.default_level})" in help_text.split(name, 1)[1].split(")", 1)[0] + ")"
+
+
+def test_a_level_outside_the_tasks_levels_and_a_difficulty_for_a_bbh_folder_are_refused(tmp_path):
+    with pytest.raises(ArteError, match=r"navigate' has difficulty levels 2-12 .*default 8.*got 13"):
+        load_task("navigate", difficulty=13)
+    with pytest.raises(ArteError, match="built-in tasks only"):
+        load_task("navigate", task_dir=tmp_path, difficulty=3)
+
+
+def test_a_level_too_small_for_the_pool_says_which_level_and_size_to_change():
+    # Six-token Boolean expressions: about 200 distinct questions, fewer than a run's pool of 300.
+    with pytest.raises(ArteError, match=r"difficulty level 2 .*Raise task_difficulty \(levels 1-5\) or lower "
+                                        r"score.n_pref / eval.n_test"):
+        load_task("boolean_expressions", difficulty=2)
+
+
+def test_the_pool_grows_to_fit_a_powered_test_split_and_starts_with_the_same_questions():
+    from arte_core.config.run import RunConfig
+    from arte_core.context import preference_and_test_split
+    from arte_core.tasks import split_items_needed
+
+    config = RunConfig()
+    assert config.eval.n_test == 300 and split_items_needed(config) == 340
+    for name in NAMES:
+        task = load_task(name, seed=0, min_examples=split_items_needed(config))
+        assert len(task.examples) == 340 + POOL_MARGIN
+        assert task.examples[:300] == BUILTIN_TASKS[name](0).examples
+        pref, test = preference_and_test_split(config, task)
+        assert (len(pref), len(test)) == (40, 300)
+        assert not {e.input for e in pref} & {e.input for e in test}
+    irt = RunConfig()
+    irt.score.selection = "irt"  # 4 x 40 candidates + 300 test items
+    assert split_items_needed(irt) == 460
+    assert len(load_task("web_of_lies", min_examples=split_items_needed(irt)).examples) == 460 + POOL_MARGIN
+
+
+def test_task_difficulty_joins_the_run_identity_only_when_set():
+    from arte_core.config.run import RunConfig
+
+    default, harder = RunConfig(), RunConfig()
+    harder.task_difficulty = 4
+    assert default.fingerprint() == "86f695b7"
+    assert harder.fingerprint() != default.fingerprint()
