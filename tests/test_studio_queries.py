@@ -253,6 +253,29 @@ def test_bulk_decision_is_all_or_nothing(store):
         decisions.add_decisions(store, [], "swap", "carol", "")
 
 
+def test_a_store_from_before_bulk_ids_upgrades_and_old_decisions_stay_single(fixture_file, tmp_path):
+    import duckdb
+
+    path = copy_fixture_store(fixture_file, tmp_path / "old.duckdb")
+    with Store(path) as store:  # a decision recorded before schema 7, then the column as it was: absent
+        decisions.add_decision(store, "pr-0", "swap", "ann", "older")
+    con = duckdb.connect(str(path))
+    con.execute("DROP INDEX decisions_pair")  # DuckDB drops no column of an indexed table; the store recreates it
+    con.execute("ALTER TABLE pair_decisions DROP COLUMN bulk_id")
+    con.execute("UPDATE schema_version SET version = 6")
+    con.close()
+    with Store(path) as store:
+        assert store.rows("SELECT decision_id, bulk_id FROM pair_decisions") == [{"decision_id": 1, "bulk_id": None}]
+        batch = decisions.add_decisions(store, ["pr-1", "pr-2"], "exclude", "bob", "")
+        assert [d["bulk_id"] for d in batch] == [2, 2] and decisions.bulk_size(store, 2) == 2
+        assert decisions.latest_bulk_id(store, RUN) == 2
+        undone = decisions.undo_bulk(store, 2, "bob", "")
+        assert [u["undoes"] for u in undone] == [2, 3] and {u["bulk_id"] for u in undone} == {4}
+        assert decisions.effective_decisions(store, RUN) == {"pr-0": "swap"}  # the older single decision stays
+        with pytest.raises(ArteError, match="bulk action id to undo must be a whole number"):
+            decisions.undo_bulk(store, 1.5, "bob")
+
+
 def test_run_wide_trail_and_decided_pairs(store):
     decisions.add_decision(store, "pr-0", "swap", "alice", "")
     decisions.add_decision(store, "pr-2", "accept", "bob", "")
