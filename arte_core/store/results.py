@@ -23,7 +23,7 @@ class ResultsMixin:
     def add_artifact(self: "Store", run_id: str, name: str, kind: str, path: str, metrics: dict | None = None,
                      logs: list[dict] | None = None, student: str | None = None) -> None:
         """Record an adapter or model of the student with its training log, replacing any older one."""
-        from arte_core.store.core import utcnow
+        from arte_core.store.core import utcnow  # here: core.py imports this module to build Store
 
         student = self.student_of(run_id, student)
         with self.transaction():
