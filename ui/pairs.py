@@ -17,8 +17,6 @@ from ui.pair_decisions import decision_widgets, wire_decisions
 
 TRAIL_COLUMNS = ["decision_id", "pair_id", "kind", "action", "who", "why", "undoes", "undone by", "bulk",
                  "when (UTC)"]
-# Widths of the pairs table's first columns (the open view), so short headers stay on one line.
-PAIR_WIDTHS = ["90px", "70px", "100px", "70px", "120px", "80px", "80px", "80px", "90px", "60px"]
 
 
 def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
@@ -38,8 +36,7 @@ def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
     health_pointer(ctx, demo, "pairs")
     info = gr.Markdown(elem_id="pairs-info")
     agreement = gr.Markdown(elem_id="pairs-agreement")
-    table = gr.Dataframe(label="Pairs", interactive=False, wrap=False, max_height=480, column_widths=PAIR_WIDTHS,
-                         elem_id="pairs-table")
+    table = gr.Dataframe(label="Pairs", interactive=False, wrap=False, max_height=480, elem_id="pairs-table")
     panel = _panel_widgets(ctx)
     listing = dict(filters=filters, page=page, apply=apply, prev=prev_page, next=next_page, info=info,
                    agreement=agreement, table=table, notice=notice)

@@ -70,7 +70,9 @@ def pair_panel(store: Store, pair_id: Any, blind: bool = False) -> dict:
                 right=rendered_side(p[order[1]]), left_label=labels[0], right_label=labels[1],
                 header=_pair_header(p, revealed, blind), expected_last=int(p["last_decision_id"]),
                 choices=action_choices(blind, swapped), revealed=revealed,
-                sides=_sides_markdown(store, p, order, names),
+                sides=_sides_markdown(store, p, order, names)
+                + ("" if revealed else "\n\nThe student's answers per item appear after your decision: they "
+                                       "give the scores away."),
                 items=_items_side_by_side(store, p, order, names, revealed))
 
 
