@@ -170,3 +170,26 @@ def test_the_schema_4_demo_export_imports_with_its_rows_belonging_to_its_student
         assert "original" not in variants and {"untrained", "best_drafts", "arte"} <= variants
         assert store.rationales(run["run_id"], "arte", student)
         assert store.is_done(run["run_id"], "regenerate", student)
+
+
+def cell(run_id: str, student: str, variant: str, shots: int) -> tuple[dict, list[dict]]:
+    summary = dict(run_id=run_id, student=student, variant=variant, shots=shots, accuracy=1.0, n_items=1,
+                   n_correct=1, n_unparsed=0, model=f"{student}+{variant}", created_at=utcnow())
+    return summary, [dict(run_id=run_id, student=student, variant=variant, shots=shots, item_index=0, output="o",
+                          answer="True", correct=True)]
+
+
+def test_a_cell_older_than_its_model_is_dropped_and_another_students_cells_stay(tmp_path, tiny_model_dir):
+    from arte_core.stages.evaluate import discard_stale_cells
+
+    with Store(tmp_path / "s.duckdb") as store:
+        ctx = open_run(tiny_config(tiny_model_dir, tmp_path), store, Reporter(None, show_bar=False))
+        a, b = ctx.config.student, "student-b"
+        for student in (a, b):
+            for variant in ("untrained", "arte"):
+                store.add_evaluation(*cell(ctx.run_id, student, variant, 0))
+        store.add_artifact(ctx.run_id, "student_arte", "adapter", "/new", student=a)  # distill trained A's anew
+        discard_stale_cells(ctx, a)
+        assert [e["variant"] for e in store.evaluations(ctx.run_id, a)] == ["untrained"]
+        assert [e["variant"] for e in store.evaluations(ctx.run_id, b)] == ["arte", "untrained"]
+        assert store.eval_items(ctx.run_id, a, "arte", 0) == [] and len(store.eval_items(ctx.run_id, b, "arte", 0)) == 1
