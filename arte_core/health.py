@@ -391,7 +391,7 @@ def alignment_check_lines(store: Store, run_id: str, student: str) -> list[Healt
     check = alignment_store.alignment_check(store, run_id, student)
     if check is None or "difference" not in check:
         return [_line("alignment_check", "n/a", n=0, message="not measured yet; run `arte check` (after "
-                      "`arte regenerate`).")] if alignment_store.has_both_arms(store, run_id) else []
+                      "`arte regenerate`).")] if alignment_store.has_both_arms(store, run_id, student) else []
     d, ci, n, arms = check["difference"], (check["ci_low"], check["ci_high"]), check["n_items"], check["arms"]
     what = (f"the student's accuracy with aligned minus base teacher drafts as demo {d:+.3f} on {n} held-out "
             f"items ({arms['arte']['n_drafts']} aligned, {arms['base']['n_drafts']} base drafts; "

@@ -71,7 +71,7 @@ def alignment_check(store: Store, run_id: str, student: str) -> dict | None:
     return store.stage_info(run_id, "check", student)
 
 
-def has_both_arms(store: Store, run_id: str) -> bool:
-    """Whether the run holds rationales of both teachers (base and aligned), so the check can run."""
-    return store.scalar("SELECT count(DISTINCT origin) FROM rationales WHERE run_id = ? AND origin IN (?, ?)",
-                        [run_id, *ARMS]) == len(ARMS)
+def has_both_arms(store: Store, run_id: str, student: str) -> bool:
+    """Whether the student's arms hold rationales of both teachers (base and aligned), so the check can run."""
+    return store.scalar("SELECT count(DISTINCT origin) FROM rationales WHERE run_id = ? AND student = ? "
+                        "AND origin IN (?, ?)", [run_id, student, *ARMS]) == len(ARMS)
