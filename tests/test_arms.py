@@ -14,7 +14,8 @@ from arte_core.stages.regenerate import ARMS, write_arm
 
 # Distinct boolean expressions, a different list per teacher: the arms differ in what is written, not how.
 WRITES = {"base": ["True and False", "not True or False", "False or not False", "not ( True and True )"],
-          "aligned": ["True or False and False", "not ( False or False ) and True", "( False or True ) and True", "not False and False"]}
+          "aligned": ["True or False and False", "not ( False or False ) and True", "( False or True ) and True",
+                      "not False and False"]}
 
 
 class ScriptedTeacher:
@@ -55,17 +56,19 @@ def test_both_arms_are_written_with_the_same_prompts_decoding_and_sizes(ctx):  #
     assert counts == {"base": 3, "arte": 3}
 
     assert decoding(teachers["base"]) == decoding(teachers["arte"])  # temperatures, token limits, stops, seeds
-    calls = {o: [(c["prompt"], c["temperature"], c["seed"], c["n_kept"]) for c in ctx.store.generation_calls(ctx.run_id, o, student)]
-             for o in ARMS}
+    calls = {o: [(c["prompt"], c["temperature"], c["seed"], c["n_kept"])
+                 for c in ctx.store.generation_calls(ctx.run_id, o, student)] for o in ARMS}
     assert calls["base"] == calls["arte"] and len(calls["base"]) == 3
     questions = {o: ctx.store.questions(ctx.run_id, o, student) for o in ARMS}
     assert [q["input"] for q in questions["base"]] != [q["input"] for q in questions["arte"]]  # what they wrote differs
     rationales = {o: ctx.store.rationales(ctx.run_id, o, student) for o in ARMS}
     for origin in ARMS:  # the same prompt for the question each teacher wrote, at the same temperature and seed
-        assert [r["prompt"] for r in rationales[origin]] == [ctx.prompts.plain_rationale(q["input"]) for q in questions[origin]]
+        wanted = [ctx.prompts.plain_rationale(q["input"]) for q in questions[origin]]
+        assert [r["prompt"] for r in rationales[origin]] == wanted
     assert ([(r["technique"], r["temperature"], r["seed"]) for r in rationales["base"]]
             == [(r["technique"], r["temperature"], r["seed"]) for r in rationales["arte"]])
-    assert {r["teacher"] for r in rationales["base"]} == {"base"} and {r["teacher"] for r in rationales["arte"]} == {"aligned"}
+    assert {r["teacher"] for r in rationales["base"]} == {"base"}
+    assert {r["teacher"] for r in rationales["arte"]} == {"aligned"}
 
 
 @pytest.mark.slow
@@ -81,14 +84,16 @@ def test_every_trained_arm_gets_the_same_examples_count_settings_and_seed(tmp_pa
     base, arte = (ctx.store.rationales(ctx.run_id, o, student) for o in ARMS)
     assert len(base) == len(arte) == len(QUESTIONS)  # as many as the student's scored draft questions
     assert [r["question"] for r in base] == [r["question"] for r in arte]  # pool questions: the same in both arms
-    assert [(r["prompt"], r["temperature"], r["seed"]) for r in base] == [(r["prompt"], r["temperature"], r["seed"]) for r in arte]
+    how = [[(r["prompt"], r["temperature"], r["seed"]) for r in arm] for arm in (base, arte)]
+    assert how[0] == how[1]
     assert {r["teacher"] for r in base} == {tiny_model_dir} and {r["teacher"] for r in arte} != {tiny_model_dir}
 
     paths = run_stage(ctx, "distill")
     assert set(paths) == {"original", "arte", "best_drafts"}
     sizes = {arm: len(ctx.store.sft_examples(ctx.run_id, arm, student)) for arm in paths}
     assert len(set(sizes.values())) == 1, sizes
-    records = {arm: json.loads(ctx.store.artifact(ctx.run_id, f"student_{arm}", student)["metrics_json"]) for arm in paths}
+    records = {arm: json.loads(ctx.store.artifact(ctx.run_id, f"student_{arm}", student)["metrics_json"])
+               for arm in paths}
     assert all(r["settings"] == records["arte"]["settings"] and r["seed"] == ctx.config.seed for r in records.values())
     assert {r["dataset"]["n_examples"] for r in records.values()} == set(sizes.values())
     assert len({r["dataset"]["sha256"] for r in records.values()}) == 3  # three different datasets
