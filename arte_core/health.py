@@ -119,7 +119,6 @@ def signal_health(store: Store, run_id: str, student: str, config: RunConfig | N
     comparison = signals.signal_comparison(store, run_id, student)
     # Influence's reliability only where the run has influence scores; its agreement line says how to get them.
     influence = [reliability(store, run_id, student, "influence")] if comparison["n"] else []
-    # The answer log-probability's line, beside accuracy's, once `score.metric: answer_logprob` measured it.
     logprob = ([reliability(store, run_id, student, "answer_logprob")]
                if signals.logprob_item_matrix(store, run_id, student)["rationale_ids"] else [])
     return [label_balance(targets, labels), above_chance(table, labels), label_copy(scores, labels),
@@ -271,7 +270,8 @@ def truncated(table: _AnswerTable) -> HealthLine:
 
 
 def reliability(store: Store, run_id: str, student: str, signal: str) -> HealthLine:
-    """The split-half reliability of one signal's draft scores ('icl' or 'influence'; store/signals.py)."""
+    """The split-half reliability of one signal's draft scores ('icl', 'influence' or, once
+    `score.metric: answer_logprob` measured it, 'answer_logprob'; store/signals.py)."""
     key = "reliability" if signal == "icl" else f"reliability_{signal}"
     found = signals.signal_reliability(store, run_id, student, signal)
     r, n_drafts, n_items = found["reliability"], found["n_drafts"], found["n_items"]
@@ -290,8 +290,10 @@ def reliability(store: Store, run_id: str, student: str, signal: str) -> HealthL
     target = (f"about {needed} preference items would reach {RELIABILITY_OK}" if needed
               else f"no number of items reaches {RELIABILITY_OK} at this reliability")
     what = f"split-half reliability of {found['score']} {r:.2f} over {n_drafts} drafts × {n_items} items; {target}"
-    if signal == "answer_logprob":
-        what += _versus_icl_score(store, run_id, student)
+    versus, confounded = _versus_icl_score(store, run_id, student) if signal == "answer_logprob" else ("", False)
+    what += versus
+    if confounded:  # reliable or not, it ranks label confidence
+        return _line(key, "warn", r, ci, n_drafts, f"{what}: rank pairs on it only once the student is above chance.")
     if r >= RELIABILITY_OK:
         return _line(key, "ok", r, ci, n_drafts, f"{what}.")
     status = "warn" if r >= RELIABILITY_WARN else "bad"
@@ -299,13 +301,20 @@ def reliability(store: Store, run_id: str, student: str, signal: str) -> HealthL
     return _line(key, status, r, ci, n_drafts, f"{what}: {advice}.")
 
 
-def _versus_icl_score(store: Store, run_id: str, student: str) -> str:
-    """How the answer log-probability's reliability compares with the ICL score's on the same drafts."""
+def _versus_icl_score(store: Store, run_id: str, student: str) -> tuple[str, bool]:
+    """How the answer log-probability's reliability compares with the ICL score's on the same drafts, and
+    whether it ranks label confidence (its Spearman with the label-copy rate is below 0 beyond noise)."""
     d = signals.metric_reliability_difference(store, run_id, student)
-    if d["difference"] is None:
-        return f"; its difference from {d['score']}'s is undefined on these drafts"
-    ci = "" if d["ci_low"] is None else f", 95% CI [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] (paired bootstrap over drafts)"
-    return f"; minus {d['score']}'s on the same {d['n_drafts']} drafts: {d['difference']:+.2f}{ci}"
+    def span(low, high):
+        return "" if low is None else f" [{low:+.2f}, {high:+.2f}]"
+    versus = (f"; its difference from {d['score']}'s is undefined on these drafts" if d["difference"] is None else
+              f"; minus {d['score']}'s on the same {d['n_drafts']} drafts: {d['difference']:+.2f}"
+              f"{span(d['ci_low'], d['ci_high'])} (95%, paired bootstrap over drafts)")
+    if d["copy_spearman"] is not None:
+        versus += f"; Spearman with the label-copy rate {d['copy_spearman']:+.2f}{span(d['copy_ci_low'], d['copy_ci_high'])}"
+    confounded = d["copy_ci_high"] is not None and d["copy_ci_high"] < 0
+    return versus + (" (below 0: it ranks how undecided a demo leaves the student between labels, not the "
+                     "question)" if confounded else ""), confounded
 
 
 def significant_pairs(p_values: list[float | None], max_p: float) -> HealthLine:

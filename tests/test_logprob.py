@@ -220,3 +220,23 @@ def test_health_shows_the_reliability_of_both_metrics_with_their_difference(tmp_
     assert difference["difference"] == pytest.approx(expected["reliability"] - accuracy["reliability"])
     assert f"{difference['difference']:+.2f}" in logprob_line.message and "paired bootstrap" in logprob_line.message
     assert math.isfinite(difference["ci_low"]) and difference["ci_low"] <= difference["difference"] <= difference["ci_high"]
+
+
+def test_a_logprob_that_ranks_label_confidence_is_flagged_whatever_its_reliability(tmp_path):
+    """Drafts that make the student repeat the demo's label get a low log P(target) on half the items: a
+    reliable ranking that says nothing of the question. Health says so instead of calling it ok."""
+    rng = np.random.default_rng(1)
+    with Store(tmp_path / "h.duckdb") as store:
+        populate_drafts(store, "run-a", "stu", n_questions=6, n_items=8)
+        store.insert("pref_items", [dict(run_id="run-a", item_index=i, input=f"q{i}", target=["True", "False"][i % 2])
+                                    for i in range(8)])
+        store.insert("runs", [dict(run_id="run-a", task="boolean_expressions", task_source="builtin", teacher="t",
+                                   student="stu", fingerprint="f", config_yaml=RunConfig().to_yaml(), created_at=utcnow())])
+        copies = {r["rationale_id"]: r["label_copy_rate"] for r in store.rows("SELECT * FROM icl_scores")}
+        _set_logprobs(store, "run-a", "stu", {rid: list(-0.7 - 2 * copy + 0.05 * rng.standard_normal(8))
+                                              for rid, copy in copies.items()})
+        line = {line.key: line for line in signal_health(store, "run-a", "stu")}["reliability_answer_logprob"]
+        difference = signals.metric_reliability_difference(store, "run-a", "stu")
+    assert line.value > 0.8 and line.status == "warn"
+    assert difference["copy_spearman"] < 0 and difference["copy_ci_high"] < 0
+    assert "undecided" in line.message and "above chance" in line.message

@@ -234,12 +234,16 @@ def metric_reliability_difference(store: Store, run_id: str, student: str) -> di
     label tasks, else accuracy) over the same drafts (those with both on every item) and the same seeded
     item splits, with a paired percentile bootstrap interval over drafts (N_RESAMPLES): both
     reliabilities are recomputed on each resample of drafts, so their correlation is accounted for.
-    Returns `difference`, `ci_low`, `ci_high` (None where undefined), `n_drafts`, `n_items`, `score`."""
+    Returns `difference`, `ci_low`, `ci_high` (None where undefined), `n_drafts`, `n_items`, `score`, and
+    `copy_spearman` with `copy_ci_low`/`copy_ci_high`: Spearman's rho of the drafts' mean log-probability
+    with their label-copy rate (None without copy rates). On a label task a student at chance makes log
+    P(target) highest for drafts that leave it undecided between labels, which is reliable but says
+    nothing of the question: a clearly negative rho shows it."""
     correct, logprob = icl_item_matrix(store, run_id, student), logprob_item_matrix(store, run_id, student)
     common = [d for d in correct["rationale_ids"] if d in set(logprob["rationale_ids"])]
     score = "balanced_accuracy" if correct["has_balanced"] else "accuracy"
     result = dict(difference=None, ci_low=None, ci_high=None, n_drafts=len(common), n_items=len(correct["targets"]),
-                  score=score)
+                  score=score, **_copy_spearman(store, run_id, student, logprob))
     if len(common) < 3 or len(correct["targets"]) < 2:
         return result
     halves = split_halves(len(correct["targets"]), N_SPLITS, SEED, strata=correct["targets"])
@@ -258,6 +262,16 @@ def metric_reliability_difference(store: Store, run_id: str, student: str) -> di
 
     low, high = bootstrap_ci(difference, len(common), N_RESAMPLES, SEED)
     return dict(result, difference=difference(np.arange(len(common))), ci_low=low, ci_high=high)
+
+
+def _copy_spearman(store: Store, run_id: str, student: str, logprob: dict) -> dict:
+    copies = {r["rationale_id"]: r["label_copy_rate"] for r in store.rows(
+        "SELECT rationale_id, label_copy_rate FROM icl_scores WHERE run_id = ? AND student = ? "
+        "AND label_copy_rate IS NOT NULL", [run_id, student])}
+    rows = [k for k, d in enumerate(logprob["rationale_ids"]) if d in copies]
+    rho = spearman(logprob["matrix"][rows].mean(axis=1), [copies[logprob["rationale_ids"][k]] for k in rows])
+    low, high = spearman_ci(rho, len(rows))
+    return dict(copy_spearman=rho, copy_ci_low=low, copy_ci_high=high)
 
 
 def _corrected_mean_r(first: np.ndarray, second: np.ndarray) -> float | None:
