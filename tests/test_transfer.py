@@ -344,7 +344,8 @@ def test_a_schema_1_store_is_upgraded_in_place_when_opened_for_writing(project):
     with Store(path) as upgraded:
         assert upgraded.scalar("SELECT max(version) FROM schema_version") == SCHEMA_VERSION
         assert {p["style"] for p in upgraded.pairs("run-a")} == {"arte"}
-        assert all_rows(upgraded, "pair_decisions") == decisions
+        # the old columns as they were (a later schema's columns, such as bulk_id, come after them)
+        assert [row[:len(decisions[0])] for row in all_rows(upgraded, "pair_decisions")] == decisions
     with Store(path, read_only=True) as reopened:
         assert len(reopened.pairs("run-b")) == 2
 
