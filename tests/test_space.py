@@ -152,3 +152,18 @@ def test_the_space_page_warns_about_compute_and_persistence(space_app):
 
     page = httpx.get(space_app.local_url, timeout=30).text
     assert "Public Space" in page and "private copy" in page and "launching runs is off" in page
+    assert "Launching runs is off on this public Space" in page  # the Runs tab says why, above its form
+
+
+def test_the_reviewer_is_named_by_the_hugging_face_login_on_a_space_only(shared, monkeypatch):
+    from ui.space import oauth_enabled, signed_in_name, tab_store
+
+    profile = {"preferred_username": "hf-alice", "name": "Alice"}
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert tab_store(shared) is shared and not oauth_enabled()  # off a Space: the store itself, the typed name
+    assert signed_in_name(None, profile) is None
+    monkeypatch.setenv("SPACE_ID", "someone/arte-studio")
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
+    assert isinstance(tab_store(shared), SessionRoutedStore) and oauth_enabled()
+    assert signed_in_name(None, profile) == "hf-alice"
+    assert signed_in_name(None, None) is None  # not signed in: the typed name stays
