@@ -164,6 +164,7 @@ def test_the_reviewer_is_named_by_the_hugging_face_login_on_a_space_only(shared,
     assert signed_in_name(None, profile) is None
     monkeypatch.setenv("SPACE_ID", "someone/arte-studio")
     monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # as if gradio[oauth] were installed
     assert isinstance(tab_store(shared), SessionRoutedStore) and oauth_enabled()
     assert signed_in_name(None, profile) == "hf-alice"
     assert signed_in_name(None, None) is None  # not signed in: the typed name stays

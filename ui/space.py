@@ -7,6 +7,7 @@ name is the reviewer's.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,10 @@ def wire_sandbox_cleanup(demo: gr.Blocks, tab_store_: Any) -> None:
 
 def oauth_enabled() -> bool:
     """Hugging Face sign-in: on a Space whose README metadata sets `hf_oauth: true` (it provides
-    OAUTH_CLIENT_ID). Gradio's LoginButton off a Space would only mock a login."""
-    return on_a_space() and bool(os.environ.get("OAUTH_CLIENT_ID"))
+    OAUTH_CLIENT_ID), with gradio[oauth]'s libraries installed (Gradio refuses to start a LoginButton
+    without them). Gradio's LoginButton off a Space would only mock a login."""
+    libraries = all(importlib.util.find_spec(name) is not None for name in ("authlib", "itsdangerous"))
+    return on_a_space() and bool(os.environ.get("OAUTH_CLIENT_ID")) and libraries
 
 
 def login_button() -> gr.LoginButton | None:
