@@ -185,7 +185,7 @@ def technique_choices(store: Store, run_id: str | None) -> list[str]:
 
 
 def store_summary(store: Store) -> str:
-    runs = catalog.list_runs(store)
+    runs = catalog.runs_with_data(store)  # the runs the pickers list
     if runs.empty:
         return ("The store is empty: launch a run in the **Runs** tab (or `arte run --db …` on the command line), "
                 "then press ↻ Reload runs.")
