@@ -17,6 +17,7 @@ from arte_core.errors import ArteError
 from arte_core.health import signal_health
 from arte_core.models.hf import HFGenerator
 from arte_core.models.logprob import answer_logprobs, common_prefix_length
+from arte_core.pipeline import run_stage
 from arte_core.progress import Reporter
 from arte_core.prompts import icl_prompt
 from arte_core.stages.pair_evidence import (WILCOXON, question_logprob_test, rationale_logprob_test,
@@ -116,6 +117,18 @@ def test_the_score_stage_stores_each_answer_logprob_and_the_drafts_mean(ctx):
         assert row["answer_logprob_per_token"] == pytest.approx(expected / n_tokens, abs=1e-4)
     mean = ctx.store.scalar("SELECT mean_answer_logprob FROM icl_scores WHERE rationale_id = ?", [draft["rationale_id"]])
     assert mean == pytest.approx(np.mean([r["answer_logprob"] for r in rows]))
+
+
+def test_asking_for_the_metric_reruns_a_done_score_stage_once(ctx):
+    n_drafts = 2 * len(TECHNIQUES)
+    assert run_stage(ctx, "score") == {"n_scored_now": n_drafts}
+    assert run_stage(ctx, "score") is None  # done: accuracy asks nothing more
+    ctx.config.score.metric = "answer_logprob"
+    assert run_stage(ctx, "score") == {"n_scored_now": 0}  # only the log-probabilities are added
+    assert ctx.store.scalar("SELECT count(mean_answer_logprob) FROM icl_scores") == n_drafts
+    assert run_stage(ctx, "score") is None
+    ctx.config.score.metric = "accuracy"
+    assert run_stage(ctx, "score") is None  # a run that has both serves accuracy too
 
 
 def _without_logprob_columns(store: Store) -> None:

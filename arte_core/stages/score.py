@@ -249,7 +249,7 @@ def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[d
 
 
 def run_score(ctx: RunContext, student: str) -> dict:
-    info = {"n_scored_now": score_drafts(ctx, student), "metric": ctx.config.score.metric}
+    info = {"n_scored_now": score_drafts(ctx, student)}  # the registry records a non-default metric
     candidates = item_store.item_candidates(ctx.store, ctx.run_id)
     if candidates:  # an 'irt' selection: what it was made from, shown with the stage
         info["item_selection"] = dict(fit=candidates[0]["fit"], fitted_on=candidates[0]["student"],
