@@ -86,41 +86,42 @@ TOUR: list[tuple[str, str]] = [
 ]
 
 _LOOP_STEPS = [("Task", "a few worked examples"), ("1 · Elicit", "teacher writes drafts"),
-               ("2 · Score", "student's one-shot accuracy"), ("3 · Pairs", "better vs worse draft"),
+               ("2 · Score", "student's one-shot accuracy"), ("3 · Pairs", "better vs worse; people review"),
                ("4 · Align", "DPO on the teacher"), ("5 · Regenerate", "aligned teacher writes data"),
                ("Distill + evaluate", "SFT of the student, test")]
 
 
 def loop_svg() -> str:
-    """The ARTE loop as an inline SVG (boxes and arrows; the review of pairs by people sits on step 3)."""
-    width, box_w, box_h, gap, top = 190, 170, 58, 26, 20
+    """The ARTE loop as an inline SVG: a column of steps, and a dashed arrow from regenerate back to elicit
+    (the aligned teacher answers elicit's prompts again); the step people review, the pairs, is shaded."""
+    box_w, box_h, gap, top, left = 210, 58, 26, 12, 10
+    centre, bulge = left + box_w / 2, left + box_w + 55
     boxes, arrows = [], []
     for i, (title, note) in enumerate(_LOOP_STEPS):
         y = top + i * (box_h + gap)
-        fill = "#e8eaf6" if i not in (3, 4) else "#fff3e0"
-        boxes.append(f"<rect x='10' y='{y}' width='{box_w}' height='{box_h}' rx='8' fill='{fill}' stroke='#3949ab'/>"
-                     f"<text x='{10 + box_w / 2}' y='{y + 24}' text-anchor='middle' font-weight='600' font-size='14'>"
-                     f"{html.escape(title)}</text><text x='{10 + box_w / 2}' y='{y + 43}' text-anchor='middle' "
-                     f"font-size='12' fill='#444'>{html.escape(note)}</text>")
+        fill = "#fff3e0" if title.startswith("3") else "#e8eaf6"
+        boxes.append(f"<rect x='{left}' y='{y}' width='{box_w}' height='{box_h}' rx='8' fill='{fill}' "
+                     f"stroke='#3949ab'/><text x='{centre}' y='{y + 24}' text-anchor='middle' font-weight='600' "
+                     f"font-size='14'>{html.escape(title)}</text><text x='{centre}' y='{y + 43}' "
+                     f"text-anchor='middle' font-size='12' fill='#444'>{html.escape(note)}</text>")
         if i:
-            arrows.append(f"<line x1='95' y1='{y - gap}' x2='95' y2='{y - 4}' stroke='#3949ab' stroke-width='2' "
-                          "marker-end='url(#arte-arrow)'/>")
+            arrows.append(f"<line x1='{centre}' y1='{y - gap}' x2='{centre}' y2='{y - 4}' stroke='#3949ab' "
+                          "stroke-width='2' marker-end='url(#arte-arrow)'/>")
     height = top + len(_LOOP_STEPS) * (box_h + gap)
-    pairs_y, regen_y = top + 3 * (box_h + gap) + box_h / 2, top + 5 * (box_h + gap) + box_h / 2
-    review = (f"<text x='{box_w + 18}' y='{pairs_y - 4}' font-size='12' fill='#e65100'>people review</text>"
-              f"<text x='{box_w + 18}' y='{pairs_y + 12}' font-size='12' fill='#e65100'>pairs here</text>")
-    loop_back = (f"<path d='M{box_w + 10},{regen_y} C{width + 60},{regen_y} {width + 60},{top + box_h + gap + 29} "
-                 f"{box_w + 14},{top + box_h + gap + 29}' fill='none' stroke='#3949ab' stroke-dasharray='5 4' "
-                 "marker-end='url(#arte-arrow)'/>"
-                 f"<text x='{box_w + 30}' y='{(regen_y + top + box_h + gap) / 2}' font-size='12' fill='#3949ab'>"
-                 "same prompts,</text>"
-                 f"<text x='{box_w + 30}' y='{(regen_y + top + box_h + gap) / 2 + 15}' font-size='12' "
-                 "fill='#3949ab'>aligned teacher</text>")
+    elicit_y, regen_y = top + (box_h + gap) + box_h / 2, top + 5 * (box_h + gap) + box_h / 2
+    label_y = top + 2 * (box_h + gap) + box_h / 2
+    loop_back = (f"<path d='M{left + box_w},{regen_y} C{bulge + 20},{regen_y} {bulge + 20},{elicit_y} "
+                 f"{left + box_w + 4},{elicit_y}' fill='none' stroke='#3949ab' stroke-dasharray='5 4' "
+                 "stroke-width='1.5' marker-end='url(#arte-arrow)'/>"
+                 f"<text x='{bulge + 28}' y='{label_y}' font-size='12' fill='#3949ab'>the aligned</text>"
+                 f"<text x='{bulge + 28}' y='{label_y + 15}' font-size='12' fill='#3949ab'>teacher answers</text>"
+                 f"<text x='{bulge + 28}' y='{label_y + 30}' font-size='12' fill='#3949ab'>elicit's prompts</text>")
+    width = bulge + 130
     return (f"<svg id='arte-loop' role='img' aria-label='The ARTE loop: elicit, score, pairs, align, regenerate, "
-            f"distill and evaluate' viewBox='0 0 {width + 110} {height}' width='100%' style='max-width:340px'>"
+            f"distill and evaluate' viewBox='0 0 {width} {height}' width='100%' style='max-width:{width}px'>"
             "<defs><marker id='arte-arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='7' markerHeight='7' "
             "orient='auto'><path d='M0,0 L10,5 L0,10 z' fill='#3949ab'/></marker></defs>"
-            + "".join(boxes) + "".join(arrows) + review + loop_back + "</svg>")
+            + "".join(boxes) + "".join(arrows) + loop_back + "</svg>")
 
 
 def glossary_key(term: str) -> str | None:
