@@ -176,6 +176,10 @@ def run_pilot(store, settings: PilotSettings, reporter: Reporter | None = None) 
                "created_at": utcnow()}
         save_pilot_result(store, row)
         cells.append(pilot_result(store, **key))
+        reporter.log(f"pilot: {spec.name} level {level}: accuracy {measured['accuracy']:.3f} "
+                     f"[{measured['ci_low']:.2f}, {measured['ci_high']:.2f}] n={measured['n_items']}, "
+                     f"{measured['baseline_kind']} {measured['baseline']:.3f}, "
+                     f"{measured['seconds_per_item']:.1f} s/item{', in the zone' if measured['in_zone'] else ''}")
     return cells
 
 
