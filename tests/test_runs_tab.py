@@ -340,6 +340,15 @@ def test_a_run_is_listed_only_once_a_stage_stored_something(store, tmp_path):
     assert common.run_choices(store) == [] and common.default_run(store) is None  # a launch registered it only
     populate_drafts(store, run_id, config.student)
     assert [value for _, value in common.run_choices(store)] == [run_id] and common.default_run(store) == run_id
+    assert "1 run(s) in the store" in common.store_summary(store)
+
+
+def test_run_labels_are_short_enough_for_a_phone():
+    from arte_core.studio.common import run_label
+
+    assert run_label("boolean_expressions-fccdeae4", "boolean_expressions", "smollm2", "smollm2") == \
+        "boolean_expressions-fccdeae4 (smollm2 as both)"
+    assert run_label("my-run", "navigate", "big", "small") == "navigate · my-run (big → small)"
 
 
 def test_the_estimate_uses_measured_rates_and_falls_back_to_the_demos(jobs, tmp_path):

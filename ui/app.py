@@ -106,7 +106,7 @@ def _top_bar(store: Store, read_only: bool, runs_dir: str) -> StudioContext:
     run_id = common.default_run(store)
     students = common.student_choices(store, run_id)
     with gr.Row(equal_height=True):
-        run = gr.Dropdown(common.run_choices(store), value=run_id, label="Run (task · run id (teacher → student))",
+        run = gr.Dropdown(common.run_choices(store), value=run_id, label="Run (run id (teacher → student))",
                           scale=4, elem_id="run-select", allow_custom_value=True,  # runs appear after launch
                           info=guide_text.term_info("run"))
         student = gr.Dropdown(students, value=students[0] if students else None, label="Student (scores shown)",

@@ -162,7 +162,15 @@ def yes_no_cell(value: Any) -> str | None:
 def run_choices(store: Store) -> list[tuple[str, str]]:
     """(label, run_id) for every run that stored something: the label names the task, teacher and student."""
     runs = catalog.runs_with_data(store)
-    return [(f"{r.task} · {r.run_id} ({r.teacher} → {r.student})", r.run_id) for r in runs.itertuples()]
+    return [(run_label(r.run_id, r.task, r.teacher, r.student), r.run_id) for r in runs.itertuples()]
+
+
+def run_label(run_id: str, task: str, teacher: str, student: str) -> str:
+    """A run as a picker shows it, short enough for a phone: the task only when the id does not start
+    with it, and one model name when teacher and student are one model."""
+    name = run_id if run_id.startswith(task) else f"{task} · {run_id}"
+    models = f"{teacher} as both" if teacher == student else f"{teacher} → {student}"
+    return f"{name} ({models})"
 
 
 def default_run(store: Store) -> str | None:
