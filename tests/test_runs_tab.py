@@ -86,7 +86,8 @@ def test_an_empty_form_launches_the_demo_config_like_the_cli(jobs, form):
 
 def test_key_fields_rewrite_the_yaml(tmp_path):
     text = config_yaml(tmp_path)
-    assert runs.field_values(text)[:4] == ["boolean_expressions", None, "smollm2-135m-instruct", "smollm2-135m-instruct"]
+    model = "smollm2-135m-instruct"
+    assert runs.field_values(text)[:4] == ["boolean_expressions", None, model, model]
     assert runs.field_values(text)[-2:] == ["icl", "arte"]
     changed = runs.apply_fields(text, "navigate", "", "teacher-x", None, 3, 1e-4, "both", "montessori")
     assert runs.field_values(changed) == ["navigate", None, "teacher-x", "smollm2-135m-instruct", 3, 1e-4, "both",

@@ -105,8 +105,6 @@ def test_the_oldest_sandbox_goes_beyond_the_limit(shared, tmp_path):
 
 @pytest.fixture
 def space_app(shared, tmp_path, monkeypatch):
-    import gradio as gr  # noqa: F401
-
     from arte_core.jobs import JobManager
     from ui.app import build_app
 

@@ -188,7 +188,8 @@ def _wire_form(jobs: JobManager, form: dict) -> None:
     # Every change of the config or the stage says anew which run it is and how long it takes.
     gr.on([form["config_yaml"].change, form["stage"].change], plan, [form["config_yaml"], form["stage"]],
           [form["identity"], form["estimate"], form["confirm_all"]], api_name="runs_plan", show_progress="hidden")
-    task_field, task_dir_field = (form["fields"][[p for p, _ in h.KEY_FIELDS].index(name)] for name in ("task", "task_dir"))
+    paths = [path for path, _ in h.KEY_FIELDS]
+    task_field, task_dir_field = (form["fields"][paths.index(name)] for name in ("task", "task_dir"))
 
     def tasks(task_dir: str, task: str):
         choices = h.task_choices(task_dir)

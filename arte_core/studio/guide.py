@@ -145,7 +145,8 @@ def term_info(*terms: str) -> str:
 
 
 def glossary_markdown() -> str:
-    return "\n".join(f"- **{term}** — {text}" for term, text in sorted(GLOSSARY.items(), key=lambda kv: kv[0].lower()))
+    entries = sorted(GLOSSARY.items(), key=lambda entry: entry[0].lower())
+    return "\n".join(f"- **{term}** — {text}" for term, text in entries)
 
 
 def tour_markdown() -> str:

@@ -27,8 +27,8 @@ from arte_core.studio.launch_rules import check_launch_allowed, runs_off_reason
 from arte_core.tasks import builtin_task_names, list_task_names
 from arte_core.studio.plots import dpo_figure, empty_figure
 
-STAGE_CHOICES = ["all", *STAGES]
-DEFAULT_STAGE = next(iter(STAGES))  # one stage, not the whole loop: 'all' takes its confirmation  # 'all' = what `arte run` runs; one stage alone, optional ones included
+STAGE_CHOICES = ["all", *STAGES]  # 'all' = what `arte run` runs; one stage alone, optional ones included
+DEFAULT_STAGE = next(iter(STAGES))  # one stage, not the whole loop: 'all' takes its confirmation
 # The form's shortcut fields: (dotted config path, label). Each edit rewrites the YAML, which
 # stays the one source of truth of what is launched.
 KEY_FIELDS = [
