@@ -253,3 +253,17 @@ def test_a_logprob_that_ranks_label_confidence_is_flagged_whatever_its_reliabili
     assert line.value > 0.8 and line.status == "warn"
     assert difference["copy_spearman"] < 0 and difference["copy_ci_high"] < 0
     assert "undecided" in line.message and "above chance" in line.message
+
+
+def test_a_drafts_detail_shows_its_answer_logprobs_once_measured(tmp_path):
+    from arte_core.store.drafts import rationale_detail
+
+    with Store(tmp_path / "d.duckdb") as store:
+        populate_drafts(store, "run-a", "stu", n_questions=1, n_items=3)
+        rid = store.rows("SELECT rationale_id FROM icl_scores ORDER BY rationale_id")[0]["rationale_id"]
+        before = rationale_detail(store, rid, "stu")
+        _set_logprobs(store, "run-a", "stu", {rid: [-0.5, -1.0, -3.0]})
+        after = rationale_detail(store, rid, "stu")
+    assert "answer_logprob" not in before["items"] and "mean_answer_logprob" not in before["scores"]
+    assert list(after["items"]["answer_logprob"]) == [-0.5, -1.0, -3.0]
+    assert after["scores"]["mean_answer_logprob"].iloc[0] == pytest.approx(-1.5)

@@ -154,18 +154,25 @@ def rationale_detail(store: Store, rationale_id: str, student: str) -> dict:
     rationale = found[0]
     scores = store.df(
         "SELECT student, accuracy, balanced_accuracy, label_copy_rate, n_items, n_correct, n_unparsed, n_truncated, "
-        "  n_lenient, icl_format FROM icl_scores "
+        "  n_lenient, icl_format, mean_answer_logprob FROM icl_scores "
         "WHERE rationale_id = ? ORDER BY student", [rationale_id])
-    items = _item_answers(store, rationale["run_id"], rationale_id, student)
+    scores = _measured_only(scores, "mean_answer_logprob")
+    items = _measured_only(_item_answers(store, rationale["run_id"], rationale_id, student), "answer_logprob")
     influence = store.rows("SELECT student, influence, loss_before, loss_after FROM influence_scores "
                            "WHERE rationale_id = ? ORDER BY student", [rationale_id])
     return dict(rationale=rationale, scores=scores, items=items, influence=influence)
 
 
+def _measured_only(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`table` without `column` when nothing measured it (answer log-probabilities exist only where
+    `score.metric: answer_logprob` ran), so accuracy-only runs show what they always showed."""
+    return table.drop(columns=[column]) if table[column].isna().all() else table
+
+
 def _item_answers(store: Store, run_id: str, rationale_id: str, student: str) -> pd.DataFrame:
     """The student's answer to each preference question with this draft as its demo."""
     select = ("SELECT i.item_index, p.input AS preference_question, p.target, i.answer AS student_answer, i.correct, "
-              "  i.parse_mode, i.truncated, i.output AS student_output "
+              "  i.parse_mode, i.truncated, i.answer_logprob, i.output AS student_output "
               "FROM icl_items i LEFT JOIN pref_items p ON p.run_id = ? AND p.item_index = i.item_index "
               "WHERE i.rationale_id = ? AND i.student = ?")
     params = [run_id, rationale_id, student]
