@@ -52,6 +52,15 @@ def cell(page, table_id: str, text: str):
     return page.locator(f"#{table_id}").get_by_role("gridcell", name=text, exact=True).first
 
 
+def open_pair(page, pair_id: str):
+    """Click the pair's row and wait until the panel shows it (a click answers after a round trip)."""
+    from playwright.sync_api import expect
+
+    cell(page, "pairs-table", pair_id).click()
+    expect(box(page, "pairs-pair-id")).to_have_value(pair_id)
+    expect(page.locator("#pairs-header")).not_to_contain_text("Select a pair")
+
+
 def open_pairs(page):
     from playwright.sync_api import expect
 
@@ -76,7 +85,7 @@ def test_an_invalid_filter_a_bogus_id_and_no_choice_leave_everything_in_place(pa
     expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")  # the draft stays
 
     open_pairs(page)
-    cell(page, "pairs-table", "pr-0").click()
+    open_pair(page, "pr-0")
     expect(page.locator("#pairs-header")).to_contain_text("rationale pair")
     page.locator("#pairs-decide").click()  # no decision chosen
     expect(page.locator("#pairs-status")).to_contain_text("choose a decision")
@@ -92,10 +101,9 @@ def test_the_reason_is_cleared_and_the_name_kept_across_reload(page):
     box(page, "user-name").fill("Ada")
     box(page, "user-name").press("Tab")
     open_pairs(page)
-    cell(page, "pairs-table", "pr-0").click()
+    open_pair(page, "pr-0")
     box(page, "pairs-why").fill("meant for pr-0")
-    cell(page, "pairs-table", "pr-1").click()  # another pair: the reason does not come along
-    expect(page.locator("#pairs-header")).to_contain_text("margin 0.300")
+    open_pair(page, "pr-1")  # another pair: the reason does not come along
     expect(box(page, "pairs-why")).to_have_value("")
     box(page, "pairs-why").fill("states the rule first")
     page.locator("#pairs-action").get_by_text("Accept: chosen is better").click()
@@ -133,16 +141,17 @@ def test_blind_review_hides_margin_decisions_and_reviewers_and_keeps_a_b_after_d
     from playwright.sync_api import expect
 
     open_pairs(page)
-    cell(page, "pairs-table", "pr-0").click()
+    open_pair(page, "pr-0")
     page.locator("#pairs-action").get_by_text("Accept: chosen is better").click()
     page.locator("#pairs-decide").click()  # someone decided pr-0 openly
     expect(page.locator("#pairs-status")).to_contain_text("Recorded decision 1")
     page.locator("#pairs-blind label").click()
     expect(page.locator("#pairs-table")).to_contain_text("decided")
+    expect(page.locator("#pairs-header")).to_contain_text("blind order")  # the open pair, shown blind
     header = page.locator("#pairs-table thead")
     for hidden in ("margin", "chosen score", "by", "notes"):
         expect(header).not_to_contain_text(hidden)
-    cell(page, "pairs-table", "pr-1").click()
+    open_pair(page, "pr-1")
     expect(page.locator("#pairs-header")).to_contain_text("blind")
     expect(page.locator("#pairs-header")).not_to_contain_text("margin 0.")
     expect(page.locator("#pairs-left")).to_contain_text("A (left)")
