@@ -396,6 +396,8 @@ def test_errors_and_logs_are_worded_for_the_page(jobs, tmp_path):
     worded = runs.page_message(message)
     assert "arte score" not in worded and "launch the score stage first (Stages: score, then Launch)" in worded
     assert not worded.startswith("arte:")
+    assert runs.page_message("Score them anew with `arte rescore`.") == \
+        "Score them anew with the rescore stage (Stages: rescore, then Launch)."
     row = fake_finished_job(jobs)
     with jobs.store.transaction():
         jobs.store.execute("UPDATE jobs SET message = ? WHERE job_id = ?", [message, row["job_id"]])

@@ -310,17 +310,21 @@ def runs_table(store: Store) -> pd.DataFrame:
 
 # -- words for the page ---------------------------------------------------------------------------
 
-_CLI_STAGE = re.compile(r"(?:run |with )?`arte ([a-z]+)[^`]*`( first)?")
+_CLI_STAGE = re.compile(r"(run |with )?`arte ([a-z]+)[^`]*`( first)?")
 _ERROR_PREFIX = re.compile(r"^(?:arte: )?error: ", re.I)
 
 
 def _stage_hint(match: re.Match) -> str:
-    name = match.group(1)
+    """A CLI hint as the page says it: "run `arte score` first" → "launch the score stage first (Stages:
+    score, then Launch)"; "with `arte rescore`" → "with the rescore stage (…)"."""
+    verb, name, first = match.group(1) or "", match.group(2), match.group(3) or ""
     if name == "run":
-        return "launch the whole loop (Stages: all)"
-    if name in STAGES:
-        return f"launch the {name} stage first (Stages: {name}, then Launch)"
-    return f"the {name} command of the `arte` tool"
+        return f"{verb if verb == 'with ' else ''}the whole loop (Stages: all, then Launch)"
+    if name not in STAGES:
+        return f"{verb}the {name} command of the `arte` tool{first}"
+    if verb == "with ":
+        return f"with the {name} stage (Stages: {name}, then Launch){first}"
+    return f"launch the {name} stage{first} (Stages: {name}, then Launch)"
 
 
 def page_message(text: str) -> str:
