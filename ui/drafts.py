@@ -4,7 +4,7 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import common, drafts
-from ui.common import StudioContext, guarded, in_place, notice_state, page_listeners, selected_row_id
+from ui.common import StudioContext, in_place, notice_state, page_listeners, selected_row_id
 from ui.health import health_pointer
 
 ITEM_COLUMNS = list(drafts.ITEM_HEADERS.get(c, c) for c in ("item_index", "preference_question", "target",
@@ -118,7 +118,7 @@ def _wire(ctx: StudioContext, demo: gr.Blocks, filters: dict, page: gr.Number, a
     def techniques(run_id):
         return gr.update(choices=common.technique_choices(store, run_id), value="all")
 
-    ctx.run.change(guarded(techniques), ctx.run, filters["technique"], api_name="drafts_techniques")
+    ctx.run.change(in_place(techniques, 1), ctx.run, filters["technique"], api_name="drafts_techniques")
     _wire_detail(ctx, table, detail)
 
 
