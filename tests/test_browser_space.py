@@ -122,6 +122,7 @@ def test_every_tab_is_reachable_on_a_phone(space, browser):
     expect(run).to_be_visible()
     box = run.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 1  # the run picker is not cut
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing sticks out sideways
     shoot(page, "phone.png")
     page.context.close()
 
