@@ -97,6 +97,9 @@ def test_two_students_get_their_own_pairs_adapters_arms_and_evaluations(tmp_path
     assert models[a] != models[b]
     assert ctx.store.count_rows("evaluations", ctx.run_id) == 12  # 2 students × 3 variants × 2 shot counts
     assert {s for s in ctx.store.stages_done(ctx.run_id) if s.startswith("evaluate")} == {f"evaluate:{a}", f"evaluate:{b}"}
+    for student in (a, b):  # a rerun with the same settings finds every stage current: nothing is redone
+        assert [as_student(ctx, student, stage) for stage in ("pairs", "align", "regenerate", "distill", "evaluate")] \
+            == [None] * 5
     ctx.store.close()
 
 
