@@ -51,6 +51,8 @@ def run_whole_loop(tmp_path: Path, config: dict, *extra: str) -> dict:
             assert counts[str(rows)] > 0, (str(rows), counts)
         assert any(done.split(":")[0] == stage for done in counts["stages_done"]), (stage, counts["stages_done"])
     assert counts["evaluations"] == 6  # untrained / original / arte x 0- and 3-shot
+    # like-for-like arms: the unaligned and the aligned teacher wrote as many examples each
+    assert counts["rationales[origin=base]"] == counts["rationales[origin=arte]"] > 0
     assert [counts[f"artifacts[name={name}]"] for name in ("teacher_adapter", "student_original", "student_arte")] == [1, 1, 1]
     events = tmp_path / "rerun.jsonl"
     again = arte("run", "--config", str(config_path), "--db", str(db), "--events", str(events), *extra, cwd=tmp_path)
