@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_stages import QUESTIONS, set_scores, tiny_config
+from test_stages import QUESTIONS, add_regenerated, set_scores, tiny_config
 
 from arte_core.context import open_run
 from arte_core.pipeline import run_stage
@@ -16,7 +16,7 @@ from arte_core.stages.align import ADAPTER
 from arte_core.stages.elicit import question_id, rationale_id
 from arte_core.store import Store, utcnow
 from arte_core.store.schema import _SCHEMA_4_COLUMNS
-from arte_core.store.transfer import import_parquet
+from arte_core.store.transfer import export_run, import_parquet, ingest
 from helpers import TECHNIQUES, seed_drafts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,3 +196,25 @@ def test_a_cell_older_than_its_model_is_dropped_and_another_students_cells_stay(
         assert [e["variant"] for e in store.evaluations(ctx.run_id, a)] == ["untrained"]
         assert [e["variant"] for e in store.evaluations(ctx.run_id, b)] == ["arte", "untrained"]
         assert store.eval_items(ctx.run_id, a, "arte", 0) == [] and len(store.eval_items(ctx.run_id, b, "arte", 0)) == 1
+
+
+def test_an_arm_a_job_wrote_anew_replaces_the_stored_one_and_leaves_the_drafts_and_other_students(tmp_path):
+    with Store(tmp_path / "project.duckdb") as project:
+        project.ensure_run("r", "boolean_expressions", "builtin", "T", "A", "fp", "")
+
+        class Run:  # what add_regenerated reads of a RunContext
+            store, run_id = project, "r"
+
+        for student in ("A", "B"):
+            for i in range(3):
+                add_regenerated(Run, "arte", student, f"old question {i}", "old.")
+        export_run(project, "r", tmp_path / "job.duckdb")
+        with Store(tmp_path / "job.duckdb") as job:  # the job's regenerate found A's arm stale: 2 new examples
+            job.discard_arm("r", "arte", "A")
+            Run.store = job
+            for i in range(2):
+                add_regenerated(Run, "arte", "A", f"new question {i}", "new.")
+        ingest(project, tmp_path / "job.duckdb")
+        assert [q["input"] for q in project.questions("r", "arte", "A")] == ["new question 0", "new question 1"]
+        assert [r["text"] for r in project.rationales("r", "arte", "A")] == ["new.", "new."]
+        assert len(project.rationales("r", "arte", "B")) == 3

@@ -36,6 +36,9 @@ REPLACE_GROUPS: dict[str, tuple[str, ...]] = {
     "train_logs": ("run_id", "student", "name"),
     "sft_examples": ("run_id", "student", "dataset"),
 }
+# A student's regenerated arm (origin 'arte' or 'base') is rewritten whole when its settings change
+# (stages/regenerate.py): an incoming arm replaces the stored one. The drafts (origin 'draft') only grow.
+ARM_TABLES = ("generation_calls", "questions", "rationales")
 # Before schema 5 the 'original' arm was the best-scored draft per question; rows of an older source keep
 # their meaning under its name since, 'best_drafts' (schema.relabel_best_drafts does the same on upgrade).
 OLD_ARM_NAMES: dict[str, tuple[str, str, str]] = {
@@ -180,6 +183,9 @@ def _merge(store: Store, sources: dict[str, str], skip: tuple[str, ...], keep_ex
                                                 _incoming_columns(con, rel))
             if table in REPLACE_GROUPS:
                 _replace_groups(store, table, rel, sources.get("stage_status", "(SELECT NULL AS stage LIMIT 0)"))
+            if table in ARM_TABLES and "student" in _incoming_columns(con, rel):
+                store.execute(f"DELETE FROM {table} t WHERE t.origin <> 'draft' AND EXISTS (SELECT 1 FROM {rel} s "
+                              "WHERE s.run_id = t.run_id AND s.origin = t.origin AND s.student = t.student)")
             verb = "INSERT OR IGNORE" if table in keep_existing else "INSERT OR REPLACE"
             store.execute(f"{verb} INTO {table} ({', '.join(columns)}) SELECT {', '.join(expressions)} "
                           f"FROM {rel} s")  # Store counts text writes
