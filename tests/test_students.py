@@ -15,7 +15,7 @@ from arte_core.progress import Reporter
 from arte_core.stages.align import ADAPTER
 from arte_core.stages.elicit import question_id, rationale_id
 from arte_core.store import Store, utcnow
-from arte_core.store.schema import _SCHEMA_4_COLUMNS
+from arte_core.store.schema import SCHEMA_4_RESULT_COLUMNS
 from arte_core.store.transfer import export_run, import_parquet, ingest
 from helpers import TECHNIQUES, seed_drafts
 
@@ -122,7 +122,7 @@ def schema_4_store(path: Path) -> None:
     """A store as ARTE Studio 4 wrote it: the tables of results without `student`, version 4."""
     Store(path).close()
     con = duckdb.connect(str(path))
-    for table, (columns, key) in _SCHEMA_4_COLUMNS.items():
+    for table, (columns, key) in SCHEMA_4_RESULT_COLUMNS.items():
         con.execute(f"DROP TABLE {table}")
         con.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({key.replace('student, ', '')}))")
     for index in ("questions_run", "rationales_question", "rationales_run"):  # DuckDB alters no indexed table

@@ -312,9 +312,9 @@ def downgrade(store: Store, version: int) -> None:
 
 def store_to_schema_4(store: Store) -> None:
     """Schema 5's tables of results as schema 4 had them: no student column, the key without it."""
-    from arte_core.store.schema import _SCHEMA_4_COLUMNS
+    from arte_core.store.schema import SCHEMA_4_RESULT_COLUMNS
 
-    for table, (columns, key) in _SCHEMA_4_COLUMNS.items():
+    for table, (columns, key) in SCHEMA_4_RESULT_COLUMNS.items():
         store.execute(f"CREATE TABLE {table}_v5 AS SELECT * EXCLUDE (student) FROM {table}")
         store.execute(f"DROP TABLE {table}")
         store.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({key.replace('student, ', '')}))")

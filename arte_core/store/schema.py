@@ -1,5 +1,9 @@
 """The DuckDB schema of an ARTE Studio project store (docs/architecture.md explains each table)."""
 
+from arte_core.store.student_schema import (SCHEMA_4_RESULT_COLUMNS, STUDENT_KEYED_COLUMNS,  # noqa: F401
+                                            STUDENT_STAGES_SINCE_5, STUDENT_TABLES, fill_run_students,
+                                            migrate_to_5, run_student_sql)
+
 SCHEMA_VERSION = 7
 
 # influence_items (TABLES), spelled once for the table and its migration.
@@ -47,80 +51,6 @@ ICL_ITEM_COLUMNS = """
     """
 CANDIDATE_ANSWERS_COLUMNS = "\n        run_id VARCHAR NOT NULL," + ICL_ITEM_COLUMNS
 
-# Tables whose rows belong to a (run, student) since schema 5: each table's columns as of schema 4 with
-# `student` added last and in the key (DEFAULT '': a row written without one gets its run's student on
-# upgrade and import, see `fill_run_students`). Spelled once for the tables and migration 5.
-_SCHEMA_4_COLUMNS = {
-    "generation_calls": ("run_id VARCHAR NOT NULL, origin VARCHAR NOT NULL, call_index INTEGER NOT NULL, "
-                         "model VARCHAR NOT NULL, prompt VARCHAR NOT NULL, output VARCHAR NOT NULL, "
-                         "temperature DOUBLE NOT NULL, seed BIGINT NOT NULL, n_parsed INTEGER NOT NULL, "
-                         "n_unparsed INTEGER NOT NULL, n_duplicates INTEGER NOT NULL, n_kept INTEGER NOT NULL, "
-                         "created_at TIMESTAMP NOT NULL", "run_id, origin, student, call_index"),
-    "artifacts": ("run_id VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL, path VARCHAR NOT NULL, "
-                  "metrics_json VARCHAR, created_at TIMESTAMP NOT NULL", "run_id, student, name"),
-    "train_logs": ("run_id VARCHAR NOT NULL, name VARCHAR NOT NULL, step INTEGER NOT NULL, epoch DOUBLE, "
-                   "loss DOUBLE, metrics_json VARCHAR", "run_id, student, name, step"),
-    "sft_examples": ("run_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, idx INTEGER NOT NULL, "
-                     "question_id VARCHAR NOT NULL, rationale_id VARCHAR NOT NULL, input VARCHAR NOT NULL, "
-                     "rationale VARCHAR NOT NULL, answer VARCHAR NOT NULL", "run_id, student, dataset, idx"),
-    "evaluations": ("run_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, shots INTEGER NOT NULL, "
-                    "accuracy DOUBLE NOT NULL, n_items INTEGER NOT NULL, n_correct INTEGER NOT NULL, "
-                    "n_unparsed INTEGER NOT NULL, model VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, "
-                    "n_truncated INTEGER", "run_id, student, variant, shots"),
-    "eval_items": ("run_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, shots INTEGER NOT NULL, "
-                   "item_index INTEGER NOT NULL, output VARCHAR NOT NULL, answer VARCHAR, correct BOOLEAN NOT NULL, "
-                   "parse_mode VARCHAR, truncated BOOLEAN", "run_id, student, variant, shots, item_index"),
-}
-STUDENT_KEYED_COLUMNS = {table: "\n        " + ",\n        ".join(columns.split(", ")) + ",\n        "
-                         "student VARCHAR NOT NULL DEFAULT '',\n        " + f"PRIMARY KEY ({key})\n    "
-                         for table, (columns, key) in _SCHEMA_4_COLUMNS.items()}
-# Tables with schema 5's `student` column, and the rows of theirs that belong to no student (the drafts).
-STUDENT_TABLES = ("questions", "rationales", *_SCHEMA_4_COLUMNS)
-_SHARED_ROWS = {"questions": "origin = 'draft'", "rationales": "origin = 'draft'", "generation_calls": "origin = 'draft'"}
-# The stages whose results became the student's in schema 5 (stage_status.scope '' -> the run's student).
-STUDENT_STAGES_SINCE_5 = ("align", "regenerate", "distill", "evaluate")
-
-
-def run_student_sql(table: str, alias: str) -> str:
-    """The student a row of `table` (aliased `alias`) written without one belongs to: '' for drafts,
-    else its run's student (runs.student)."""
-    run_student = f"(SELECT r.student FROM runs r WHERE r.run_id = {alias}.run_id)"
-    shared = _SHARED_ROWS.get(table)
-    return f"CASE WHEN {alias}.{shared} THEN '' ELSE {run_student} END" if shared else run_student
-
-
-def fill_run_students() -> list[str]:
-    """Statements giving each row stored without a student (an upgraded store, an imported older
-    export) its run's student; drafts keep ''."""
-    return [f"UPDATE {t} SET student = {run_student_sql(t, t)} WHERE coalesce(student, '') = ''"
-            for t in STUDENT_TABLES]
-
-
-def _migrate_to_5() -> list[str]:
-    """Add `student` to the tables of results: a column for questions and rationales, a rebuilt table
-    (the key changes) for the others; every row gets its run's student, and what an older version
-    called the 'original' arm (the best-scored draft per question) gets its true name, 'best_drafts'."""
-    stmts = [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS student VARCHAR DEFAULT ''" for t in ("questions", "rationales")]
-    for table in _SCHEMA_4_COLUMNS:
-        stmts += [f"ALTER TABLE {table} RENAME TO {table}_v4",
-                  f"CREATE TABLE {table} ({' '.join(STUDENT_KEYED_COLUMNS[table].split())})",
-                  f"INSERT INTO {table} SELECT o.*, {run_student_sql(table, 'o')} FROM {table}_v4 o",
-                  f"DROP TABLE {table}_v4"]
-    return stmts + fill_run_students() + relabel_best_drafts() + [
-        "UPDATE stage_status SET scope = (SELECT r.student FROM runs r WHERE r.run_id = stage_status.run_id) "
-        f"WHERE scope = '' AND list_contains({list(STUDENT_STAGES_SINCE_5)}, stage)"]
-
-
-def relabel_best_drafts() -> list[str]:
-    """Before schema 5 the 'original' arm was the best-scored draft per question (a baseline the student
-    selected); since then 'original' is the unaligned teacher's regenerated data and that arm is 'best_drafts'."""
-    return ["UPDATE artifacts SET name = 'student_best_drafts' WHERE name = 'student_original'",
-            "UPDATE train_logs SET name = 'student_best_drafts' WHERE name = 'student_original'",
-            "UPDATE sft_examples SET dataset = 'best_drafts' WHERE dataset = 'original'",
-            "UPDATE evaluations SET variant = 'best_drafts' WHERE variant = 'original'",
-            "UPDATE eval_items SET variant = 'best_drafts' WHERE variant = 'original'"]
-
-
 # Statements that bring a store of the previous version up to each version (`Store` runs them when it
 # opens a store read-write). New columns go at the end of their table, so an upgraded table and a
 # new one have the same column order.
@@ -154,7 +84,7 @@ MIGRATIONS: dict[int, list[str]] = {
         # they ran with was not recorded.
         "ALTER TABLE stage_status ADD COLUMN config_json VARCHAR"],
     # Results keyed by student (align, regenerate, distill, evaluate belong to a (run, student)).
-    5: _migrate_to_5(),
+    5: migrate_to_5(),
     # score.metric = answer_logprob (models/logprob.py): each answer's teacher-forced log-probability of its
     # target after the answer cue (summed over the target's tokens, and per token), and each draft's mean.
     # Drafts scored before keep NULL until `arte score --score.metric answer_logprob` fills them in.
