@@ -313,7 +313,8 @@ def test_stage_subcommands_come_from_the_registry(capsys):
     from arte_core.stages.registry import STAGES, run_help
 
     parsers = build_parser().command_parsers
-    assert set(STAGES) | {"run", "config"} == set(parsers)
+    # Besides one subcommand per stage: the whole loop, the config listing, and the two multi-run commands.
+    assert set(STAGES) | {"run", "config", "pilot", "study"} == set(parsers)
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
