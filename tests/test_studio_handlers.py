@@ -285,6 +285,11 @@ def test_blind_review_hides_margin_decisions_and_reviewers_until_decided(store):
     assert shown["left_label"].startswith("A (left) · student's") and shown["right_label"].startswith("B (right) · ")
     assert [label for label, _ in shown["choices"]][:2] == ["A (left) is better", "B (right) is better"]
     assert "A (left) correct" in shown["items"].columns
+    # filtering on others' decisions would reveal them: refused, while 'decided' only says a pair is done
+    with pytest.raises(ArteError, match="blind review hides decisions: the decision state 'accept'"):
+        pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(state="accept"), blind=True)
+    decided = pairs.pairs_view(store, RUN, STUDENT, pairs.pair_filter(state="decided"), blind=True)["table"]
+    assert decided["pair_id"].tolist() == ["pr-0"]
 
 
 def test_the_panel_shows_each_sides_target_with_the_solver_and_the_answers_side_by_side(store):

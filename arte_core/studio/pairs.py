@@ -22,6 +22,7 @@ PAIR_KINDS = ("all", "question", "rationale")
 DECISION_STATES = decisions.DECISION_STATES
 DECISION_ACTIONS = decisions.DECISION_ACTIONS
 EVIDENCE_STATES = decisions.EVIDENCE_STATES
+REVEALING_STATES = ("accept", "swap", "exclude")  # decision states a blind review may not filter on
 
 
 class ContestedAtNoise(decisions.PairFilter):
@@ -65,6 +66,10 @@ def pairs_view(store: Store, run_id: Any, student: Any, flt: decisions.PairFilte
     if not run_id:
         return dict(table=pd.DataFrame(), page=1, pages=1, total=0, info=NO_RUN, agreement="")
     run_id, student = require_run(store, run_id), require(student, "a student")
+    if blind and flt.state in REVEALING_STATES:
+        # Listing the pairs others accepted or swapped would tell a blind reviewer their decisions.
+        raise ArteError(f"blind review hides decisions: the decision state '{flt.state}' would show them. Choose "
+                        "'all', 'undecided' or 'decided', or leave blind review.")
     flt, note = _resolved(store, run_id, student, flt)
     result = decisions.pairs_page(store, run_id, student, flt)
     if flt.page > result["pages"]:
