@@ -76,6 +76,11 @@ def test_the_served_app_has_the_guide_tab_and_the_banner(tmp_path):
         assert "both teacher and student" in texts  # the banner
         tabs_box = next(c for c in config["components"] if c["type"] == "tabs")
         assert tabs_box["props"]["overflow_behavior"] == "wrap"  # no tab hides behind "…" on a phone
+        infos = {c["props"].get("label"): c["props"].get("info") or "" for c in config["components"]}
+        for label, term in [("Min score", "one-shot score"), ("Min balanced accuracy", "balanced accuracy"),
+                            ("Kind", "pair"), ("Contested only (low margin)", "margin"),
+                            ("Paired test", "within noise")]:  # the Drafts and Pairs terms have tooltips
+            assert guide.GLOSSARY[term] in infos[label], label
     finally:
         demo.close()
         store.close()

@@ -4,6 +4,7 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import common, drafts
+from arte_core.studio.guide import term_info
 from ui.common import StudioContext, in_place, notice_state, page_listeners, selected_row_id
 from ui.health import health_pointer
 
@@ -39,9 +40,10 @@ def _filter_widgets(ctx: StudioContext) -> dict:
     run_id = ctx.run.value
     with gr.Row():
         technique = gr.Dropdown(common.technique_choices(ctx.store, run_id), value="all", label="Technique",
-                                allow_custom_value=True)  # the choices differ per run
+                                allow_custom_value=True, info=term_info("technique"))  # the choices differ per run
         # Text boxes, not gr.Number: an empty box must mean "no bound", and a Number cannot be empty.
-        min_score = gr.Textbox(label="Min score", placeholder="any (0–1)", elem_id="drafts-min-score")
+        min_score = gr.Textbox(label="Min score", placeholder="any (0–1)", elem_id="drafts-min-score",
+                               info=term_info("one-shot score"))
         max_score = gr.Textbox(label="Max score", placeholder="any (0–1)", elem_id="drafts-max-score")
         min_words = gr.Textbox(label="Min words", placeholder="any", elem_id="drafts-min-words")
         max_words = gr.Textbox(label="Max words", placeholder="any", elem_id="drafts-max-words")
@@ -54,10 +56,10 @@ def _filter_widgets(ctx: StudioContext) -> dict:
         direction = gr.Radio(["desc", "asc"], value="desc", label="Order")
         origin = gr.Radio([("teacher drafts", "draft"), ("regenerated (ARTE)", "arte"),
                            ("regenerated (base teacher)", "base")], value="draft", label="Data",
-                          elem_id="drafts-origin")
+                          elem_id="drafts-origin", info=term_info("draft", "arm"))
     with gr.Row():  # after the older filters, so the API's argument order stays as it was
         min_balanced = gr.Textbox(label="Min balanced accuracy", placeholder="any (0–1)",
-                                  elem_id="drafts-min-balanced")
+                                  elem_id="drafts-min-balanced", info=term_info("balanced accuracy"))
         max_balanced = gr.Textbox(label="Max balanced accuracy", placeholder="any (0–1)",
                                   elem_id="drafts-max-balanced")
         copies_label = gr.Radio(list(common.YES_NO_ANY), value="any", label="Copies demo label")

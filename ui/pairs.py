@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from arte_core.studio import pairs
+from arte_core.studio.guide import term_info
 from ui.common import StudioContext, in_place, in_place_status, notice_state, page_listeners, selected_row_id
 from ui.health import health_pointer
 from ui.pair_decisions import decision_widgets, wire_decisions
@@ -46,11 +47,14 @@ def build_pairs_tab(ctx: StudioContext, demo: gr.Blocks) -> None:
 
 def _filter_widgets() -> dict:
     with gr.Row():
-        kind = gr.Radio(list(pairs.PAIR_KINDS), value="all", label="Kind")
-        state = gr.Dropdown(list(pairs.DECISION_STATES), value="all", label="Decision state")
-        contested = gr.Checkbox(False, label="Contested only (low margin)", elem_id="pairs-contested")
+        kind = gr.Radio(list(pairs.PAIR_KINDS), value="all", label="Kind", info=term_info("pair"))
+        state = gr.Dropdown(list(pairs.DECISION_STATES), value="all", label="Decision state",
+                            info=term_info("decision"))
+        contested = gr.Checkbox(False, label="Contested only (low margin)", elem_id="pairs-contested",
+                                info=term_info("margin"))
         max_margin = gr.Number(None, label="Contested = margin at most (empty: one binomial sd of a draft's score "
-                                           "at this run's n_pref)", minimum=0, elem_id="pairs-max-margin")
+                                           "at this run's n_pref)", minimum=0, elem_id="pairs-max-margin",
+                               info=term_info("binomial noise sd"))
     with gr.Row():
         search = gr.Textbox(label="Search prompt / texts (literal text)", elem_id="pairs-search")
         sort = gr.Dropdown(list(pairs.PAIR_SORT_CHOICES), value="margin", label="Sort by")
@@ -59,7 +63,7 @@ def _filter_widgets() -> dict:
                                          "hidden until decided", elem_id="pairs-blind")
     with gr.Row():
         evidence = gr.Dropdown(list(pairs.EVIDENCE_STATES), value="all", label="Paired test",
-                               elem_id="pairs-evidence")
+                               elem_id="pairs-evidence", info=term_info("p-value", "within noise"))
         noise_level = gr.Number(pairs.DEFAULT_NOISE_LEVEL, label="Noise level: significant = p at most",
                                 minimum=0, maximum=1, elem_id="pairs-noise-level")
     # blind stays before evidence and noise_level: the listeners take the filters in this order
