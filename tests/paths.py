@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The demo dataset as an older ARTE Studio exported it (schema 1, before parse modes, balanced accuracy, per-student
+# results and like-for-like arms): the upgrade tests import it as a user's old export.
+OLD_DEMO = REPO / "tests" / "data" / "demo_schema1"
 BBH_DIR = Path(os.environ.get("ARTE_BBH_DIR", REPO.parent / "shared" / "data" / "bbh"))
 
 

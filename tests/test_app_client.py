@@ -17,6 +17,7 @@ from studio_fixtures import (COPYING_DRAFT, OTHER_STUDENT, RUN, STUDENT, build_f
                              rationale_id, rescore_fixture)
 
 from arte_core.store import Store
+from paths import OLD_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
 DRAFT_DEFAULTS = dict(technique="all", min_score="", max_score="", min_words="", max_words="", agrees="any",
@@ -160,12 +161,12 @@ def test_rescored_drafts_show_balanced_accuracy_the_copy_flag_and_parse_modes(se
     assert column(items, "parse mode")[-2:] == ["strict", "none"] and column(items, "cut off")[-2:] == ["no", "yes"]
 
 
-def test_the_shipped_demo_shows_old_scores_as_a_dash_with_how_to_rescore(tmp_path):
-    """The demo dataset (assets/demo/, imported into an empty store as app.py does) is all scored by an
-    older version: the new columns read "—" with the note, never 0, and every figure still draws."""
+def test_an_old_demo_export_shows_old_scores_as_a_dash_with_how_to_rescore(tmp_path):
+    """A demo dataset an older version exported (imported into an empty store as app.py does) is all scored
+    by an older version: the new columns read "—" with the note, never 0, and every figure still draws."""
     app = load_entry_point()
     with Store(tmp_path / "demo.duckdb") as store:
-        assert "imported the demo dataset" in app.fill_empty_store(store)
+        assert "imported the demo dataset" in app.fill_empty_store(store, OLD_DEMO)
         run, student = store.scalar("SELECT run_id FROM runs"), store.scalar("SELECT DISTINCT student FROM icl_scores")
         demo, client = launch(store, read_only=True, runs_dir=tmp_path / "runs")
         try:

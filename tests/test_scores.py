@@ -20,6 +20,7 @@ from arte_core.stages.score import balanced_accuracy, label_copy_rate, score_dra
 from arte_core.store import Store, utcnow
 from arte_core.store.transfer import import_parquet
 from arte_core.tasks import load_task
+from paths import OLD_DEMO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,10 +147,11 @@ def test_drafts_scored_before_schema_3_are_never_ranked_on_a_score_they_lack(ctx
     assert len(load_signal_scores(ctx, ctx.config.student, "icl")) == 4
 
 
-def test_the_shipped_demo_imports_with_the_new_columns_null_and_ranks_only_on_what_it_has(tmp_path):
+def test_an_old_demo_export_imports_with_the_new_columns_null_and_ranks_only_on_what_it_has(tmp_path):
     demo_config = config_from_dict(yaml.safe_load((ROOT / "assets/configs/demo.yaml").read_text()))
+    demo_config.eval.n_test = 24  # the old demo's test split (today's demo evaluates on 300 items)
     with Store(tmp_path / "demo.duckdb") as store:
-        counts = import_parquet(store, ROOT / "assets/demo")
+        counts = import_parquet(store, OLD_DEMO)
         assert (counts["icl_scores"], counts["icl_items"], counts["evaluations"]) == (32, 384, 6)
         assert store.scalar("SELECT count(*) FROM icl_scores WHERE balanced_accuracy IS NULL AND label_copy_rate "
                             "IS NULL AND n_truncated IS NULL AND n_lenient IS NULL") == 32

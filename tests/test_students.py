@@ -18,8 +18,7 @@ from arte_core.store import Store, utcnow
 from arte_core.store.schema import SCHEMA_4_RESULT_COLUMNS
 from arte_core.store.transfer import export_run, import_parquet, ingest
 from helpers import TECHNIQUES, seed_drafts
-
-REPO = Path(__file__).resolve().parent.parent
+from paths import OLD_DEMO
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +162,9 @@ def test_a_schema_4_store_upgrades_in_place_and_its_rows_belong_to_the_runs_stud
         assert store.artifact("old", ADAPTER, "S")["path"] == "/a"
 
 
-def test_the_schema_4_demo_export_imports_with_its_rows_belonging_to_its_student(tmp_path):
+def test_an_old_demo_export_imports_with_its_rows_belonging_to_its_student(tmp_path):
     with Store(tmp_path / "s.duckdb") as store:
-        import_parquet(store, REPO / "assets" / "demo")
+        import_parquet(store, OLD_DEMO)
         run = store.list_runs()[0]
         student = run["student"]
         assert {r["student"] for r in store.rows("SELECT student FROM artifacts")} == {student}
