@@ -63,11 +63,12 @@ def wait_until(predicate, timeout: float = JOB_TIMEOUT_S, what: str = "condition
 
 
 def make_config(model_dir: str, root) -> RunConfig:
-    """A boolean_expressions run on one model folder as teacher and student, 4 preference and 4 test items
-    (too few for any pair to pass a paired test at 0.05: pairs keep every candidate with its p)."""
+    """A boolean_expressions run on one model folder as teacher and student, 4 preference, 4 test and 4 check
+    items (too few for any pair to pass a paired test at 0.05: pairs keep every candidate with its p)."""
     config = RunConfig(task="boolean_expressions", teacher=model_dir, student=model_dir,
                        runs_dir=str(root / "elsewhere"), score=ScoreConfig(n_pref=4), eval=EvalConfig(n_test=4))
     config.pairs.max_p = 1.0
+    config.check.n_items = 4
     return config
 
 

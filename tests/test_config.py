@@ -72,8 +72,12 @@ def test_run_ids_do_not_move():
     # n_test 200 set, the default config keeps its old id.
     assert RunConfig().fingerprint() == "86f695b7"
     assert config_from_dict({"eval": {"n_test": 200}}).fingerprint() == "3378f0ae"
-    assert load_config(demo_config_path()).fingerprint() == "fccdeae4"
-    assert load_config(demo_config_path()).resolved_run_name == "boolean_expressions-fccdeae4"
+    # The demo's id moved once, on purpose: its test split grew from 24 to 300 items (issue 16).
+    assert load_config(demo_config_path()).fingerprint() == "7ae54dc0"
+    assert load_config(demo_config_path()).resolved_run_name == "boolean_expressions-7ae54dc0"
+    old_demo = load_config(demo_config_path())
+    old_demo.eval.n_test = 24
+    assert old_demo.fingerprint() == "fccdeae4"  # tests/data/demo_schema1's run
 
 
 def test_field_specs_cover_every_dataclass_field():

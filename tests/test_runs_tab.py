@@ -358,9 +358,9 @@ def test_the_estimate_uses_measured_rates_and_falls_back_to_the_demos(jobs, tmp_
     config = runs.parse_config(config_yaml(tmp_path))
     fallback = run_plan.estimate(jobs, config, "score")
     work = config.elicit.n_questions * 4 * config.score.n_pref
-    demo = runs.parse_config("")  # the demo: 8 questions × 4 techniques × 12 items in 360 s
+    demo = runs.parse_config("")  # the demo: 8 questions × 4 techniques × 12 items in 90 s
     assert fallback[0].n_measured == 0
-    assert fallback[0].seconds == pytest.approx(360 / (demo.elicit.n_questions * 4 * demo.score.n_pref) * work)
+    assert fallback[0].seconds == pytest.approx(90 / (demo.elicit.n_questions * 4 * demo.score.n_pref) * work)
     assert "the demo's rate" in run_plan.estimate_markdown(fallback)
     # two finished jobs scored 4 questions × 4 techniques × 4 items (64 answers) in 32 s and 64 s: 0.5 and 1 s each
     for i, seconds in enumerate((32.0, 64.0)):

@@ -136,7 +136,8 @@ _STAGES = (
           "step 5a check: the student scores base and aligned teacher drafts on held-out check items",
           reads=(Rows("rationales", origin="base"), Rows("rationales", origin="arte")),
           writes=(Rows("check_items"), Rows("alignment_scores")),
-          per_student=True, sections=("score", "check"), optional=True),
+          # Part of `arte run`: the direct test of alignment, before any SFT (issue 16).
+          per_student=True, sections=("score", "check")),
     Stage("distill", "arte_core.stages.distill:run_distill",
           "step 5b: fine-tune the student on each arm of distill.arms (same size, same settings)",
           reads=(Rows("icl_scores"), Rows("rationales", origin="arte"), Rows("rationales", origin="base")),

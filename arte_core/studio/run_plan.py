@@ -32,15 +32,19 @@ STAGE_WORK: dict[str, tuple[str, Callable[[RunConfig], float]]] = {
     "influence": ("drafts probed", lambda c: c.elicit.n_questions * len(TECHNIQUES)),
     "pairs": ("runs", lambda c: 1),
     "align": ("DPO trainings", lambda c: 1),
-    "regenerate": ("teacher generations", lambda c: c.elicit.n_questions * (1 + len(TECHNIQUES))),
-    "distill": ("questions distilled", lambda c: c.elicit.n_questions),
-    "evaluate": ("test answers", lambda c: c.eval.n_test * len(c.eval.shots) * 3),  # untrained, original, ARTE
+    # Two like-for-like arms (base and aligned teacher), each a question and one rationale per example.
+    "regenerate": ("teacher generations", lambda c: 2 * 2 * (c.regenerate.n_examples or c.elicit.n_questions)),
+    "check": ("draft × check-item answers",
+              lambda c: 2 * (c.check.n_drafts or c.regenerate.n_examples or c.elicit.n_questions) * c.check.n_items),
+    "distill": ("examples distilled", lambda c: len(c.distill.arms) * c.elicit.n_questions),
+    "evaluate": ("test answers", lambda c: c.eval.n_test * len(c.eval.shots) * (1 + len(c.distill.arms))),
 }
-# The demo (assets/configs/demo.yaml: 8 questions, 12 preference and 24 test items, SmolLM2-135M as teacher
-# and student) runs its whole loop in under 20 minutes on 2 CPU cores; these are its seconds per stage, the
-# stand-in until this store has measured its own. Influence: the demo's stored 3.17 s per probe × 32 drafts.
-DEMO_SECONDS = {"elicit": 150, "score": 360, "rescore": 360, "influence": 101, "pairs": 5, "align": 90,
-                "regenerate": 150, "distill": 150, "evaluate": 240}
+# The demo's seconds per stage, the stand-in until this store has measured its own: measured 2026-12-02 with
+# `arte run --config assets/configs/demo.yaml` (8 questions × 4 techniques, 12 preference, 24 check and 300
+# test items, SmolLM2-135M as teacher and student; 15 min 18 s on 2 CPU cores). Rescore is the score stage
+# again; influence: the demo's stored 3.17 s per probe × 32 drafts.
+DEMO_SECONDS = {"elicit": 179, "score": 90, "rescore": 90, "influence": 101, "pairs": 1, "align": 51,
+                "regenerate": 141, "check": 91, "distill": 15, "evaluate": 348}
 FINISHED = ("done", "failed", "stopped")
 # A stage without a work measure here (a stage added to the registry later) is timed per run of it.
 PER_RUN = ("runs of the stage", lambda c: 1)
