@@ -1,7 +1,7 @@
 """Retake the README's screenshots (`assets/screenshots/`) of the studio on the built-in demo dataset.
 
 Starts `python app.py` on an empty temporary store (so it imports `assets/demo/`, as `make demo` does),
-then drives headless Debian Chromium through the Drafts, Pairs, Analysis and Signals tabs.
+then drives headless Debian Chromium through the Drafts, Pairs, Analysis, Signals, Study and Guide tabs.
 
     .venv/bin/python scripts/take_screenshots.py [--out assets/screenshots] [--chromium /usr/bin/chromium]
 """
@@ -94,6 +94,15 @@ def take(url: str, out: Path, chromium: str) -> None:
         expect(page.locator("#plot-signals .js-plotly-plot")).to_be_visible()
         page.wait_for_timeout(1500)
         shoot(page, out, "signals.png")
+
+        page.get_by_role("tab", name="Study").click()
+        expect(page.locator("#study-plot .js-plotly-plot")).to_be_visible()
+        page.wait_for_timeout(1500)
+        shoot(page, out, "study.png")
+
+        page.get_by_role("tab", name="Guide").click()
+        expect(page.locator("#guide-loop svg")).to_be_visible()
+        shoot(page, out, "guide.png")
         browser.close()
 
 

@@ -94,5 +94,5 @@ def study_view(store: Store, runs_dir: str | Path, choice: Any = None) -> dict:
     if result is None:
         return dict(summary=NO_STUDY, table=pd.DataFrame(columns=["shots", "arm"]), arms=pd.DataFrame(),
                     figure=empty_figure("no evaluated run yet"))
-    return dict(summary=_summary(result), table=display_table(result), arms=pd.DataFrame(result["arms"]),
+    return dict(summary=_summary(result), table=display_table(result), arms=pd.DataFrame(result["arms"]).round(4),
                 figure=study_figure(result))
