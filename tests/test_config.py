@@ -344,3 +344,13 @@ def test_out_of_range_value_is_refused_from_the_runs_form_and_nothing_launches(p
     with pytest.raises(ArteError, match=rf"config field '{path}'"):
         launch_job(jobs, False, form, "pairs", who="tester")
     assert jobs.jobs() == []
+
+def test_every_shipped_config_loads_and_validates():
+    # the demo, and the paper-scale GPU config docs/results.md names
+    configs = sorted((demo_config_path().parent).glob("*.yaml"))
+    assert {c.name for c in configs} >= {"demo.yaml", "paper_gpu.yaml"}
+    for path in configs:
+        config = load_config(path)
+        assert config.resolved_run_name.startswith(config.task), path
+    paper = load_config(demo_config_path().parent / "paper_gpu.yaml")
+    assert (paper.elicit.n_questions, len(paper.elicit.techniques), paper.score.n_pref) == (250, 4, 40)
