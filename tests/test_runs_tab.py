@@ -314,6 +314,17 @@ def test_the_task_list_offers_the_builtin_tasks_and_the_folders_tasks(tmp_path):
     assert "holds no task in the BBH layout" in runs.task_dir_note(str(tmp_path))
 
 
+def test_the_teacher_and_student_lists_offer_the_installed_models(monkeypatch):
+    from arte_core.models import registry
+
+    installed = {"smollm2-135m-instruct"}  # as on a machine without the second-student extra
+    monkeypatch.setattr(runs, "is_installed", lambda name: name in installed)
+    assert runs.model_choices("smollm2-135m-instruct") == ["smollm2-135m-instruct"]
+    assert runs.model_choices("org/some-hub-model") == ["smollm2-135m-instruct", "org/some-hub-model"]
+    installed.add("gemma3-270m")  # `make second-student`
+    assert runs.model_choices(None) == sorted(installed) == sorted(registry.registry_names())
+
+
 def test_the_form_says_whether_its_config_is_an_existing_run_or_a_new_one(store, jobs, tmp_path):
     text = config_yaml(tmp_path)
     run_id = runs.parse_config(text).resolved_run_name

@@ -105,6 +105,9 @@ def _field(config: RunConfig, helps: dict, path: str, label: str) -> gr.componen
     if path == "task":
         return gr.Dropdown(h.task_choices(config.task_dir), value=value, label=label, info=info, elem_id=elem_id,
                            filterable=True)
+    if path in ("teacher", "student"):  # installed models to pick from; any Hub id or folder may be typed
+        return gr.Dropdown(h.model_choices(value), value=value, label=label, info=info, elem_id=elem_id,
+                           allow_custom_value=True, filterable=True)
     if path == "task_dir":
         return gr.Textbox(value or "", label=label, info=info, elem_id=elem_id, placeholder="/path/to/BIG-Bench-Hard")
     if path in h.FIELD_CHOICES:

@@ -18,6 +18,7 @@ import yaml
 from arte_core.config import PAIR_SIGNALS, PAIR_STYLES, RunConfig, config_from_dict, demo_config_path, load_config
 from arte_core.errors import ArteError
 from arte_core.jobs import JobManager
+from arte_core.models.registry import is_installed, registry_names
 from arte_core.stages.registry import STAGES
 from arte_core.store import Store, catalog
 from arte_core.store.health import teacher_training_log
@@ -104,6 +105,13 @@ def apply_fields(yaml_text: str, *values: Any) -> str:
             section = section[part]
         section[name] = value
     return config_from_dict(data).to_yaml()  # validates the new values too
+
+
+def model_choices(current: str | None = None) -> list[str]:
+    """The registry's models installed here (the second student appears once its extra is installed), then the
+    config's own model when it is another one (a Hub id or a folder, typed in the box)."""
+    names = [name for name in registry_names() if is_installed(name)]
+    return names + ([current] if current and current not in names else [])
 
 
 def task_choices(task_dir: str | None) -> list[str]:
