@@ -109,7 +109,7 @@ def test_every_tab_has_its_endpoints(served):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     expected = {"/drafts_query", "/drafts_apply", "/drafts_detail", "/drafts_select", "/pairs_query", "/pairs_apply",
                 "/pairs_open", "/pairs_decide", "/pairs_decide_bulk", "/pairs_undo", "/pairs_trail",
-                "/analysis_plots", "/signals_compare", "/export_pairs", "/export_sft", "/export_drafts",
+                "/analysis_plots", "/signals_compare", "/signals_students", "/export_pairs", "/export_sft", "/export_drafts",
                 "/export_push", "/runs_history", "/studio_load", "/health_view", "/drafts_health", "/pairs_health", "/items_view"}
     assert expected <= endpoints
 
@@ -276,6 +276,14 @@ def test_signals_tab_compares_icl_accuracy_with_influence(served):
     assert distances == sorted(distances, reverse=True) and len(distances) > 1
     summary, figure, _ = client.predict(RUN, OTHER_STUDENT, api_name="/signals_compare")
     assert "No drafts with both signals" in summary
+
+    # student vs student: student-b's fixture scores are 1 − student-a's, so they rank the drafts oppositely
+    summary, figure = client.predict(RUN, STUDENT, OTHER_STUDENT, api_name="/signals_students")
+    assert summary.startswith("24 drafts scored by both students") and "ρ = -1.00" in summary
+    markers = [t for t in json.loads(figure["plot"])["data"] if "markers" in t.get("mode", "")]
+    assert sum(array_length(t["x"]) for t in markers) == 24
+    summary, _ = client.predict(RUN, STUDENT, STUDENT, api_name="/signals_students")
+    assert "Pick a second student" in summary
 
     table, _, _ = drafts_query(client)  # the drafts table shows influence beside the accuracies
     influence = dict(zip(column(table, "rationale_id"), column(table, "influence")))

@@ -508,3 +508,15 @@ def test_an_empty_store_shows_what_to_do(tmp_path):
         assert "no runs yet" in pairs.pairs_view(empty, None, None, pairs.pair_filter())["info"]
         assert "no runs yet" in analysis.analysis_view(empty, None, None)["summary"]
         assert "no runs yet" in signals.signals_view(empty, None, None)["summary"]
+
+
+def test_two_students_draft_scores_are_compared_with_a_ci(store):
+    from arte_core.stats import spearman_ci
+
+    view = signals.students_view(store, RUN, STUDENT, OTHER_STUDENT)
+    # student-b's fixture scores are 1 − student-a's: the students rank every draft oppositely
+    low, high = spearman_ci(-1.0, 24)
+    assert "24 drafts scored by both students" in view["summary"] and "ρ = -1.00" in view["summary"]
+    assert low == high == -1.0 or f"{low:.2f}…{high:.2f}" in view["summary"]
+    assert plots.marker_point_count(view["figure"]) == 24
+    assert "Pick a second student" in signals.students_view(store, RUN, STUDENT, None)["summary"]

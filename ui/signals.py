@@ -3,7 +3,7 @@ Montessori-Instruct's local data influence — where a run has both."""
 
 import gradio as gr
 
-from arte_core.studio import signals
+from arte_core.studio import common, signals
 from ui.common import StudioContext, guarded
 
 
@@ -28,3 +28,30 @@ def build_signals_tab(ctx: StudioContext, tab: gr.Tab) -> None:
 
     gr.on([tab.select, refresh.click], guarded(compare), [ctx.run, ctx.student],
           [summary, figure, disagreements], api_name="signals_compare")
+    _students_section(ctx, tab)
+
+
+def _students_section(ctx: StudioContext, tab: gr.Tab) -> None:
+    """The shown student's draft scores against another student's of the run (several students)."""
+    gr.Markdown("### Student vs student\nEach draft's one-shot score for the student shown (x) and for another "
+                "student of this run (y): a teacher aligned to one student can only suit another that ranks the "
+                "drafts alike.")
+    with gr.Row(equal_height=True):
+        other = gr.Dropdown([], value=None, label="Compare with student", scale=3, elem_id="signals-other-student",
+                            allow_custom_value=True)  # its choices follow the run
+        go_button = gr.Button("Compare students", scale=1, elem_id="signals-students-refresh")
+    summary = gr.Markdown(elem_id="signals-students-summary")
+    figure = gr.Plot(show_label=False, label="Student vs student", elem_id="plot-students")
+
+    def choices(run_id, student, current):
+        others = [name for name in common.student_choices(ctx.store, run_id) if name != student]
+        return gr.update(choices=others, value=current if current in others else (others[0] if others else None))
+
+    def compare(run_id, student, chosen):
+        view = signals.students_view(ctx.store, run_id, student, chosen)
+        return view["summary"], view["figure"]
+
+    gr.on([tab.select, ctx.run.change, ctx.student.change], guarded(choices), [ctx.run, ctx.student, other], other,
+          api_name=False).then(guarded(compare), [ctx.run, ctx.student, other], [summary, figure], api_name=False)
+    gr.on([go_button.click, other.input], guarded(compare), [ctx.run, ctx.student, other], [summary, figure],
+          api_name="signals_students")

@@ -96,6 +96,30 @@ def signal_comparison(store: Store, run_id: str, student: str) -> dict:
                 icl_score_name="balanced accuracy" if label_task else "accuracy")
 
 
+def student_comparison(store: Store, run_id: str, student: str, other: str) -> dict:
+    """Do two students prefer the same drafts? Their ICL scores of the drafts both scored (balanced accuracy
+    where both students' scores have it, else accuracy): rows (rationale_id, question, technique, score_a,
+    score_b), `spearman` with its Fisher-z CI (n ≥ 4), what chance gives (permutation null), `n`, and
+    `score_name`. The paper's transfer question (Table 5) starts here: a teacher aligned to one student can
+    only suit another that ranks drafts alike."""
+    balanced = _is_label_task(store, run_id, student) and _is_label_task(store, run_id, other)
+    column = "balanced_accuracy" if balanced else "accuracy"
+    rows = store.rows(
+        f"SELECT r.rationale_id, q.input AS question, r.technique, a.{column} AS score_a, b.{column} AS score_b "
+        "FROM rationales r JOIN questions q USING (question_id) "
+        "JOIN icl_scores a ON a.rationale_id = r.rationale_id AND a.run_id = r.run_id AND a.student = ? "
+        "JOIN icl_scores b ON b.rationale_id = r.rationale_id AND b.run_id = r.run_id AND b.student = ? "
+        "WHERE r.run_id = ? AND r.origin = 'draft' ORDER BY q.idx, r.technique",
+        [student, other, run_id],
+    )
+    first, second = [r["score_a"] for r in rows], [r["score_b"] for r in rows]
+    rho = spearman(first, second, min_points=2)
+    low, high = spearman_ci(rho, len(rows))
+    return dict(rows=rows, spearman=rho, ci_low=low, ci_high=high, n=len(rows),
+                null=permutation_null(first, second, N_PERMUTATIONS, SEED),
+                score_name="balanced accuracy" if balanced else "accuracy")
+
+
 # -- reliability ------------------------------------------------------------------------------------
 
 

@@ -287,6 +287,20 @@ def signals_figure(rows: pd.DataFrame, disagreements: set[str] | None = None, sc
                    xaxis_title=f"one-shot {score_name}", yaxis_title="influence (Δ reference loss)")
 
 
+def students_figure(rows: pd.DataFrame, student: str, other: str, score_name: str, correlation: str) -> go.Figure:
+    """Each draft's one-shot score for one student (x) against another (y), with the diagonal; the subtitle
+    carries n and `correlation` (the rank correlation with its CI)."""
+    fig = go.Figure(go.Scatter(x=rows["score_a"], y=rows["score_b"], mode="markers", name="drafts",
+                               marker=dict(size=9, color=PALETTE[0], opacity=0.8),
+                               customdata=rows[["rationale_id", "technique"]],
+                               hovertemplate="%{x:.2f} vs %{y:.2f}<br>%{customdata[0]} (%{customdata[1]})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="same score",
+                             line=dict(color="#999", dash="dot"), hoverinfo="skip"))
+    return _layout(fig, f"Do the two students prefer the same drafts? One-shot {score_name}",
+                   f"n = {len(rows)} drafts · {correlation}", xaxis_title=f"{student}: {score_name}",
+                   yaxis_title=f"{other}: {score_name}")
+
+
 def marker_point_count(fig: go.Figure) -> int:
     """Points drawn as markers (drafts) in a figure; lines and bands are not counted."""
     total = 0

@@ -94,3 +94,25 @@ def signals_view(store: Store, run_id: Any, student: Any) -> dict:
     disagreements["question"] = disagreements["question"].map(lambda t: preview(t, 80))
     figure = plots.signals_figure(rows, flagged, score_name, correlation_text(comparison) if not rows.empty else "")
     return dict(figure=figure, summary=summary, disagreements=table_ready(disagreements))
+
+
+def students_view(store: Store, run_id: Any, student: Any, other: Any) -> dict:
+    """The shown student's draft scores against another student's, with their rank correlation, its CI and
+    what chance gives: do the two students prefer the same drafts?"""
+    if not run_id:
+        return dict(figure=plots.empty_figure("No run yet."), summary=NO_RUN)
+    run_id, student = require_run(store, run_id), require(student, "a student")
+    if not other or other == student:
+        return dict(figure=plots.empty_figure("Pick another student of this run to compare with."),
+                    summary="Pick a second student of this run (scored by the `score` stage with `--student`).")
+    comparison = signals.student_comparison(store, run_id, student, str(other))
+    if not comparison["rows"]:
+        return dict(figure=plots.empty_figure("No draft scored by both students."),
+                    summary=f"No draft of this run is scored by both **{html.escape(student)}** and "
+                            f"**{html.escape(str(other))}**: run the `score` stage for each.")
+    name = comparison["score_name"]
+    summary = (f"{comparison['n']} drafts scored by both students · Spearman ρ of their ICL {name}: "
+               f"{correlation_text(comparison)}; {chance_text(comparison)}.")
+    figure = plots.students_figure(pd.DataFrame(comparison["rows"]), student, str(other), name,
+                                   correlation_text(comparison))
+    return dict(figure=figure, summary=summary)
