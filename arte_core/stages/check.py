@@ -27,12 +27,12 @@ from scipy.stats import binomtest, wilcoxon
 
 from arte_core.context import RunContext, seeded
 from arte_core.errors import ArteError
-from arte_core.stages.score import _answer_drafts, _item_rows
+from arte_core.stages.score import answer_drafts, draft_item_rows
 from arte_core.stats import bootstrap_ci
 from arte_core.store import alignment
 from arte_core.tasks import Example, Task
 from arte_core.tasks.answers import is_label_task
-from arte_core.tasks.base import _take_in_turns, input_key
+from arte_core.tasks.base import input_key, take_in_turns
 
 # Salts of the run's seed (context.seeded): the check split's draw and the bootstrap's resamples.
 SPLIT_SALT, BOOTSTRAP_SALT = 6, 7
@@ -55,7 +55,7 @@ def draw_check_items(task: Task, excluded_inputs: list[str], n_items: int, seed:
         rng.shuffle(examples)
     turn_order = list(labels)
     rng.shuffle(turn_order)
-    return _take_in_turns(by_label, turn_order, n_items)
+    return take_in_turns(by_label, turn_order, n_items)
 
 
 def check_items(ctx: RunContext) -> list[dict]:
@@ -101,10 +101,10 @@ def run_check(ctx: RunContext, student: str) -> dict:
             continue
 
         def keep(draft, outputs, origin=origin):
-            rows = _item_rows(ctx, draft, student, items, outputs)
+            rows = draft_item_rows(ctx, draft, student, items, outputs)
             alignment.add_check_answers(store, [dict(row, run_id=ctx.run_id, origin=origin) for row in rows])
 
-        _answer_drafts(ctx, student, todo, items, f"alignment check ({alignment.ARM_NAMES[origin]}, {student})", keep)
+        answer_drafts(ctx, student, todo, items, f"alignment check ({alignment.ARM_NAMES[origin]}, {student})", keep)
         scored_now += len(todo)
     answers = alignment.check_answers(store, ctx.run_id, student)
     kept = {d["rationale_id"] for arm in drafts.values() for d in arm}

@@ -88,7 +88,7 @@ def score_drafts(ctx: RunContext, student: str | None = None) -> int:
     done = store.scored_rationale_ids(ctx.run_id, student)
     todo = [r for r in drafts if r["rationale_id"] not in done]
     if todo:
-        _answer_drafts(ctx, student, todo, items, f"ICL scores ({student})",
+        answer_drafts(ctx, student, todo, items, f"ICL scores ({student})",
                        lambda draft, answers: _store_draft_score(ctx, draft, student, items, answers))
     if cfg.metric == "answer_logprob":
         add_answer_logprobs(ctx, student)
@@ -135,7 +135,7 @@ def add_answer_logprobs(ctx: RunContext, student: str) -> int:
     return len(drafts)
 
 
-def _answer_drafts(ctx: RunContext, student: str, drafts: list[dict], items: list[dict], title: str, keep) -> None:
+def answer_drafts(ctx: RunContext, student: str, drafts: list[dict], items: list[dict], title: str, keep) -> None:
     """Have the student answer every item with each draft as its demo; `keep(draft, outputs)` runs as soon
     as a draft's last answer is in."""
     cfg = ctx.config.score
@@ -177,10 +177,10 @@ def _select_items(ctx: RunContext, student: str, drafts: list[dict]) -> int:
     todo = [r for r in pilot if r["rationale_id"] not in answered]
     if todo:
         def keep(draft, outputs):
-            rows = _item_rows(ctx, draft, student, candidates, outputs)
+            rows = draft_item_rows(ctx, draft, student, candidates, outputs)
             item_store.add_candidate_answers(store, [dict(row, run_id=ctx.run_id) for row in rows])
 
-        _answer_drafts(ctx, student, todo, candidates, f"IRT pilot ({student}): all {len(candidates)} candidates", keep)
+        answer_drafts(ctx, student, todo, candidates, f"IRT pilot ({student}): all {len(candidates)} candidates", keep)
     by_draft: dict[str, dict[int, dict]] = {}
     for row in item_store.candidate_answers(store, ctx.run_id, student):
         by_draft.setdefault(row["rationale_id"], {})[row["item_index"]] = row
@@ -215,7 +215,7 @@ def demo_answer(draft: dict) -> str:
     return draft["answer"] or draft["target"]
 
 
-def _item_rows(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> list[dict]:
+def draft_item_rows(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> list[dict]:
     task = ctx.task
     rows = []
     for item, out in zip(items, answers):
@@ -244,7 +244,7 @@ def _score_row(ctx: RunContext, draft: dict, student: str, items: list[dict], it
 
 
 def _store_draft_score(ctx: RunContext, draft: dict, student: str, items: list[dict], answers) -> None:
-    item_rows = _item_rows(ctx, draft, student, items, answers)
+    item_rows = draft_item_rows(ctx, draft, student, items, answers)
     ctx.store.add_icl_result(_score_row(ctx, draft, student, items, item_rows), item_rows)
 
 

@@ -145,10 +145,10 @@ class Task:
                     for label, examples in by_label.items()}
         for label, kept_back in reserved.items():
             del by_label[label][:len(kept_back)]
-        pref = _take_in_turns(by_label, turn_order, n_pref)
+        pref = take_in_turns(by_label, turn_order, n_pref)
         for label, kept_back in reserved.items():
             by_label[label] += kept_back
-        return pref, _take_in_turns(by_label, turn_order, n_test)
+        return pref, take_in_turns(by_label, turn_order, n_test)
 
 
 def input_key(text: str) -> str:
@@ -156,7 +156,7 @@ def input_key(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def _take_in_turns(by_label: dict[str, list[Example]], turn_order: list[str], n: int) -> list[Example]:
+def take_in_turns(by_label: dict[str, list[Example]], turn_order: list[str], n: int) -> list[Example]:
     """Up to `n` examples, one label at a time in `turn_order`, removed from `by_label`."""
     taken: list[Example] = []
     while len(taken) < n and any(by_label.values()):
