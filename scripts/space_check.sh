@@ -36,10 +36,14 @@ if "$venv_python" -m pip show --quiet arte-studio >/dev/null 2>&1; then
   echo "space-check: the project itself got installed; a Space would not install it" >&2
   exit 1
 fi
-# The built-in models' files come from the packages requirements.txt installed (found and hash-checked).
+# The built-in models' files come from the packages requirements.txt installed (found and hash-checked); an
+# optional model (an `extra`, e.g. gemma3-270m) is not in requirements.txt and is skipped.
 "$venv_python" -c '
 from arte_core.models.registry import REGISTRY, find_gguf
 for name, entry in REGISTRY.items():
+    if entry.extra:
+        print(f"space-check: model {name} is optional (make {entry.extra}), not installed here")
+        continue
     print(f"space-check: model {name} from {find_gguf(entry)}")'
 
 port=$("$venv_python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
