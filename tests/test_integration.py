@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from arte_core.stages.registry import RUN_ORDER, STAGES
+from arte_core.store import Store
 from paths import REPO, require_bbh
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -51,8 +52,13 @@ def run_whole_loop(tmp_path: Path, config: dict, *extra: str) -> dict:
             assert counts[str(rows)] > 0, (str(rows), counts)
         assert any(done.split(":")[0] == stage for done in counts["stages_done"]), (stage, counts["stages_done"])
     assert counts["evaluations"] == 6  # untrained / original / arte x 0- and 3-shot
-    # like-for-like arms: the unaligned and the aligned teacher wrote as many examples each
-    assert counts["rationales[origin=base]"] == counts["rationales[origin=arte]"] > 0
+    # like-for-like arms: both teachers wrote examples, and every trained arm got as many (distill cuts each arm
+    # to the smaller one: a real teacher may write fewer parsable questions within its call budget)
+    base, aligned = counts["rationales[origin=base]"], counts["rationales[origin=arte]"]
+    assert base > 0 and aligned > 0
+    with Store(db, read_only=True) as store:
+        sizes = {r["dataset"]: r["n"] for r in store.rows("SELECT dataset, count(*) AS n FROM sft_examples GROUP BY ALL")}
+    assert sizes == {"original": min(base, aligned), "arte": min(base, aligned)}
     assert [counts[f"artifacts[name={name}]"] for name in ("teacher_adapter", "student_arte")] == [1, 1]  # 'original': above
     events = tmp_path / "rerun.jsonl"
     again = arte("run", "--config", str(config_path), "--db", str(db), "--events", str(events), *extra, cwd=tmp_path)
