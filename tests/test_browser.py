@@ -9,34 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, cell, require_browser, text_box
 from helpers import free_port, served_app
 from studio_fixtures import build_fixture_file, copy_fixture_store
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-STEP_TIMEOUT_MS = 30_000
 REASON = "The rejected rationale states the rule before applying it"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def require_browser():
-    """Chromium and Playwright, or a skip that says what is missing (a failure in CI)."""
-    missing = None
-    if not CHROMIUM.exists():
-        missing = f"{CHROMIUM} not found (install it: `make browser` or `apt-get install -y chromium`)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright package is not installed (`pip install -e '.[dev]'`)"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
 
 
 @pytest.fixture
@@ -74,15 +53,6 @@ def shoot(page, name: str) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def text_box(page, elem_id: str):
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-
-
-def cell(page, table_id: str, text: str):
-    """The first visible table cell holding exactly `text` (Gradio also renders a hidden header copy)."""
-    return page.locator(f"#{table_id}").get_by_role("gridcell", name=text, exact=True).first
 
 
 def open_tab(page, name: str) -> None:

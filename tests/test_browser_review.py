@@ -4,16 +4,12 @@ review hides what would bias you. `python app.py` on a copy of the fixture store
 """
 
 import os
-from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, cell, require_browser, text_box
 from helpers import free_port, served_app
 from studio_fixtures import build_fixture_file, copy_fixture_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-STEP_TIMEOUT_MS = 30_000
 EXPECT_TIMEOUT_MS = 20_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,9 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def page(tmp_path):
-    if not CHROMIUM.exists():  # a failure in CI, where the browser must be there
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{CHROMIUM} not found (`make browser`)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_browser()  # a failure in CI, where the browser must be there
+    from playwright import sync_api
     store_file = copy_fixture_store(build_fixture_file(tmp_path, "fixture.duckdb"), tmp_path / "studio.duckdb")
     env = {**os.environ, "ARTE_DB": str(store_file), "GRADIO_SERVER_PORT": str(free_port()),
            "ARTE_RUNS_DIR": str(tmp_path / "runs"), "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -43,21 +38,12 @@ def page(tmp_path):
             browser.close()
 
 
-def box(page, elem_id: str):
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-
-
-def cell(page, table_id: str, text: str):
-    """The first visible table cell holding exactly `text`."""
-    return page.locator(f"#{table_id}").get_by_role("gridcell", name=text, exact=True).first
-
-
 def open_pair(page, pair_id: str):
     """Click the pair's row and wait until the panel shows it (a click answers after a round trip)."""
     from playwright.sync_api import expect
 
     cell(page, "pairs-table", pair_id).click()
-    expect(box(page, "pairs-pair-id")).to_have_value(pair_id)
+    expect(text_box(page, "pairs-pair-id")).to_have_value(pair_id)
     expect(page.locator("#pairs-header")).not_to_contain_text("Select a pair")
 
 
@@ -72,15 +58,15 @@ def test_an_invalid_filter_a_bogus_id_and_no_choice_leave_everything_in_place(pa
     from playwright.sync_api import expect
 
     expect(page.locator("#drafts-info")).to_contain_text("Drafts 1–24 of 24")
-    box(page, "drafts-min-score").fill("50%")
+    text_box(page, "drafts-min-score").fill("50%")
     page.locator("#drafts-apply").click()
     expect(page.locator("#drafts-notice")).to_contain_text("min score must be a number, got '50%'")
     expect(page.locator("#drafts-info")).to_contain_text("Drafts 1–24 of 24")  # the table stays
     expect(cell(page, "drafts-table", "eliminate_options")).to_be_visible()
     cell(page, "drafts-table", "eliminate_options").click()
     expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")
-    box(page, "drafts-rationale-id").fill("no-such-draft")
-    box(page, "drafts-rationale-id").press("Enter")
+    text_box(page, "drafts-rationale-id").fill("no-such-draft")
+    text_box(page, "drafts-rationale-id").press("Enter")
     expect(page.locator("#drafts-detail-notice")).to_contain_text("no-such-draft")
     expect(page.locator("#drafts-detail-meta")).to_contain_text("eliminate_options")  # the draft stays
 
@@ -98,22 +84,22 @@ def test_an_invalid_filter_a_bogus_id_and_no_choice_leave_everything_in_place(pa
 def test_the_reason_is_cleared_and_the_name_kept_across_reload(page):
     from playwright.sync_api import expect
 
-    box(page, "user-name").fill("Ada")
-    box(page, "user-name").press("Tab")
+    text_box(page, "user-name").fill("Ada")
+    text_box(page, "user-name").press("Tab")
     open_pairs(page)
     open_pair(page, "pr-0")
-    box(page, "pairs-why").fill("meant for pr-0")
+    text_box(page, "pairs-why").fill("meant for pr-0")
     open_pair(page, "pr-1")  # another pair: the reason does not come along
-    expect(box(page, "pairs-why")).to_have_value("")
-    box(page, "pairs-why").fill("states the rule first")
+    expect(text_box(page, "pairs-why")).to_have_value("")
+    text_box(page, "pairs-why").fill("states the rule first")
     page.locator("#pairs-action").get_by_text("Accept: chosen is better").click()
     page.locator("#pairs-decide").click()
     expect(page.locator("#pairs-status")).to_contain_text("Recorded decision 1: accept on pr-1 by Ada")
-    expect(box(page, "pairs-why")).to_have_value("")  # cleared after the decision
+    expect(text_box(page, "pairs-why")).to_have_value("")  # cleared after the decision
     expect(page.locator("#pairs-trail")).to_contain_text("states the rule first")
 
     page.reload()
-    expect(box(page, "user-name")).to_have_value("Ada")
+    expect(text_box(page, "user-name")).to_have_value("Ada")
 
 
 def test_a_bulk_decision_is_confirmed_with_its_count_and_undone_as_one(page):
@@ -131,7 +117,7 @@ def test_a_bulk_decision_is_confirmed_with_its_count_and_undone_as_one(page):
     expect(page.locator("#pairs-status")).to_contain_text("exclude on 4 pair(s) by anonymous as bulk action 1")
     expect(page.locator("#pairs-agreement")).to_contain_text("4 excluded")
     expect(page.locator("#pairs-bulk-confirm")).to_be_hidden()
-    expect(box(page, "pairs-bulk-undo-id")).to_have_value("1")
+    expect(text_box(page, "pairs-bulk-undo-id")).to_have_value("1")
     page.locator("#pairs-bulk-undo").click()
     expect(page.locator("#pairs-status")).to_contain_text("Bulk action 1 undone: 4 decision(s) taken back")
     expect(page.locator("#pairs-agreement")).to_contain_text("No decisions yet")

@@ -5,39 +5,18 @@
 
 import os
 import re
-from pathlib import Path
 
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, require_browser, text_box
 from helpers import free_port, served_app
 from studio_fixtures import build_fixture_file, copy_fixture_store
 
 from arte_core.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-STEP_TIMEOUT_MS = 30_000
 PHONE = {"width": 390, "height": 844}
 REASON = "Alice's private reason: the rejected side states the rule first"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def require_browser():
-    missing = None
-    if not CHROMIUM.exists():
-        missing = f"{CHROMIUM} not found (install it: `make browser` or `apt-get install -y chromium`)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright package is not installed (`pip install -e '.[dev]'`)"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +56,6 @@ def visitor(browser, url: str, viewport: dict | None = None):
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def text_box(page, elem_id: str):
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
 
 def open_pair(page, pair_id: str) -> None:
