@@ -48,13 +48,7 @@ def draw_check_items(task: Task, excluded_inputs: list[str], n_items: int, seed:
     if not labels:
         rng.shuffle(pool)
         return pool[:n_items]
-    by_label: dict[str, list[Example]] = {label: [] for label in labels}
-    for example in pool:
-        by_label[task.normalise(example.target)].append(example)
-    for examples in by_label.values():
-        rng.shuffle(examples)
-    turn_order = list(labels)
-    rng.shuffle(turn_order)
+    by_label, turn_order = task.shuffled_by_label(pool, labels, rng)
     return take_in_turns(by_label, turn_order, n_items)
 
 

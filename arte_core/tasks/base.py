@@ -105,6 +105,18 @@ class Task:
             return ()
         return labels if all(self.normalise(e.target) in labels for e in pool) else ()
 
+    def shuffled_by_label(self, pool: list[Example], labels, rng) -> tuple[dict[str, list[Example]], list[str]]:
+        """`pool` in one shuffled list per label, and a shuffled order of the labels (which labels get the one
+        extra item when a size does not divide), drawn from `rng` in that order."""
+        by_label: dict[str, list[Example]] = {label: [] for label in labels}
+        for example in pool:
+            by_label[self.normalise(example.target)].append(example)
+        for examples in by_label.values():
+            rng.shuffle(examples)
+        turn_order = list(labels)
+        rng.shuffle(turn_order)
+        return by_label, turn_order
+
     def split(self, n_pref: int, n_test: int, seed: int, stratify: bool = True) -> tuple[list[Example], list[Example]]:
         """A seeded, disjoint (preference, test) split of the deduplicated pool (see `pool`).
 
@@ -132,13 +144,7 @@ class Task:
             pref = [pool[i] for i in order[:n_pref]]
             rest = [pool[i] for i in order[n_pref:]]
             return pref, rest[:n_test]
-        by_label: dict[str, list[Example]] = {label: [] for label in labels}
-        for example in pool:
-            by_label[self.normalise(example.target)].append(example)
-        for examples in by_label.values():
-            rng.shuffle(examples)
-        turn_order = list(labels)
-        rng.shuffle(turn_order)  # which labels get the one extra item when the size does not divide
+        by_label, turn_order = self.shuffled_by_label(pool, labels, rng)
         total = n_pref + n_test
         # A rare label's share of the test split, kept out of the preference draw.
         reserved = {label: examples[:len(examples) * n_test // total] if len(examples) * len(labels) < total else []
