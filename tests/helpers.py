@@ -123,6 +123,28 @@ def decision_row(decision_id: int, pair_id: str, action: str = "exclude") -> dic
                 decided_at=utcnow())
 
 
+def open_scoring_run(root: Path, model_dir: str, run_name: str, max_new_tokens: int,
+                     pref_items: list[tuple[str, str]], questions: list[tuple[str, str]]):
+    """A run of `model_dir` as teacher and student whose preference items are exactly `pref_items` and whose
+    drafts are `questions` with one rationale per technique (seed_drafts): what the scoring tests score."""
+    from arte_core.context import open_run
+    from arte_core.progress import Reporter
+
+    config = RunConfig(task="boolean_expressions", teacher=model_dir, student=model_dir,
+                       runs_dir=str(root / "runs"), run_name=run_name)
+    config.elicit.techniques = list(TECHNIQUES)
+    config.score.n_pref = len(pref_items)
+    config.score.max_new_tokens = max_new_tokens
+    store = Store(root / "store.duckdb")
+    context = open_run(config, store, Reporter(root / "events.jsonl", show_bar=False))
+    with store.transaction():
+        store.execute("DELETE FROM pref_items WHERE run_id = ?", [context.run_id])
+        store.insert("pref_items", [dict(run_id=context.run_id, item_index=i, input=q, target=t)
+                                    for i, (q, t) in enumerate(pref_items)])
+    seed_drafts(context, questions)
+    return context
+
+
 def seed_drafts(ctx, questions: list[tuple[str, str]]) -> None:
     """Hand-written draft questions with one short rationale per technique, as elicit would store them."""
     rows_q, rows_r = [], []

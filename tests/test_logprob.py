@@ -8,17 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import TECHNIQUES, populate_drafts, seed_drafts
+from helpers import TECHNIQUES, open_scoring_run, populate_drafts
 from scipy import stats as scipy_stats
 
 from arte_core.config import RunConfig
-from arte_core.context import open_run
 from arte_core.errors import ArteError
 from arte_core.health import signal_health
 from arte_core.models.hf import HFGenerator
 from arte_core.models.logprob import answer_logprobs, common_prefix_length
 from arte_core.pipeline import run_stage
-from arte_core.progress import Reporter
 from arte_core.prompts import icl_prompt
 from arte_core.stages.pair_evidence import (WILCOXON, question_logprob_test, rationale_logprob_test,
                                             wilcoxon_p)
@@ -72,20 +70,10 @@ PREF_ITEMS = [("not ( True ) and ( True ) is", "False"), ("True and not False is
 
 @pytest.fixture
 def ctx(tmp_path, tiny_model_dir):
-    config = RunConfig(task="boolean_expressions", teacher=tiny_model_dir, student=tiny_model_dir,
-                       runs_dir=str(tmp_path / "runs"), run_name="logprob")
-    config.elicit.techniques = list(TECHNIQUES)
-    config.score.n_pref = 4
-    config.score.max_new_tokens = 6
-    store = Store(tmp_path / "store.duckdb")
-    context = open_run(config, store, Reporter(tmp_path / "events.jsonl", show_bar=False))
-    with store.transaction():
-        store.execute("DELETE FROM pref_items WHERE run_id = ?", [context.run_id])
-        store.insert("pref_items", [dict(run_id=context.run_id, item_index=i, input=q, target=t)
-                                    for i, (q, t) in enumerate(PREF_ITEMS)])
-    seed_drafts(context, [("True and False is", "False"), ("not False or False is", "True")])
+    context = open_scoring_run(tmp_path, tiny_model_dir, "logprob", 6, PREF_ITEMS,
+                               [("True and False is", "False"), ("not False or False is", "True")])
     yield context
-    store.close()
+    context.store.close()
 
 
 def test_the_score_stage_stores_each_answer_logprob_and_the_drafts_mean(ctx):

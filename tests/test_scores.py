@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from helpers import TECHNIQUES, seed_drafts
+from helpers import TECHNIQUES, open_scoring_run
 
 from arte_core.config import RunConfig, config_from_dict
 from arte_core.context import open_run
@@ -58,21 +58,11 @@ class FakeStudent:
 
 @pytest.fixture
 def ctx(tmp_path, tiny_model_dir):
-    config = RunConfig(task="boolean_expressions", teacher=tiny_model_dir, student=tiny_model_dir,
-                       runs_dir=str(tmp_path / "runs"), run_name="scores")
-    config.elicit.techniques = list(TECHNIQUES)
-    config.score.n_pref = 4
-    config.score.max_new_tokens = 32  # explicit: the fake student needs no tokenizer
-    store = Store(tmp_path / "store.duckdb")
-    context = open_run(config, store, Reporter(tmp_path / "events.jsonl", show_bar=False))
-    with store.transaction():
-        store.execute("DELETE FROM pref_items WHERE run_id = ?", [context.run_id])
-        store.insert("pref_items", [dict(run_id=context.run_id, item_index=i, input=q, target=t)
-                                    for i, (q, t) in enumerate(PREF_ITEMS)])
-    seed_drafts(context, QUESTIONS)
+    # max_new_tokens explicit: the fake student needs no tokenizer
+    context = open_scoring_run(tmp_path, tiny_model_dir, "scores", 32, PREF_ITEMS, QUESTIONS)
     context.models.student = lambda name=None: FakeStudent()
     yield context
-    store.close()
+    context.store.close()
 
 
 def draft(ctx, question: int, technique: int) -> str:
