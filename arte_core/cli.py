@@ -98,7 +98,7 @@ class ArteParser(ArgumentParser):
                             help_fields=bool(values.get("help_fields")), base=base,
                             fields={name: values[name] for name in SECTIONS})
         if command == "study":
-            out.__dict__.update(seeds=own.seeds, tasks=own.tasks, out=own.out)
+            out.__dict__.update(seeds=own.seeds, tasks=own.tasks, out=own.out, students=own.students)
         return out
 
     def _parse(self, argv: list[str]):
@@ -141,6 +141,9 @@ def build_parser() -> ArteParser:
     study.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds to run each task with")
     study.add_argument("--tasks", nargs="+", help="the tasks to run (default: the config's task)")
     study.add_argument("--out", help="folder for study.md, study.json and study.html (default: runs_dir/study-HASH)")
+    study.add_argument("--students", nargs="+", help="two or more students for the transfer table (paper Table 5): "
+                       "each gets its own aligned teacher and also trains on every other student's aligned "
+                       "teacher's data (default: the config's student alone)")
     parser.command_parsers["study"] = study
     commands.add_subcommand("study", study, help=STUDY_HELP)
     return parser
@@ -232,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "study":
             from arte_core.study.runner import cmd_study
 
-            return cmd_study(effective_config(args), args.db, args.seeds, args.tasks, args.out, args.events, args.quiet)
+            return cmd_study(effective_config(args), args.db, args.seeds, args.tasks, args.out, args.events, args.quiet,
+                             args.students)
         if args.command == "config":
             print(help_fields_text() if args.help_fields else effective_config(args).to_yaml())
             return 0

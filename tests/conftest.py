@@ -52,3 +52,17 @@ def tiny_model_dir(tmp_path_factory, smollm2_path) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def second_student_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """Another tiny random student: the same shape and tokenizer, other weights."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(LlamaConfig.from_pretrained(tiny_model_dir)).eval()
+    folder = tmp_path_factory.mktemp("tiny-llama-b")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return str(folder)

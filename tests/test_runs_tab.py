@@ -38,8 +38,10 @@ def config_yaml(tmp_path, **changes) -> str:
     return config.to_yaml()
 
 
-def fake_finished_job(jobs: JobManager, job_id: str = "20260101-000000-abcdef", status: str = "done") -> dict:
-    """A jobs row and job folder as a finished child leaves them (no process needed)."""
+def fake_finished_job(jobs: JobManager, job_id: str = "20260101-000000-abcdef", status: str = "done",
+                      student: str = "s") -> dict:
+    """A jobs row and job folder as a finished child leaves them (no process needed); the run's own
+    student is 's', the job ran for `student`."""
     job_dir = jobs.runs_dir / "jobs" / job_id
     job_dir.mkdir(parents=True)
     events = [{"stage_started": "align"}, {"stage": "DPO (teacher)", "done": 0, "total": 4},
@@ -49,7 +51,7 @@ def fake_finished_job(jobs: JobManager, job_id: str = "20260101-000000-abcdef", 
     (job_dir / "log.txt").write_text("".join(f"line {i}\n" for i in range(50)) + "arte: error: <boom>\n")
     (job_dir / "exit.json").write_text('{"code": 2}')
     row = dict(job_id=job_id, run_id="boolean_expressions-x", stages="align", status=status, pid=None,
-               job_dir=str(job_dir), config_yaml=RunConfig().to_yaml(), who="ann", message="arte: error: <boom>",
+               job_dir=str(job_dir), config_yaml=RunConfig(student=student).to_yaml(), who="ann", message="arte: error: <boom>",
                started_at=utcnow(), finished_at=utcnow())
     with jobs.store.transaction():
         jobs.store.ensure_run(row["run_id"], "boolean_expressions", "builtin", "t", "s", "x", row["config_yaml"])
@@ -160,6 +162,23 @@ def test_the_shown_runs_teacher_dpo_shows_loss_margin_and_accuracy_and_says_when
     moved = [dict(r, **{"rewards/margins": 0.3}) for r in DEMO_DPO_LOGS]
     store_teacher_dpo(jobs.store, row["run_id"], moved, 3.0, moved=True)
     assert "unchanged" not in runs.dpo_view(jobs, None).layout.title.text
+
+
+def test_the_dpo_figure_follows_the_shown_jobs_student(jobs):
+    first = fake_finished_job(jobs)
+    store_teacher_dpo(jobs.store, first["run_id"], DEMO_DPO_LOGS, 0.016, moved=False)  # aligned to student 's'
+    second = fake_finished_job(jobs, "20260101-000001-bbbbbb", student="b")  # the same run, for student b
+    empty = runs.dpo_view(jobs, second["job_id"]).layout.annotations[0].text
+    assert "no aligned teacher yet (for student b)" in empty
+    key_before = runs.dpo_key(jobs, second["job_id"])
+    moved = [dict(r, **{"rewards/margins": 0.3}) for r in DEMO_DPO_LOGS]
+    jobs.store.add_artifact(first["run_id"], "teacher_adapter", "adapter", "/b",
+                            {"n_pairs": 5, "steps": 3, "final_reward_margin": 0.3, "margin_nats": 3.0, "moved": True,
+                             "settings": {"beta": 0.1}}, moved, student="b")
+    assert runs.dpo_key(jobs, second["job_id"]) != key_before
+    title = runs.dpo_view(jobs, second["job_id"]).layout.title.text
+    assert "n = 5 pairs" in title and "aligned to b" in title
+    assert "n = 12 pairs" in runs.dpo_view(jobs, first["job_id"]).layout.title.text  # 's' keeps its own
 
 
 def test_empty_views_and_launch_then_stop_through_the_handlers(jobs, tmp_path):

@@ -21,20 +21,6 @@ from helpers import TECHNIQUES, seed_drafts
 from paths import OLD_DEMO
 
 
-@pytest.fixture(scope="module")
-def second_student_dir(tmp_path_factory, tiny_model_dir) -> str:
-    """Another tiny random student: the same shape and tokenizer, other weights."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(1)
-    model = LlamaForCausalLM(LlamaConfig.from_pretrained(tiny_model_dir)).eval()
-    folder = tmp_path_factory.mktemp("tiny-llama-b")
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
-    return str(folder)
-
-
 def two_students_run(tmp_path, teacher: str, student_b: str):
     """A run whose drafts come from the task's pool; student A prefers question 0's drafts, B question 2's."""
     config = tiny_config(teacher, tmp_path, elicit__question_source="pool")

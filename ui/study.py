@@ -24,12 +24,17 @@ def build_study_tab(ctx: StudioContext, tab: gr.Tab) -> None:
     figure = gr.Plot(show_label=False, label="Accuracy per arm and task", elem_id="study-plot")
     numbers = gr.Dataframe(label="The numbers behind the table (rates of unparsed and cut-off answers)",
                            interactive=False, elem_id="study-arms")
+    transfer_note = gr.Markdown(elem_id="study-transfer-note")
+    transfer = gr.Dataframe(label="Transfer (paper Table 5): teacher aligned to X → student Y, against Y's original-teacher arm",
+                            interactive=False, wrap=True, elem_id="study-transfer")
 
     def view(choice):
         shown = study.study_view(ctx.store, ctx.runs_dir, choice)
         choices = study.study_choices(ctx.runs_dir)
         return (gr.update(choices=choices, value=choice if choice in choices else study.FROM_STORE),
-                shown["summary"], shown["table"], shown["figure"], shown["arms"])
+                shown["summary"], shown["table"], shown["figure"], shown["arms"], shown["transfer_note"],
+                shown["transfer"])
 
-    gr.on([tab.select, refresh.click], guarded(view), source, [source, summary, table, figure, numbers],
+    gr.on([tab.select, refresh.click], guarded(view), source,
+          [source, summary, table, figure, numbers, transfer_note, transfer],
           api_name="study_view")

@@ -192,6 +192,7 @@ class DistillConfig:
     lora_dropout: float = option(0.0, "LoRA dropout when use_lora is on.", **RATIO)
     max_length: int = option(768, "Longest training example in tokens.", **TRAIN_LENGTH)
     save_steps: int = option(50, "Checkpoint every this many steps, so a killed run resumes.", **POSITIVE_INT)
+    transfer_from: list[str] = option([], "Other students of this run whose aligned teacher's data this student also trains on, one more arm each, named 'from:STUDENT' (the paper's Table 5: a teacher aligned to one student teaching another). The arm is that student's 'arte' arm as its aligned teacher regenerated it, so run `arte regenerate --student STUDENT` first; it is cut to the same size as the other arms. Ours: `arte study --students A B` sets it for each student.", check=_distinct, check_text="each once")
     arms: list[str] = option(["original", "arte"], "Students to train, each on the same number of examples with the same settings: 'original' (data the unaligned teacher regenerated with ARTE's prompts, decoding and sizes: the paper's baseline), 'arte' (the aligned teacher's) and 'best_drafts' (the best-scored draft per question: a baseline the student selected, not the paper's).", choices=DISTILL_ARMS, non_empty=True, check=_arms, check_text="each once, with 'arte'")
 
 

@@ -5,7 +5,10 @@ The arms (the variants evaluate.py compares):
   baseline, written with exactly the prompts, decoding and sizes of the ARTE arm (regenerate.py);
 - 'arte': what the teacher aligned to this student regenerated (origin 'arte');
 - 'best_drafts' (optional): the best-scored draft of each draft question, a baseline the student itself
-  selected from the drafts, not the paper's.
+  selected from the drafts, not the paper's;
+- 'from:OTHER' (one per student of `distill.transfer_from`): what the teacher aligned to OTHER regenerated
+  (OTHER's 'arte' arm), the paper's transfer setting (Table 5): does a teacher tailored to one student
+  teach another as well?
 
 Every trained arm gets the same number of examples (the smallest arm's) and the same SFT settings and
 seed. Each model records its data's hash, the seed and the settings (`training.provenance`); a stored
@@ -14,6 +17,8 @@ Models live in the student's folder of the run, so two students never share one.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from datasets import Dataset
 
@@ -25,6 +30,34 @@ from arte_core.training import ProgressCallback, common_args, history_logs, last
 
 # Arm -> the origin of the regenerated rationales it trains on (best_drafts: the scored drafts).
 ARM_ORIGINS = {"original": "base", "arte": "arte"}
+TRANSFER_PREFIX = "from:"
+
+
+def transfer_arm(other: str) -> str:
+    """The arm trained on the data of the teacher aligned to `other`."""
+    return f"{TRANSFER_PREFIX}{other}"
+
+
+def transfer_source(arm: str) -> str | None:
+    """The student whose aligned teacher wrote a transfer arm's data (None for the other arms)."""
+    return arm[len(TRANSFER_PREFIX):] if arm.startswith(TRANSFER_PREFIX) else None
+
+
+def trained_arms(ctx: RunContext, student: str) -> list[str]:
+    """distill.arms, then one transfer arm per student of distill.transfer_from."""
+    others = list(ctx.config.distill.transfer_from)
+    if student in others:
+        raise ArteError(f"distill.transfer_from names the student '{student}' itself; its own aligned teacher's "
+                        "data is the 'arte' arm. List only the run's other students.")
+    return list(ctx.config.distill.arms) + [transfer_arm(o) for o in others]
+
+
+def arm_folder(arm: str) -> str:
+    """A folder name for the arm's model: a transfer arm's student may be a path or a Hub id."""
+    source = transfer_source(arm)
+    if source is None:
+        return arm
+    return "from-" + hashlib.sha256(source.encode()).hexdigest()[:8]
 
 
 def best_draft_examples(ctx: RunContext, student: str) -> list[dict]:
@@ -41,6 +74,9 @@ def arm_examples(ctx: RunContext, arm: str, student: str) -> list[dict]:
     """The SFT examples an arm offers, before the arms are cut to one size."""
     if arm == "best_drafts":
         return best_draft_examples(ctx, student)
+    source = transfer_source(arm)
+    if source is not None:
+        return [_example(row) for row in ctx.store.rationales(ctx.run_id, "arte", source)]
     return [_example(row) for row in ctx.store.rationales(ctx.run_id, ARM_ORIGINS[arm], student)]
 
 
@@ -59,14 +95,21 @@ def training_record(ctx: RunContext, arm: str, rows: list[dict]) -> dict:
     out of the settings: adding an arm does not change how the others train."""
     record = provenance(arm, [_stored_example(r) for r in rows], ctx.config.seed, ctx.config.distill)
     record["settings"].pop("arms", None)
+    record["settings"].pop("transfer_from", None)
     return record
 
 
 def run_distill(ctx: RunContext, student: str) -> dict[str, str]:
     """Fine-tune the student on every arm of distill.arms, each cut to the smallest arm's size; returns
     the model folder of each arm."""
-    arms = list(ctx.config.distill.arms)
+    arms = trained_arms(ctx, student)
     datasets = {arm: arm_examples(ctx, arm, student) for arm in arms}
+    missing_sources = [transfer_source(arm) for arm, rows in datasets.items() if not rows and transfer_source(arm)]
+    if missing_sources:
+        raise ArteError(f"run '{ctx.run_id}' has no data from the teacher aligned to "
+                        f"{', '.join(repr(s) for s in missing_sources)} for the transfer arm(s) of student "
+                        f"'{student}'; run `arte regenerate --student STUDENT` for each of them first "
+                        "(or drop them from distill.transfer_from).")
     empty = [arm for arm, rows in datasets.items() if not rows]
     if empty:
         raise ArteError(f"run '{ctx.run_id}' has no examples for the arm(s) {', '.join(empty)} of student "
@@ -96,7 +139,7 @@ def _fine_tune(ctx: RunContext, arm: str, student: str, rows: list[dict], wanted
     ctx.models.clear()
     model, tokenizer = load_causal_lm(student, trust_remote_code=ctx.config.trust_remote_code)
     dataset = Dataset.from_list([sft_example(ctx.task, r["input"], r["rationale"], r["answer"]) for r in rows])
-    out_dir = ctx.student_dir(student) / "distill" / arm
+    out_dir = ctx.student_dir(student) / "distill" / arm_folder(arm)
     fresh_checkpoints(out_dir / "checkpoints", wanted)
     args = SFTConfig(
         **common_args(out_dir / "checkpoints", n_examples=len(rows), learning_rate=cfg.learning_rate,

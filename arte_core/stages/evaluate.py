@@ -1,5 +1,6 @@
 """Evaluation of one student: zero-shot and k-shot accuracy on the test split for the untrained student
-and for the student fine-tuned on each trained arm (distill.py: 'original', 'arte', 'best_drafts').
+and for the student fine-tuned on each trained arm (distill.py: 'original', 'arte', 'best_drafts' and the
+transfer arms 'from:OTHER').
 
 Answers are read as in scoring (arte_core/tasks/answers.py): each item keeps how it was read and
 whether it hit the token cap. Every cell belongs to (run, student), so two students' evaluations never
@@ -12,6 +13,7 @@ from __future__ import annotations
 from arte_core.context import RunContext
 from arte_core.models import SamplingParams
 from arte_core.prompts import STUDENT_STOP, few_shot_prompt
+from arte_core.stages.distill import TRANSFER_PREFIX
 from arte_core.stages.score import student_max_new_tokens
 from arte_core.store import utcnow
 from arte_core.tasks.answers import read_answer
@@ -20,9 +22,17 @@ from arte_core.tasks.answers import read_answer
 VARIANTS = ("untrained", "original", "arte", "best_drafts")
 
 
+def trained_variants(ctx: RunContext, student: str) -> list[str]:
+    """Every fine-tuned variant this student has a model of in this run: the arms in VARIANTS order, then
+    the transfer arms ('from:OTHER') by name."""
+    kinds = ctx.store.artifact_kinds(ctx.run_id, student)
+    transfers = sorted(k[len("student_"):] for k in kinds if k.startswith("student_" + TRANSFER_PREFIX))
+    return [v for v in VARIANTS[1:] if f"student_{v}" in kinds] + transfers
+
+
 def available_variants(ctx: RunContext, student: str) -> list[str]:
     """The untrained student, plus each fine-tuned student of this student that exists for this run."""
-    return ["untrained"] + [v for v in VARIANTS[1:] if ctx.store.artifact(ctx.run_id, f"student_{v}", student)]
+    return ["untrained"] + trained_variants(ctx, student)
 
 
 def variant_generator(ctx: RunContext, variant: str, student: str):
@@ -77,7 +87,7 @@ def discard_stale_cells(ctx: RunContext, student: str) -> None:
     wanted = {key: value for key, value in ctx.config.to_dict()["eval"].items() if key != "shots"}
     if info is not None and {k: v for k, v in (info.get("eval") or {}).items() if k != "shots"} != wanted:
         ctx.store.discard_evaluation(ctx.run_id, student)
-    for variant in VARIANTS[1:]:
+    for variant in trained_variants(ctx, student):
         artifact = ctx.store.artifact(ctx.run_id, f"student_{variant}", student)
         cells = [ctx.store.evaluation(ctx.run_id, variant, k, student) for k in ctx.config.eval.shots]
         if artifact and any(c and c["created_at"] < artifact["created_at"] for c in cells):

@@ -40,6 +40,11 @@ class ResultsMixin:
                           [run_id, self.student_of(run_id, student), name])
         return found[0] if found else None
 
+    def artifact_kinds(self: "Store", run_id: str, student: str | None = None) -> list[str]:
+        """The names of the student's artifacts in the run (teacher_adapter, student_arte, …), by name."""
+        return [r["name"] for r in self.rows("SELECT name FROM artifacts WHERE run_id = ? AND student = ? ORDER BY name",
+                                             [run_id, self.student_of(run_id, student)])]
+
     def train_logs(self: "Store", run_id: str, name: str, student: str | None = None) -> list[dict]:
         return self.rows("SELECT * FROM train_logs WHERE run_id = ? AND student = ? AND name = ? ORDER BY step",
                          [run_id, self.student_of(run_id, student), name])

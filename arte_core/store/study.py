@@ -46,3 +46,15 @@ def evaluated_runs(store: Store) -> list[dict]:
     return store.rows(
         "SELECT r.run_id, r.task, r.student, r.config_yaml FROM runs r "
         "WHERE EXISTS (SELECT 1 FROM eval_items i WHERE i.run_id = r.run_id) ORDER BY r.created_at, r.run_id")
+
+
+def evaluated_students(store: Store) -> dict[str, list[str]]:
+    """Per evaluated run, the students with evaluated items in it (the run's own student first, then by
+    name); a store without per-student items gives each run its own student."""
+    runs = {r["run_id"]: [r["student"]] for r in evaluated_runs(store)}
+    if has_column(store, "eval_items", "student"):
+        for row in store.rows("SELECT DISTINCT run_id, student FROM eval_items ORDER BY run_id, student"):
+            students = runs.get(row["run_id"])
+            if students is not None and row["student"] not in students:
+                students.append(row["student"])
+    return runs

@@ -278,35 +278,51 @@ def progress_view(jobs: JobManager, job_id: str | None) -> tuple[str, str, go.Fi
     return progress_html(progress), log, loss_figure(progress)
 
 
-def run_dpo_figure(store: Store, run_id: str) -> go.Figure:
-    """Loss, reward margin and reward accuracy by step of the run's aligned teacher."""
-    metrics, logs = teacher_training_log(store, run_id)
+def run_dpo_figure(store: Store, run_id: str, student: str | None = None) -> go.Figure:
+    """Loss, reward margin and reward accuracy by step of the teacher aligned to `student` (None: the
+    run's own student)."""
+    metrics, logs = teacher_training_log(store, run_id, student)
     if metrics is None:
-        return empty_figure(f"run '{run_id}' has no aligned teacher yet: its DPO appears after the align stage")
-    return dpo_figure(logs, metrics)
+        whose = f" (for student {student})" if student else ""
+        return empty_figure(f"run '{run_id}' has no aligned teacher yet{whose}: its DPO appears after the align stage")
+    fig = dpo_figure(logs, metrics)
+    if student:
+        fig.update_layout(title=dict(text=f"{fig.layout.title.text or 'Teacher DPO'} · aligned to {student}"))
+    return fig
+
+
+def job_student(job: dict) -> str | None:
+    """The student a job ran for (its config's), None when its config does not say."""
+    try:
+        data = yaml.safe_load(job.get("config_yaml") or "") or {}
+    except yaml.YAMLError:
+        return None
+    return data.get("student") if isinstance(data, dict) else None
 
 
 def dpo_key(jobs: JobManager, job_id: str | None) -> str:
-    """What the DPO figure of the shown job depends on (its run and when its adapter was stored): the tab
-    redraws the figure only when this changes."""
+    """What the DPO figure of the shown job depends on (its run, its student and when the adapter aligned
+    to that student was stored): the tab redraws the figure only when this changes."""
     target = shown_job(jobs, job_id)
     if not target:
         return ""
     try:
-        run_id = jobs.job(target)["run_id"]
+        job = jobs.job(target)
     except ArteError:
         return f"unknown job {target}"
-    artifact = jobs.store.artifact(run_id, "teacher_adapter")
-    return f"{run_id}|{artifact['created_at'] if artifact else ''}"
+    student = job_student(job)
+    artifact = jobs.store.artifact(job["run_id"], "teacher_adapter", student)
+    return f"{job['run_id']}|{student}|{artifact['created_at'] if artifact else ''}"
 
 
 def dpo_view(jobs: JobManager, job_id: str | None) -> go.Figure:
-    """The teacher DPO of the shown job's run."""
+    """The DPO of the teacher aligned to the shown job's student, in the job's run."""
     target = shown_job(jobs, job_id)
     if not target:
         return empty_figure("no job yet: the teacher's DPO appears after the align stage")
     try:
-        return run_dpo_figure(jobs.store, jobs.job(target)["run_id"])
+        job = jobs.job(target)
+        return run_dpo_figure(jobs.store, job["run_id"], job_student(job))
     except ArteError as exc:
         return empty_figure(str(exc))
 

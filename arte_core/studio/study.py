@@ -18,10 +18,11 @@ import yaml
 
 from arte_core.errors import ArteError
 from arte_core.store import Store
-from arte_core.store.study import evaluated_runs
+from arte_core.store.study import evaluated_runs, evaluated_students
 from arte_core.studio.plots import empty_figure
 from arte_core.study.evaluation import items_of_runs
 from arte_core.study.report import display_table, load_study, study_figure, study_result
+from arte_core.study.transfer import correlation_lines, transfer_result, transfer_table
 
 FROM_STORE = "this store's evaluated runs"
 NO_STUDY = ("No evaluated run yet: run `arte study --config C --seeds 0 1 2` (or `arte run`), then refresh. "
@@ -58,7 +59,21 @@ def store_study(store: Store) -> dict | None:
         _cache.clear()
         _cache[key] = None if items.empty else study_result(items, runs, study_id="store",
                                                             student=", ".join(sorted({r["student"] for r in runs})))
+        if _cache[key] is not None:
+            _cache[key]["transfer"] = store_transfer(store, runs)
     return _cache[key]
+
+
+def store_transfer(store: Store, runs: list[dict]) -> dict | None:
+    """The transfer table of the runs where several students were evaluated (None when no run has two):
+    every such run read once per student."""
+    students_of = evaluated_students(store)
+    shared = [r for r in runs if len(students_of.get(r["run_id"], [])) > 1]
+    if not shared:
+        return None
+    students = list(dict.fromkeys(s for r in shared for s in students_of[r["run_id"]]))
+    per_student = [dict(r, student=s) for r in shared for s in students_of[r["run_id"]]]
+    return transfer_result(store, items_of_runs(store, per_student), per_student, students)
 
 
 def _summary(result: dict) -> str:
@@ -83,7 +98,9 @@ def _summary(result: dict) -> str:
 
 def study_view(store: Store, runs_dir: str | Path, choice: Any = None) -> dict:
     """The Study tab: `summary` (Markdown), `table` (arms × tasks as shown), `arms` (the numbers behind
-    it: accuracy, ci_low, ci_high, n_items, n_seeds, unparsed and truncated rates) and `figure`."""
+    it: accuracy, ci_low, ci_high, n_items, n_seeds, unparsed and truncated rates), `figure`, and with
+    several students `transfer` (the transfer table) and `transfer_note` (what it shows; the students'
+    draft-score correlations)."""
     choice = choice or FROM_STORE
     if choice == FROM_STORE:
         result = store_study(store)
@@ -93,6 +110,19 @@ def study_view(store: Store, runs_dir: str | Path, choice: Any = None) -> dict:
         raise ArteError(f"no study at {choice}; pick one from the list (folders runs/study-* with a study.json).")
     if result is None:
         return dict(summary=NO_STUDY, table=pd.DataFrame(columns=["shots", "arm"]), arms=pd.DataFrame(),
-                    figure=empty_figure("no evaluated run yet"))
+                    figure=empty_figure("no evaluated run yet"), transfer=transfer_table(None), transfer_note="")
     return dict(summary=_summary(result), table=display_table(result), arms=pd.DataFrame(result["arms"]).round(4),
-                figure=study_figure(result))
+                figure=study_figure(result), transfer=transfer_table(result.get("transfer")),
+                transfer_note=_transfer_note(result.get("transfer")))
+
+
+def _transfer_note(transfer: dict | None) -> str:
+    """What the transfer table shows, and whether the students rank the drafts alike."""
+    if not transfer:
+        return ("No transfer table: this study has one student. `arte study --students A B …` aligns a teacher to "
+                "each student and trains each student on both teachers' data (the paper's Table 5).")
+    lines = [f"**Transfer** between {', '.join(html.escape(s) for s in transfer['students'])}: each row is the "
+             "student fine-tuned on the data of the teacher aligned to the named student, minus the same student "
+             "fine-tuned on the unaligned teacher's data, on the same items (95% interval, McNemar's p, n)."]
+    lines += [f"- {html.escape(line)}" for line in correlation_lines(transfer)]
+    return "\n".join(lines)

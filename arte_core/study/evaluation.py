@@ -104,11 +104,12 @@ def arm_comparisons(items: pd.DataFrame, comparisons=COMPARISONS, by: tuple[str,
 
 def items_of_runs(store: Store, runs: list[dict]) -> pd.DataFrame:
     """Every evaluated item of `runs` (dicts with run_id, task, seed and student), each run read for its
-    own student, with the run's task and seed as columns."""
+    student, with the run's task, seed and student as columns (a run listed once per student gives each
+    student's items)."""
     frames = []
     for run in runs:
         frame = study_eval_items(store, [run["run_id"]], run["student"])
-        frames.append(frame.assign(task=run["task"], seed=int(run["seed"])))
+        frames.append(frame.assign(task=run["task"], seed=int(run["seed"]), student=run["student"]))
     if not frames:
-        return pd.DataFrame(columns=["task", "seed", *ITEM_COLUMNS])
+        return pd.DataFrame(columns=["task", "seed", "student", *ITEM_COLUMNS])
     return pd.concat(frames, ignore_index=True)

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from arte_core.study.aggregate import ALPHA, LEVEL, POOLED, POWER, arm_table, design_summary, differences
 from arte_core.study.evaluation import N_RESAMPLES, arm_accuracy, arm_comparisons, arm_rank
+from arte_core.study.transfer import transfer_markdown
 
 FILES = ("study.md", "study.json", "study.html")
 ARM_COLOURS = {"untrained": "#9e9e9e", "original": "#1f77b4", "arte": "#d62728"}
@@ -155,6 +156,7 @@ def study_markdown(result: dict) -> str:
         "| task | seed | shots | comparison | difference | 95% CI | discordant | p McNemar | n |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *comparison_lines, "",
     ]
+    parts += transfer_markdown(result.get("transfer"))
     if diffs.empty:
         parts.insert(parts.index("## What this design can detect"), f"No run has both {result['treatment']} and "
                      f"{result['control']} evaluations: no difference to report.\n")
