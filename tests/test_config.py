@@ -348,9 +348,28 @@ def test_out_of_range_value_is_refused_from_the_runs_form_and_nothing_launches(p
 def test_every_shipped_config_loads_and_validates():
     # the demo, and the paper-scale GPU config docs/results.md names
     configs = sorted((demo_config_path().parent).glob("*.yaml"))
-    assert {c.name for c in configs} >= {"demo.yaml", "paper_gpu.yaml"}
+    assert {c.name for c in configs} >= {"demo.yaml", "paper_gpu.yaml", "study.yaml"}
     for path in configs:
         config = load_config(path)
         assert config.resolved_run_name.startswith(config.task), path
     paper = load_config(demo_config_path().parent / "paper_gpu.yaml")
     assert (paper.elicit.n_questions, len(paper.elicit.techniques), paper.score.n_pref) == (250, 4, 40)
+
+
+def test_the_shipped_study_is_the_demo_loop_on_three_tasks_and_two_seeds():
+    """`make study` (docs/results.md measures it): the demo's settings but for the check and test sizes."""
+    import re
+    from pathlib import Path
+
+    folder = demo_config_path().parent
+    demo, study = load_config(folder / "demo.yaml").to_dict(), load_config(folder / "study.yaml").to_dict()
+    assert (study["check"]["n_items"], study["eval"]["n_test"]) == (12, 150)
+    for section in ("check", "eval"):
+        demo.pop(section), study.pop(section)
+    assert study == demo
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    command = re.search(r"^study:.*?\n((?:\t.*\n)+)", makefile, re.M).group(1).replace("\\\n", " ")
+    seeds = re.search(r"--seeds ([\d ]+)", command).group(1).split()
+    tasks = re.search(r"--tasks ([\w ]+?) --", command).group(1).split()
+    assert "assets/configs/study.yaml" in command and len(seeds) >= 2 and len(tasks) >= 3
+
