@@ -234,19 +234,25 @@ def test_a_study_whose_arms_never_differ_says_so_instead_of_a_zero_width_interva
     assert "difference undefined: no item tells the arms apart" in markdown
 
 
-@pytest.mark.slow  # two whole loops: about 95 s on a loaded 2-core machine
-def test_a_two_seed_study_on_a_tiny_random_model_runs_end_to_end_and_a_rerun_computes_nothing(tmp_path, tiny_model_dir,
-                                                                                            capsys):
-    from arte_core.cli import main
-
-    config = make_config(tiny_model_dir, tmp_path)
-    # A random model writes no parsable question and answers nothing right, so every draft ties on ICL
-    # accuracy: questions come from the task's pool and pairs rank drafts by influence, which differs.
+def tiny_study_config(model_dir: str, root):
+    """make_config for a study on a tiny random model. It writes no parsable question and answers nothing
+    right, so every draft ties on ICL accuracy: questions come from the task's pool and pairs rank drafts by
+    influence, which differs."""
+    config = make_config(model_dir, root)
     config.elicit.question_source, config.elicit.n_questions = "pool", 4
     config.elicit.rationale_max_new_tokens = 16
     config.score.max_new_tokens = config.eval.max_new_tokens = 16
     config.pairs.signal = "influence"
     config.align.batch_size = config.distill.batch_size = 2
+    return config
+
+
+@pytest.mark.slow  # two whole loops: about 95 s on a loaded 2-core machine
+def test_a_two_seed_study_on_a_tiny_random_model_runs_end_to_end_and_a_rerun_computes_nothing(tmp_path, tiny_model_dir,
+                                                                                            capsys):
+    from arte_core.cli import main
+
+    config = tiny_study_config(tiny_model_dir, tmp_path)
     config_path, db = tmp_path / "study.yaml", tmp_path / "arte.duckdb"
     config_path.write_text(config.to_yaml())
     command = ["study", "--config", str(config_path), "--db", str(db), "--seeds", "0", "1", "--quiet"]

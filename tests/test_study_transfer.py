@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 from test_students import as_student, two_students_run
-from test_study import hand_items
+from test_study import hand_items, tiny_study_config
 
 from arte_core.config import RunConfig
 from arte_core.errors import ArteError
@@ -19,7 +19,6 @@ from arte_core.study.report import study_markdown, study_result
 from arte_core.study.runner import student_config
 from arte_core.store import utcnow
 from arte_core.study.transfer import transfer_cells, transfer_table
-from helpers import make_config
 
 
 def two_students_items() -> pd.DataFrame:
@@ -105,13 +104,7 @@ def test_the_transfer_arm_trains_on_the_other_students_aligned_teachers_data(tmp
 def test_a_two_student_study_reports_the_four_transfer_cells(tmp_path, tiny_model_dir, second_student_dir, capsys):
     from arte_core.cli import main
 
-    config = make_config(tiny_model_dir, tmp_path)
-    # Random models write no parsable question and tie on ICL accuracy: pool questions, influence pairs.
-    config.elicit.question_source, config.elicit.n_questions = "pool", 4
-    config.elicit.rationale_max_new_tokens = 16
-    config.score.max_new_tokens = config.eval.max_new_tokens = 16
-    config.pairs.signal = "influence"
-    config.align.batch_size = config.distill.batch_size = 2
+    config = tiny_study_config(tiny_model_dir, tmp_path)
     config.eval.shots = [3]
     config_path = tmp_path / "study.yaml"
     config_path.write_text(config.to_yaml())
