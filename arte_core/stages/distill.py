@@ -18,11 +18,9 @@ Models live in the student's folder of the run, so two students never share one.
 
 from __future__ import annotations
 
-import hashlib
-
 from datasets import Dataset
 
-from arte_core.context import RunContext
+from arte_core.context import RunContext, student_folder
 from arte_core.errors import ArteError
 from arte_core.prompts import sft_example
 from arte_core.stages.align import fresh_checkpoints, same_training
@@ -53,11 +51,12 @@ def trained_arms(ctx: RunContext, student: str) -> list[str]:
 
 
 def arm_folder(arm: str) -> str:
-    """A folder name for the arm's model: a transfer arm's student may be a path or a Hub id."""
+    """A folder name for the arm's model: a transfer arm's student may be a path or a Hub id, so it is named
+    as students' folders are (`context.student_folder`)."""
     source = transfer_source(arm)
     if source is None:
         return arm
-    return "from-" + hashlib.sha256(source.encode()).hexdigest()[:8]
+    return "from-" + student_folder(source)
 
 
 def best_draft_examples(ctx: RunContext, student: str) -> list[dict]:
