@@ -202,6 +202,18 @@ def test_the_study_tab_shows_the_stores_study_and_a_written_one(tmp_path):
         assert "No evaluated run yet" in study_view(empty, runs_dir)["summary"]
 
 
+def test_the_stores_study_counts_two_runs_of_one_task_and_seed_as_two_replicates(tmp_path):
+    """The demo loop and a study cell can share a task and seed: the bootstrap must resample them as two runs."""
+    from arte_core.studio.study import FROM_STORE, study_view
+
+    items = hand_items().assign(seed=0)  # navigate-s0 and navigate-s1, both configured with seed 0
+    with store_with_evaluations(tmp_path / "s.duckdb", items) as store:
+        shown = study_view(store, tmp_path / "runs", FROM_STORE)
+    assert "**2 runs**" in shown["summary"] and "(their seeds: 0, 0)" in shown["summary"]
+    assert "(20 paired items, 2 runs)" in shown["summary"]
+    assert set(shown["arms"]["n_seeds"]) == {2}
+
+
 # -- the runner ------------------------------------------------------------------------------------------
 
 

@@ -3,8 +3,8 @@
 95% interval and n; ARTE − original with its interval and p), the plotly figure and a summary that states
 the design's minimum detectable effect.
 
-The store's study groups every evaluated run by task and seed (each run read for its own student) and
-is computed once per state of the store (its write count).
+The store's study pools every evaluated run, each one replicate of its task (each run read for its own
+student), and is computed once per state of the store (its write count).
 """
 
 from __future__ import annotations
@@ -55,13 +55,23 @@ def store_study(store: Store) -> dict | None:
     if key not in _cache:
         runs = [dict(run_id=r["run_id"], task=r["task"], seed=_run_seed(r["config_yaml"]), student=r["student"])
                 for r in evaluated_runs(store)]
-        items = items_of_runs(store, runs)
+        items = items_of_runs(store, _as_replicates(runs))
         _cache.clear()
         _cache[key] = None if items.empty else study_result(items, runs, study_id="store",
                                                             student=", ".join(sorted({r["student"] for r in runs})))
         if _cache[key] is not None:
             _cache[key]["transfer"] = store_transfer(store, runs)
     return _cache[key]
+
+
+def _as_replicates(runs: list[dict]) -> list[dict]:
+    """The runs with `seed` replaced by the run's number within its task: the bootstrap resamples seeds, and
+    two runs of one task and seed (the demo loop and a study cell, say) are two replicates, not one."""
+    numbered, seen = [], {}
+    for run in runs:
+        seen[run["task"]] = seen.get(run["task"], -1) + 1
+        numbered.append(dict(run, seed=seen[run["task"]]))
+    return numbered
 
 
 def store_transfer(store: Store, runs: list[dict]) -> dict | None:
@@ -83,8 +93,12 @@ def _summary(result: dict) -> str:
              f"Cells: mean accuracy over seeds [95% interval: hierarchical bootstrap over seeds, then items] and n "
              f"(items over all seeds)."]
     if result.get("study_id") == "store":
-        lines[0] += (" This view pools every evaluated run of the store by task and seed; pick a `study-*` folder "
-                     "to see one study's runs alone.")
+        lines[0] = (f"**{len(runs)} runs**: tasks {html.escape(', '.join(result['tasks']))}; student "
+                    f"{html.escape(str(result.get('student', '?')))}. This view pools every evaluated run of the "
+                    "store, each run one replicate of its task (their seeds: "
+                    f"{', '.join(str(r['seed']) for r in runs)}). Cells: mean accuracy over runs [95% interval: "
+                    "hierarchical bootstrap over runs, then items] and n (items over all runs). Pick a `study-*` "
+                    "folder to see one study's runs alone.")
     for shots, d in result["design"].items():
         where = "pooled over tasks" if d["task"] == "pooled" else f"on {html.escape(d['task'])}"
         mde = "undefined (no item tells the arms apart)" if d["mde"] is None else f"{d['mde']:.3f}"
