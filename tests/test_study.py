@@ -212,6 +212,7 @@ def test_the_stores_study_counts_two_runs_of_one_task_and_seed_as_two_replicates
     assert "**2 runs**" in shown["summary"] and "(their seeds: 0, 0)" in shown["summary"]
     assert "(20 paired items, 2 runs)" in shown["summary"]
     assert set(shown["arms"]["n_seeds"]) == {2}
+    assert "mean over runs" in shown["figure"].layout.title.text
 
 
 # -- the runner ------------------------------------------------------------------------------------------
