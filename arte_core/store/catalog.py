@@ -56,6 +56,11 @@ def scored_students(store: Store, run_id: str) -> list[str]:
     return list(known[key])
 
 
+def students_with_scores(store: Store) -> list[str]:
+    """Every student with ICL scores in any run of the store, by name."""
+    return [r["student"] for r in store.rows("SELECT DISTINCT student FROM icl_scores ORDER BY student")]
+
+
 def list_techniques(store: Store, run_id: str, origin: str = "draft") -> list[str]:
     """The reasoning techniques of the run's rationales of one origin ('draft' or 'arte')."""
     return [r["technique"] for r in store.rows(

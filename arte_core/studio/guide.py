@@ -187,5 +187,5 @@ def store_banner(store, on_space: bool) -> str:
 
     runs = catalog.runs_with_data(store).to_dict("records")
     own = {r["student"] for r in runs}
-    others = list(dict.fromkeys(s for r in runs for s in catalog.scored_students(store, r["run_id"]) if s not in own))
+    others = [s for s in catalog.students_with_scores(store) if s not in own]
     return demo_banner(runs, on_space, others)
