@@ -88,17 +88,17 @@ def store_transfer(store: Store, runs: list[dict]) -> dict | None:
 
 def _summary(result: dict) -> str:
     runs = result["runs"]
-    lines = [f"**{len(runs)} runs**: tasks {html.escape(', '.join(result['tasks']))} × seeds "
-             f"{', '.join(map(str, result['seeds']))}; student {html.escape(str(result.get('student', '?')))}. "
-             f"Cells: mean accuracy over seeds [95% interval: hierarchical bootstrap over seeds, then items] and n "
-             f"(items over all seeds)."]
+    head = f"**{len(runs)} runs**: tasks {html.escape(', '.join(result['tasks']))}"
+    student = html.escape(str(result.get("student", "?")))
     if result.get("study_id") == "store":
-        lines[0] = (f"**{len(runs)} runs**: tasks {html.escape(', '.join(result['tasks']))}; student "
-                    f"{html.escape(str(result.get('student', '?')))}. This view pools every evaluated run of the "
-                    "store, each run one replicate of its task (their seeds: "
-                    f"{', '.join(str(r['seed']) for r in runs)}). Cells: mean accuracy over runs [95% interval: "
-                    "hierarchical bootstrap over runs, then items] and n (items over all runs). Pick a `study-*` "
-                    "folder to see one study's runs alone.")
+        lines = [f"{head}; student {student}. This view pools every evaluated run of the store, each run one "
+                 f"replicate of its task (their seeds: {', '.join(str(r['seed']) for r in runs)}). Cells: mean "
+                 "accuracy over runs [95% interval: hierarchical bootstrap over runs, then items] and n (items over "
+                 "all runs). Pick a `study-*` folder to see one study's runs alone."]
+    else:
+        lines = [f"{head} × seeds {', '.join(map(str, result['seeds']))}; student {student}. Cells: mean accuracy "
+                 "over seeds [95% interval: hierarchical bootstrap over seeds, then items] and n (items over all "
+                 "seeds)."]
     for shots, d in result["design"].items():
         where = "pooled over tasks" if d["task"] == "pooled" else f"on {html.escape(d['task'])}"
         mde = "undefined (no item tells the arms apart)" if d["mde"] is None else f"{d['mde']:.3f}"

@@ -96,12 +96,11 @@ def study_figure(result: dict) -> go.Figure:
                                               arrayminus=part["accuracy"] - part["ci_low"], visible=True)),
                           row=row, col=1)
         fig.update_yaxes(title_text="accuracy", range=[0, 1], row=row, col=1)
-    seeds = ", ".join(map(str, result.get("seeds", [])))
-    about = (f"mean over seeds {seeds}; error bars: 95% hierarchical bootstrap over seeds and items; n = items over "
-             "all seeds")
     if result.get("study_id") == "store":  # the studio's pooled view: each run is one replicate of its task
-        about = ("mean over runs; error bars: 95% hierarchical bootstrap over runs and items; n = items over all "
-                 "runs")
+        about = "mean over runs; error bars: 95% hierarchical bootstrap over runs and items; n = items over all runs"
+    else:
+        about = (f"mean over seeds {', '.join(map(str, result.get('seeds', [])))}; error bars: 95% hierarchical "
+                 "bootstrap over seeds and items; n = items over all seeds")
     fig.update_layout(barmode="group", height=320 * len(shots_values) + 120, template="plotly_white",
                       title=dict(text=f"Study: accuracy per arm and task<br><sup>{about}</sup>"))
     return fig
